@@ -1,0 +1,123 @@
+"""The DPO family: every variant that TRL's `DPOTrainer` computes with a `loss_type`, one registration each.
+
+    dpo       Rafailov et al. 2023, Eq. 7            loss_type "sigmoid"
+    ipo       Azar et al. 2023, Eq. 17               loss_type "ipo" (TRL averages log-probs per token, so β
+                                                     targets a per-token margin 1/(2β): use β ≈ 0.5-1 here)
+    cdpo      conservative DPO, Mitchell 2023        (1−ε)·(−log σ(βh)) + ε·(−log σ(−βh)). TRL 1.12's "sigmoid"
+                                                     ignores `label_smoothing`, so cDPO uses the exact identity
+                                                     2(1−ε)·sigmoid − (1−2ε)·robust with label_smoothing = ε
+                                                     (cross-checked against bench.algorithms.reference_losses)
+    rdpo      robust DPO, Chowdhury et al. 2024      loss_type "robust" (unbiased; no finite optimum)
+    slic      SLiC-HF, Zhao et al. 2023              loss_type "hinge"
+    apo_zero  APO-zero, D'Oosterlinck et al. 2024    loss_type "apo_zero"
+
+Adding a variant TRL already computes is one `_variant(...)` line below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.algorithms.base import TrainOutcome
+from bench.algorithms.registry import Algorithm, TrainParams, register
+
+
+@dataclass(frozen=True)
+class DPOParams(TrainParams):
+    beta: float = field(default=0.1, metadata={"gt": 0, "doc": "KL strength β (IPO: τ)"})
+    precompute_ref_log_probs: bool = field(default=False, metadata={
+        "doc": "compute π_ref log-probs of the training pairs once before training (TRL); the pass is charged"})
+
+
+@dataclass(frozen=True)
+class LabelSmoothingParams(DPOParams):
+    label_smoothing: float = field(default=0.1, metadata={"min": 0, "lt": 0.5,
+                                                          "doc": "ε: assumed fraction of flipped labels"})
+
+
+class DPOFamily(Algorithm):
+    """Shared adapter over `trl.DPOTrainer`; subclasses only say which loss."""
+
+    Params = DPOParams
+    implicit_reward = "log_ratio"
+
+    def loss_kwargs(self, p: dict) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def estimate(cls, spec, sizes: dict) -> dict:
+        p = spec.param_dict
+        n, t = sizes["n_params"], sizes["tokens_per_sequence"]
+        batch = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+        ref = 0.0 if p["precompute_ref_log_probs"] else 2 * n * t * 2 * batch
+        step = 6 * n * t * 2 * batch + ref
+        pre = 2 * n * t * 2 * sizes.get("pairs", 0) if p["precompute_ref_log_probs"] else 0.0
+        budget = spec.budget.amount if spec.budget.kind == "flops" else None
+        return {"step_flops": step, "steps": int((budget - pre) // step) if budget else None,
+                "note": "ref precompute charged once" if pre else ""}
+
+    def train(self, ctx) -> TrainOutcome:
+        from trl import DPOConfig, DPOTrainer
+
+        from bench.algorithms import trl_common as tc
+        from bench.modeling import load_causal_lm, load_tokenizer
+
+        p, world = ctx.params, ctx.world
+        tok = load_tokenizer(world.tokenizer_dir)
+        train = world.load_pairs("train")
+        policy = load_causal_lm(world.base_model_dir, ctx.device).train()
+        # An explicit reference (FIELD-NOTES: TRL reloads it from config._name_or_path otherwise).
+        ref = None if p["precompute_ref_log_probs"] else load_causal_lm(world.base_model_dir, ctx.device)
+        n_params = sum(x.numel() for x in policy.parameters())
+        tokens = tc.pair_tokens(train, tok)
+        batch = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+        step_flops = (6 if ref is None else 8) * n_params * tokens * batch
+        args, epoch_steps = tc.training_args(
+            ctx, DPOConfig, rows=len(train), step_flops=step_flops, beta=p["beta"],
+            precompute_ref_log_probs=p["precompute_ref_log_probs"], max_length=128, **self.loss_kwargs(p))
+        tc.attach(ctx.meter, policy, "policy")
+        if ref is not None:
+            tc.attach(ctx.meter, ref, "reference")
+        budget_cb, cbs = tc.callbacks(ctx)
+        trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
+                             callbacks=cbs)
+        trainer.train()
+        out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")
+        steps = trainer.state.global_step
+        return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
+                            stop_reason=tc.stop_reason(budget_cb), logs=tc.log_history(trainer))
+
+
+def _variant(name: str, summary: str, loss_type: str, params=DPOParams, version: str = "1"):
+    def loss_kwargs(self, p: dict) -> dict:
+        smoothing = {"label_smoothing": p["label_smoothing"]} if "label_smoothing" in p else {}
+        return {"loss_type": [loss_type], **smoothing}
+
+    cls = type(name.upper(), (DPOFamily,), {"summary": summary, "Params": params, "version": version,
+                                            "loss_kwargs": loss_kwargs})
+    return register(name)(cls)
+
+
+_variant("dpo", "DPO (Rafailov et al. 2023): TRL DPOTrainer, sigmoid loss", "sigmoid")
+_variant("ipo", "IPO (Azar et al. 2023): squared loss to margin 1/(2β), TRL per-token averaged", "ipo")
+_variant("rdpo", "robust DPO (Chowdhury et al. 2024): unbiased noisy-label loss, TRL 'robust'", "robust",
+         LabelSmoothingParams)
+_variant("slic", "SLiC-HF (Zhao et al. 2023): hinge loss on the log-ratio margin, TRL 'hinge'", "hinge")
+_variant("apo_zero", "APO-zero (D'Oosterlinck et al. 2024): anchored preference optimisation, TRL", "apo_zero")
+
+
+@register("cdpo")
+class CDPO(DPOFamily):
+    """Conservative DPO through TRL's own loss terms, because TRL 1.12's sigmoid ignores label smoothing.
+
+    (1−ε)·A + ε·B with A = −log σ(βh), B = −log σ(−βh); TRL's robust = ((1−ε)A − εB)/(1−2ε), so
+    2(1−ε)·A − (1−2ε)·robust = (1−ε)·A + ε·B exactly (tests/test_reference_losses.py checks it).
+    """
+
+    summary = "conservative DPO (Mitchell 2023): label-smoothed DPO, finite optimum log((1−ε)/ε)/β"
+    Params = LabelSmoothingParams
+
+    def loss_kwargs(self, p: dict) -> dict:
+        eps = p["label_smoothing"]
+        return {"loss_type": ["sigmoid", "robust"], "loss_weights": [2 * (1 - eps), -(1 - 2 * eps)],
+                "label_smoothing": eps}

@@ -1,0 +1,111 @@
+"""Online DPO (Guo et al. 2024, "Direct Language Model Alignment from Online AI Feedback"): the DPO loss on pairs
+sampled from the *current* policy and labelled by the same reward model PPO uses — online data without RL
+machinery (no value model, no advantage estimation). `trl.experimental.online_dpo.OnlineDPOTrainer`.
+
+Fixes for TRL 1.12 on this stack (measured, /tmp probe notes in the issue log):
+- the reward model is called through a small callable that rebuilds "prompt completion<eos>" exactly as the
+  reward model was trained (passing the model directly makes TRL join without a space and drop the end token);
+- TRL scores left-padded prompt+completion without position ids; GPT-2 does not derive them from the mask,
+  so a pre-hook supplies position_ids = cumsum(mask) − 1 on policy and reference.
+The reward model's training FLOPs are charged to this run, as for `ppo`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.algorithms.base import TrainOutcome
+from bench.algorithms.registry import Algorithm, TrainParams, register
+from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings
+
+
+@dataclass(frozen=True)
+class OnlineDPOParams(RewardModelParams, TrainParams):
+    beta: float = field(default=0.1, metadata={"gt": 0})
+    max_new_tokens: int = field(default=24, metadata={"min": 1})
+    missing_eos_penalty: float = field(default=1.0, metadata={"min": 0})
+
+
+def add_position_ids(model) -> None:
+    """Pre-hook: position ids from the attention mask for left-padded full-sequence calls (no KV cache)."""
+    def hook(module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if kwargs.get("position_ids") is None and mask is not None and kwargs.get("cache") is None \
+                and kwargs.get("past_key_values") is None:
+            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            return args, kwargs
+        return None
+
+    model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@register("online_dpo")
+class OnlineDPO(Algorithm):
+    summary = "Online DPO (Guo et al. 2024): DPO on on-policy pairs judged by PPO's reward model (TRL)"
+    Params = OnlineDPOParams
+    uses_reward_model = True
+    implicit_reward = "log_ratio"
+
+    @classmethod
+    def estimate(cls, spec, sizes: dict) -> dict:
+        p = spec.param_dict
+        n, t = sizes["n_params"], sizes["tokens_per_sequence"]
+        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+        step = (2 + 6 + 2 + 2) * n * t * 2 * b  # generation, policy fwd+bwd, reference, reward model
+        rm = estimate_rm_flops(sizes, rm_settings(p))
+        budget = spec.budget.amount if spec.budget.kind == "flops" else None
+        return {"step_flops": step, "steps": int(max(0.0, budget - rm) // step) if budget else None,
+                "note": f"reward model {rm:.2g} FLOPs charged first"}
+
+    def train(self, ctx) -> TrainOutcome:
+        import torch
+        from datasets import Dataset
+        from transformers import AutoModelForSequenceClassification
+        from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+        from bench.algorithms import trl_common as tc
+        from bench.modeling import load_causal_lm, load_tokenizer
+
+        p, world = ctx.params, ctx.world
+        rm_dir, rm_record = ctx.stages.reward_model(rm_settings(p))
+        ctx.meter.charge("reward_model_training", rm_record["flops"], rm_record["tokens"])
+        tok = load_tokenizer(world.tokenizer_dir)
+        train = Dataset.from_dict({"prompt": list(world.load_pairs("train")["prompt"])})
+        policy = load_causal_lm(world.base_model_dir, ctx.device).train()
+        ref = load_causal_lm(world.base_model_dir, ctx.device)
+        reward = AutoModelForSequenceClassification.from_pretrained(str(rm_dir), num_labels=1).to(ctx.device).eval()
+
+        def reward_fn(prompts, completions, completion_ids, **_):
+            texts = [pr.rstrip() + " " + tok.decode([i for i in ids if i != tok.pad_token_id])
+                     for pr, ids in zip(prompts, completion_ids)]
+            batch = tok(texts, return_tensors="pt", padding=True, padding_side="right",
+                        add_special_tokens=False).to(ctx.device)
+            with torch.no_grad():
+                return reward(**batch).logits[:, 0].float().tolist()
+
+        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+        n_params = sum(x.numel() for x in policy.parameters())
+        step_flops = 12 * n_params * 2 * b * 20
+        args, epoch_steps = tc.training_args(
+            ctx, OnlineDPOConfig, rows=len(train), step_flops=step_flops, beta=p["beta"],
+            max_new_tokens=p["max_new_tokens"], max_length=128, temperature=1.0,
+            missing_eos_penalty=p["missing_eos_penalty"],
+        )
+        budget_cb, cbs = tc.callbacks(ctx)
+        trainer = OnlineDPOTrainer(model=policy, ref_model=ref, reward_funcs=reward_fn, reward_processing_classes=None,
+                                   args=args, train_dataset=train, processing_class=tok, callbacks=cbs)
+        add_position_ids(policy)
+        add_position_ids(trainer.ref_model)
+        tc.attach(ctx.meter, policy, "policy")
+        tc.attach(ctx.meter, trainer.ref_model, "reference")
+        tc.attach(ctx.meter, reward, "reward_model")
+        steps = 0
+        if ctx.meter.exhausted():
+            budget_cb.stopped_by_budget = True
+        else:
+            trainer.train()
+            steps = trainer.state.global_step
+        out = tc.save_policy(policy, tok, ctx.work_dir / "policy")
+        return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
+                            stop_reason=tc.stop_reason(budget_cb), proxy_reward_dir=rm_dir,
+                            logs=tc.log_history(trainer), extra={"reward_model": rm_record})

@@ -1,0 +1,113 @@
+"""PPO, the RLHF baseline (Ouyang et al. 2022; Schulman et al. 2017): reward model on the same pairs, then
+`trl.experimental.ppo.PPOTrainer` against it with a per-token KL penalty `kl_coef`·(log π − log π_ref).
+
+Compute honesty: the reward model's training FLOPs (a shared, cached stage) are charged to this run before the
+first update, and the meter counts generation, the reference, reward and value passes and both backward
+passes of every PPO epoch. The value model starts from the reward model (InstructGPT). Sampling temperature
+is 1 (TRL's default 0.7 would optimise a different policy from the one evaluated).
+
+TRL 1.12's PPO loop ignores `should_training_stop`, so the budget stop raises `BudgetSpent` from the
+callback and the trained policy (updated in place) is saved from there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.algorithms.base import TrainOutcome
+from bench.algorithms.registry import Algorithm, TrainParams, register
+from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings
+
+
+@dataclass(frozen=True)
+class PPOParams(RewardModelParams, TrainParams):
+    kl_coef: float = field(default=0.05, metadata={"min": 0, "doc": "KL penalty coefficient (TRL kl_coef)"})
+    num_ppo_epochs: int = field(default=4, metadata={"min": 1})
+    num_mini_batches: int = field(default=2, metadata={"min": 1})
+    cliprange: float = field(default=0.2, metadata={"gt": 0})
+    vf_coef: float = field(default=0.1, metadata={"gt": 0})
+    missing_eos_penalty: float = field(default=1.0, metadata={"min": 0})
+    response_length: int = field(default=24, metadata={"min": 1})
+
+
+class BudgetSpent(Exception):
+    """Raised from on_step_end: the only way to stop TRL 1.12's PPO loop early."""
+
+
+@register("ppo")
+class PPO(Algorithm):
+    summary = "PPO (RLHF baseline): Bradley-Terry reward model on the same pairs + TRL PPOTrainer with KL penalty"
+    Params = PPOParams
+    uses_reward_model = True
+    implicit_reward = "reward_model"
+
+    @classmethod
+    def estimate(cls, spec, sizes: dict) -> dict:
+        p = spec.param_dict
+        n, t = sizes["n_params"], sizes["tokens_per_sequence"]
+        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+        rollout = 4 * 2 * n * t * b            # generation + reference + reward + value forwards
+        update = p["num_ppo_epochs"] * 2 * 6 * n * t * b  # policy and value, forward + backward
+        rm = estimate_rm_flops(sizes, rm_settings(p))
+        budget = spec.budget.amount if spec.budget.kind == "flops" else None
+        return {"step_flops": rollout + update,
+                "steps": int(max(0.0, budget - rm) // (rollout + update)) if budget else None,
+                "note": f"reward model {rm:.2g} FLOPs charged first"}
+
+    def train(self, ctx) -> TrainOutcome:
+        from datasets import Dataset
+        from transformers import AutoModelForSequenceClassification, TrainerCallback
+        from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+        from bench.algorithms import trl_common as tc
+        from bench.modeling import load_causal_lm, load_tokenizer
+
+        p, world = ctx.params, ctx.world
+        rm_dir, rm_record = ctx.stages.reward_model(rm_settings(p))
+        ctx.meter.charge("reward_model_training", rm_record["flops"], rm_record["tokens"])
+        tok = load_tokenizer(world.tokenizer_dir)
+        tok.padding_side = "left"  # PPO's collator pads with the tokenizer's side; generation needs left
+        prompts = list(world.load_pairs("train")["prompt"])
+        train = Dataset.from_dict({"input_ids": [tok(x, add_special_tokens=False)["input_ids"] for x in prompts]})
+        policy = load_causal_lm(world.base_model_dir, ctx.device).train()
+        ref = load_causal_lm(world.base_model_dir, ctx.device)
+        reward = AutoModelForSequenceClassification.from_pretrained(str(rm_dir), num_labels=1).to(ctx.device).eval()
+        value = AutoModelForSequenceClassification.from_pretrained(str(rm_dir), num_labels=1).to(ctx.device)
+        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+        args, epoch_steps = tc.training_args(
+            ctx, PPOConfig, rows=len(train), step_flops=None, kl_coef=p["kl_coef"],
+            num_ppo_epochs=p["num_ppo_epochs"], num_mini_batches=p["num_mini_batches"], cliprange=p["cliprange"],
+            vf_coef=p["vf_coef"], missing_eos_penalty=p["missing_eos_penalty"], response_length=p["response_length"],
+            stop_token="eos", temperature=1.0, num_sample_generations=0, local_rollout_forward_batch_size=b,
+        )
+        args.total_episodes = b * args.max_steps  # PPO sizes itself by episodes; the budget stops it earlier
+        budget_cb, cbs = tc.callbacks(ctx, get_policy=lambda kw: policy)
+
+        class RaiseOnStop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if control.should_training_stop:
+                    raise BudgetSpent
+
+        trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=ref, reward_model=reward,
+                             value_model=value, train_dataset=train, eval_dataset=None,
+                             callbacks=[*cbs, RaiseOnStop()])
+        # hooks after construction: nothing is deep-copied after this point
+        tc.attach(ctx.meter, policy, "policy")
+        tc.attach(ctx.meter, ref, "reference")
+        tc.attach(ctx.meter, reward, "reward_model")
+        tc.attach(ctx.meter, value, "value_model")
+        if ctx.meter.exhausted():
+            steps = 0  # the reward model alone spent the budget: PPO gets no update, and says so
+            budget_cb.stopped_by_budget = True
+        else:
+            try:
+                trainer.train()
+            except BudgetSpent:
+                pass
+            finally:
+                ctx.meter.stop_clock()
+            steps = trainer.state.global_step
+        out = tc.save_policy(policy, tok, ctx.work_dir / "policy")
+        return TrainOutcome(policy_dir=out, steps=steps, epochs=steps * b / max(len(train), 1),
+                            stop_reason=tc.stop_reason(budget_cb), proxy_reward_dir=rm_dir,
+                            logs=tc.log_history(trainer), extra={"reward_model": rm_record})

@@ -1,0 +1,109 @@
+"""The algorithm registry (lm-eval style): `@register("dpo")` on an `Algorithm` subclass.
+
+An algorithm declares
+- `Params`: a frozen dataclass of its hyper-parameters, named as in TRL (`beta`, `simpo_gamma`, `kl_coef`, ...),
+  extending `TrainParams` when it trains; the suite validates `[algorithms.<name>]` against it;
+- `version`: bump it when the adapter changes what it computes; it is part of every run id, so results made
+  by an older adapter are not silently reused;
+- `train(ctx)`: trains (or not, for `sft` / `best_of_n`) and returns the policy to evaluate.
+Modules listed in `ALGORITHM_MODULES` are imported on first use of the registry; adding an algorithm is a
+new module (or a few lines in an existing family) plus one line there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from bench.errors import UserError, did_you_mean
+
+ALGORITHM_MODULES = (
+    "bench.algorithms.references",   # sft, best_of_n (training-free)
+    "bench.algorithms.dpo_family",   # dpo, ipo, cdpo, rdpo, slic, apo_zero
+    "bench.algorithms.simpo",        # simpo (CPOTrainer)
+    "bench.algorithms.orpo",         # orpo
+    "bench.algorithms.ppo",          # ppo (RewardTrainer + PPOTrainer)
+    "bench.algorithms.online_dpo",   # online_dpo
+    "bench.algorithms.fake",         # fake (torch-free, for instant end-to-end tests)
+)
+
+_REGISTRY: dict[str, type[Algorithm]] = {}
+_loaded = False
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """Hyper-parameters of a training-free algorithm."""
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Optimisation settings every trained algorithm shares (TRL / transformers field names).
+
+    Defaults suit the controlled world's ~1M-parameter model; TRL's own defaults (1e-6-class learning rates)
+    are for billion-parameter models. Real suites set these in `[train]`.
+    """
+
+    learning_rate: float = field(default=1e-3, metadata={"gt": 0, "doc": "peak learning rate"})
+    per_device_train_batch_size: int = field(default=32, metadata={"min": 1})
+    gradient_accumulation_steps: int = field(default=1, metadata={"min": 1})
+    lr_scheduler_type: str = field(default="constant_with_warmup",
+                                   metadata={"choices": ("constant", "constant_with_warmup", "linear", "cosine")})
+    warmup_ratio: float = field(default=0.05, metadata={"min": 0, "max": 1})
+    max_grad_norm: float = field(default=1.0, metadata={"gt": 0})
+    weight_decay: float = field(default=0.0, metadata={"min": 0})
+
+
+class Algorithm:
+    """Base class of every registered algorithm; see the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    summary: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+    trains: ClassVar[bool] = True            # False: training-free reference (sft, best_of_n)
+    uses_reference: ClassVar[bool] = True    # needs π_ref during training (DPO family, PPO, Online DPO)
+    uses_reward_model: ClassVar[bool] = False  # needs the shared Bradley–Terry reward model (PPO, Online DPO)
+    needs_torch: ClassVar[bool] = True
+
+    def train(self, ctx: Any) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @classmethod
+    def param_fields(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls.Params)}
+
+
+def register(name: str):
+    """Class decorator: `@register("dpo") class DPO(Algorithm): ...`."""
+
+    def wrap(cls: type[Algorithm]) -> type[Algorithm]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"algorithm {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        for module in ALGORITHM_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def all_algorithms() -> dict[str, type[Algorithm]]:
+    _load()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_algorithm(name: str) -> type[Algorithm]:
+    _load()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown algorithm {name!r}; {did_you_mean(name, _REGISTRY)}")
+    return _REGISTRY[name]

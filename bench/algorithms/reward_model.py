@@ -1,0 +1,88 @@
+"""The Bradley–Terry reward model shared by `ppo` and `online_dpo`, trained with TRL's `RewardTrainer` on the
+*same* training pairs the offline methods see (Ouyang et al. 2022, Eq. 1: −log σ(r(x,y_c) − r(x,y_r))).
+
+It starts from the base policy's weights with a fresh scalar head (InstructGPT initialises its reward model
+from the SFT model). Its training FLOPs are metered here and recorded, and every run that uses the reward
+model is charged them in full (a shared cache saves wall time, not budget).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RewardModelParams:
+    """Reward-model settings; `ppo` and `online_dpo` share one model when theirs agree (the defaults)."""
+
+    rm_learning_rate: float = field(default=1e-3, metadata={"gt": 0})
+    rm_epochs: float = field(default=2.0, metadata={"gt": 0, "doc": "passes over the training pairs"})
+    rm_batch_size: int = field(default=32, metadata={"min": 1})
+
+
+RM_FIELDS = ("rm_learning_rate", "rm_epochs", "rm_batch_size")
+
+
+def rm_settings(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: params[k] for k in RM_FIELDS}
+
+
+def estimate_rm_flops(sizes: dict, settings: dict) -> float:
+    return 6 * sizes["n_params"] * sizes["tokens_per_sequence"] * 2 * sizes.get("pairs", 0) * settings["rm_epochs"]
+
+
+def train_reward_model(world, settings: dict[str, Any], out_dir: Path, device="cpu") -> dict[str, Any]:
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+
+    from bench.budget import ComputeMeter
+    from bench.algorithms import trl_common as tc
+    from bench.modeling import completion_batch, load_tokenizer
+
+    import torch
+
+    t0 = time.perf_counter()
+    torch.manual_seed(world.info.get("config", {}).get("seed", 0))
+    tok = load_tokenizer(world.tokenizer_dir)
+    train = world.load_pairs("train")
+    model = AutoModelForSequenceClassification.from_pretrained(str(world.base_model_dir), num_labels=1)
+    model.config.pad_token_id = tok.pad_token_id
+    model.to(device)
+    meter = ComputeMeter()
+    tc.attach(meter, model, "reward_model")
+    steps = max(1, math.ceil(settings["rm_epochs"] * len(train) / settings["rm_batch_size"]))
+    on_gpu = str(device).startswith("cuda")
+    args = RewardConfig(
+        output_dir=str(out_dir.parent / "trainer"), report_to="none", use_cpu=not on_gpu, bf16=False, fp16=False,
+        activation_checkpointing=False, save_strategy="no", logging_steps=10, dataloader_num_workers=0,
+        dataloader_pin_memory=False, disable_tqdm=True, seed=0, learning_rate=settings["rm_learning_rate"],
+        per_device_train_batch_size=settings["rm_batch_size"], max_steps=steps, max_length=128,
+        lr_scheduler_type="linear", warmup_steps=max(1, steps // 20),
+    )
+    trainer = RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
+    trainer.train()
+    meter.detach()
+    trainer.save_model(str(out_dir))
+    tok.save_pretrained(str(out_dir))
+
+    # held-out accuracy: does it rank the labelled chosen above rejected, and the gold-better one above the other?
+    heldout = world.load_pairs("heldout")
+    model.eval()
+    with torch.no_grad():
+        def score(completions):
+            b = completion_batch(tok, list(heldout["prompt"]), completions, device=device)
+            return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, 0].float().cpu()
+        sc, sr = score(list(heldout["chosen"])), score(list(heldout["rejected"]))
+    gold_c, gold_r = torch.tensor(heldout["score_chosen"]), torch.tensor(heldout["score_rejected"])
+    gold_better = torch.where(gold_c >= gold_r, sc - sr, sr - sc)
+    return {
+        "flops": meter.flops, "tokens": int(sum(meter.tokens.values())), "steps": trainer.state.global_step,
+        "heldout_label_accuracy": float((sc > sr).float().mean()),
+        "heldout_gold_accuracy": float((gold_better > 0).float().mean()),
+        "seconds": time.perf_counter() - t0, "settings": settings,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }

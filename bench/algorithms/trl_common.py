@@ -1,0 +1,89 @@
+"""What every TRL adapter shares: training arguments, the budget/curve callbacks, meters, and the step estimate.
+
+TRL pitfalls handled here once (measured with TRL 1.12 / transformers 5.24):
+- TRL's base config defaults to bf16 = True and gradient checkpointing on; both are switched off on CPU;
+- TRL's 1e-6-class default learning rates suit billion-parameter models; ours come from the suite;
+- the training length: `max_steps` is laid out for the budget (estimated from the model size and the data's
+  token counts) so learning-rate schedules span the run, capped by `budget.max_epochs` passes over the data;
+  the budget callback stops training when the meter says so, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, **algorithm_kwargs: Any):
+    """A TRL config (`DPOConfig`, `CPOConfig`, ...) with the run's common settings and `algorithm_kwargs`."""
+    p = ctx.params
+    spec = ctx.spec
+    per_step = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+    epoch_steps = max(1, math.ceil(rows / per_step))
+    max_steps = epoch_steps * spec.budget.max_epochs
+    if spec.budget.kind == "flops" and step_flops:
+        max_steps = min(max_steps, max(1, math.ceil(1.05 * spec.budget.amount / step_flops)))
+    on_gpu = str(ctx.device).startswith("cuda")
+    kwargs = dict(
+        output_dir=str(ctx.work_dir / "trainer"), report_to="none", use_cpu=not on_gpu,
+        bf16=on_gpu and getattr(spec.world, "bf16", False), fp16=False,
+        activation_checkpointing=on_gpu and getattr(spec.world, "gradient_checkpointing", False),
+        save_strategy="no", logging_steps=1, logging_strategy="steps", dataloader_num_workers=0,
+        dataloader_pin_memory=False, disable_tqdm=True, seed=spec.seed, data_seed=spec.seed,
+        learning_rate=p["learning_rate"], per_device_train_batch_size=p["per_device_train_batch_size"],
+        gradient_accumulation_steps=p["gradient_accumulation_steps"], lr_scheduler_type=p["lr_scheduler_type"],
+        warmup_steps=int(p["warmup_ratio"] * max_steps), max_grad_norm=p["max_grad_norm"],
+        weight_decay=p["weight_decay"], max_steps=max_steps,
+    )
+    kwargs.update(algorithm_kwargs)
+    return config_cls(**kwargs), epoch_steps
+
+
+def callbacks(ctx, get_policy=lambda kw: kw["model"]):
+    """[budget callback, curve callback]: curves see each step after the budget has been updated."""
+    from bench.budget import budget_callback
+
+    curve_cb = ctx.curves.callback(get_policy)
+    budget_cb = budget_callback(ctx.meter)
+    return budget_cb, [budget_cb, curve_cb]
+
+
+def attach(meter, model, component: str) -> None:
+    """Count a model's forwards. Sequence-classification models are called through their backbone by PPO's
+    reward/value code, so the hook goes on the backbone when there is one (same parameter count otherwise)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    backbone = getattr(model, prefix, None) if prefix and not hasattr(model, "generate") else None
+    target = backbone if backbone is not None else model
+    n_params = sum(p.numel() for p in model.parameters())
+    meter.attach(target, component, n_params=n_params)
+
+
+def pair_tokens(dataset, tokenizer, limit: int = 512) -> float:
+    """Mean non-padding tokens of prompt+chosen plus prompt+rejected (with end tokens) on a sample of rows."""
+    n = min(limit, len(dataset))
+    total = 0
+    for row in dataset.select(range(n)):
+        p = len(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
+        c = len(tokenizer(row["chosen"], add_special_tokens=False)["input_ids"]) + 1
+        r = len(tokenizer(row["rejected"], add_special_tokens=False)["input_ids"]) + 1
+        total += 2 * p + c + r
+    return total / max(n, 1)
+
+
+def stop_reason(budget_cb) -> str:
+    return "budget" if budget_cb.stopped_by_budget else "data_exhausted"
+
+
+def save_policy(trainer_or_model, tokenizer, path: Path) -> Path:
+    model = getattr(trainer_or_model, "model", trainer_or_model)
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+def log_history(trainer) -> list[dict[str, Any]]:
+    return [dict(h) for h in getattr(trainer.state, "log_history", [])]

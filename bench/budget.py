@@ -1,0 +1,199 @@
+"""Equal compute: a meter that counts every model pass an algorithm makes, and the callback that stops training.
+
+Accounting (Kaplan et al. 2020, "Scaling Laws", Sec. 2.1): a forward pass costs 2·N·tokens FLOPs and a
+backward pass 4·N·tokens, with N the model's parameter count and tokens the non-padding tokens processed. The
+meter hooks the forward of every model a run uses — policy, reference, reward model, value model — so
+generation (one token at a time with a KV cache), reference passes, reward scoring and value passes are all
+counted, each under its component name. A forward made with gradients enabled on a model with trainable
+parameters also books its backward (4·N·tokens): every such forward in these trainers is followed by one.
+Stages done outside a run's trainers (reward-model training, reference log-prob precompute) are charged with
+`charge()` from their own recorded counts, so a run pays for what it uses even when the stage is cached.
+
+Attention's quadratic term is ignored (sequences here are short next to the model width); peak memory is the
+CUDA allocator's peak on GPU, else the process's peak resident set size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def forward_flops(n_params: int, tokens: int) -> float:
+    return 2.0 * n_params * tokens
+
+
+def backward_flops(n_params: int, tokens: int) -> float:
+    return 4.0 * n_params * tokens
+
+
+def count_tokens(args: tuple, kwargs: dict) -> int:
+    """Non-padding tokens of one forward: the last L columns of the attention mask (L = new positions).
+
+    With a KV cache the mask covers the whole prefix while input_ids holds only the new tokens, so the tail of
+    the mask is what is processed now; without a cache the tail is the whole mask.
+    """
+    ids = kwargs.get("input_ids", args[0] if args else None)
+    embeds = kwargs.get("inputs_embeds")
+    mask = kwargs.get("attention_mask")
+    shape = tuple(ids.shape) if ids is not None else (tuple(embeds.shape[:2]) if embeds is not None else None)
+    if shape is None:
+        return 0
+    if ids is not None and ids.dim() == 1:
+        shape = (1, shape[0])
+    if mask is not None and mask.dim() == 2:
+        return int(mask[:, -shape[1]:].sum())
+    return shape[0] * shape[1]
+
+
+@dataclass
+class ComputeMeter:
+    """FLOPs by component, plus tokens, wall time and peak memory. Pause it around evaluation."""
+
+    budget_kind: str = "flops"      # "flops" | "seconds"
+    budget: float = float("inf")
+    flops: float = 0.0
+    by_component: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    paused_depth: int = 0
+    train_seconds: float = 0.0
+    _t_start: float | None = None
+    _handles: list[Any] = field(default_factory=list)
+
+    # -- counting
+    def attach(self, model, component: str, n_params: int | None = None) -> None:
+        """Count every forward of `model` (and its backward when gradients flow) under `component`.
+
+        `n_params` defaults to the module's own parameter count (pass the whole model's when hooking a backbone).
+        """
+        if n_params is None:
+            n_params = sum(p.numel() for p in model.parameters())
+
+        def hook(module, args, kwargs):
+            if self.paused_depth:
+                return
+            import torch
+
+            tokens = count_tokens(args, kwargs)
+            cost = forward_flops(n_params, tokens)
+            if torch.is_grad_enabled() and module.training and any(p.requires_grad for p in module.parameters()):
+                cost += backward_flops(n_params, tokens)
+            self.charge(component, cost, tokens)
+
+        self._handles.append(model.register_forward_pre_hook(hook, with_kwargs=True))
+
+    def detach(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def charge(self, component: str, flops: float, tokens: int = 0) -> None:
+        self.flops += flops
+        self.by_component[component] += flops
+        self.tokens[component] += tokens
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Evaluation inside training is not charged to the run (and its wall time is excluded)."""
+        self.paused_depth += 1
+        running = self._t_start is not None
+        if running:
+            self.stop_clock()
+        try:
+            yield
+        finally:
+            self.paused_depth -= 1
+            if running:
+                self.start_clock()
+
+    # -- time
+    def start_clock(self) -> None:
+        self._t_start = time.perf_counter()
+
+    def stop_clock(self) -> None:
+        if self._t_start is not None:
+            self.train_seconds += time.perf_counter() - self._t_start
+            self._t_start = None
+
+    @property
+    def seconds(self) -> float:
+        running = time.perf_counter() - self._t_start if self._t_start is not None else 0.0
+        return self.train_seconds + running
+
+    # -- budget
+    @property
+    def spent(self) -> float:
+        return self.flops if self.budget_kind == "flops" else self.seconds
+
+    @property
+    def fraction(self) -> float:
+        return self.spent / self.budget if self.budget not in (0, float("inf")) else 0.0
+
+    def exhausted(self, next_step_cost: float = 0.0) -> bool:
+        """True when the budget is spent, or when the next step (estimated as the last one) would overrun it."""
+        return self.spent >= self.budget or self.spent + next_step_cost > self.budget
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "flops": self.flops,
+            "flops_by_component": dict(self.by_component),
+            "tokens": int(sum(self.tokens.values())),
+            "tokens_by_component": dict(self.tokens),
+            "train_seconds": self.seconds,
+            "budget_kind": self.budget_kind,
+            "budget": self.budget,
+            "budget_fraction": self.fraction,
+        }
+
+
+def peak_memory_mb() -> float:
+    """CUDA peak allocated if a GPU was used, else the process's peak RSS (whole process, all stages so far)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+            return torch.cuda.max_memory_allocated() / 2**20
+    except Exception:  # pragma: no cover - torch missing in torch-free paths
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 if sys.platform != "darwin" else rss / 2**20
+
+
+def budget_callback(meter: ComputeMeter, on_step=None):
+    """A transformers `TrainerCallback` that stops training when the budget is spent.
+
+    It stops *before* a step that would overrun (estimating a step's cost as the last one's), so no run gets
+    more than the budget and each ends within one optimizer step of it. `on_step(state)` runs after each step
+    (the curve callback hooks in there).
+    """
+    from transformers import TrainerCallback
+
+    class BudgetCallback(TrainerCallback):
+        def __init__(self):
+            self.last_spent = 0.0
+            self.last_step_cost = 0.0
+            self.stopped_by_budget = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            meter.start_clock()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            spent = meter.spent
+            self.last_step_cost = spent - self.last_spent
+            self.last_spent = spent
+            if on_step is not None:
+                on_step(state)
+            if meter.exhausted(self.last_step_cost):
+                self.stopped_by_budget = True
+                control.should_training_stop = True
+            return control
+
+        def on_train_end(self, args, state, control, **kwargs):
+            meter.stop_clock()
+
+    return BudgetCallback()

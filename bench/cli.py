@@ -1,0 +1,153 @@
+"""`bench` command line: run | report | check | baseline | compare | list | validate.
+
+Exit status: 0 success, 1 a check found a regression, 2 user error (one line per problem naming the file, the
+field and the fix; never a traceback). This module only parses arguments and prints; the work is in the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bench.errors import UserError
+
+EXIT_OK, EXIT_REGRESSION, EXIT_USER = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description="Benchmark Direct Alignment Algorithms against PPO "
+                                "under equal compute.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train and evaluate every run of a suite, then write the report")
+    run.add_argument("suite", help="suite TOML file, e.g. suites/controlled.toml")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a suite field (validated like the file), e.g. --set budget.flops=1e12")
+    run.add_argument("--only", action="append", default=[], metavar="LABEL",
+                     help="run only these algorithm entries (repeatable or comma-separated)")
+    run.add_argument("--seeds", default=None, help="run only these seeds, e.g. 0,1")
+    run.add_argument("--dry-run", action="store_true", help="print the run plan and compute estimate; train nothing")
+    run.add_argument("--results", default="results", help="results root (default: results/)")
+    run.add_argument("--report-dir", default="report", help="report root (default: report/)")
+    run.add_argument("--cache-dir", default=None, help="shared-stage cache (default: $BENCH_CACHE or ~/.cache/daa-bench)")
+    run.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1, ...")
+    run.add_argument("--no-report", action="store_true", help="skip writing the HTML report at the end")
+
+    val = sub.add_parser("validate", help="check a suite file and print its run plan size")
+    val.add_argument("suite")
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+
+    sub.add_parser("list", help="registered algorithms (with hyper-parameters) and worlds")
+
+    rep = sub.add_parser("report", help="render report/<suite>/index.html from results/<suite>")
+    rep.add_argument("results_dir")
+    rep.add_argument("--out", default=None, help="output directory (default: report/<suite>/)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report}[args.command](args)
+    except UserError as err:
+        for line in err.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("error: interrupted; finished runs are kept, re-run the same command to resume", file=sys.stderr)
+        return EXIT_USER
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def cmd_validate(args) -> int:
+    from bench.suite import expand, load_suite
+
+    suite = load_suite(args.suite, args.overrides)
+    specs = expand(suite)
+    print(f"{args.suite}: ok — suite '{suite.name}', {len(suite.entries)} algorithm entries, {len(specs)} runs "
+          f"({len(suite.meta.seeds)} seeds), budget {suite.budget.kind} = {suite.budget.amount:g}")
+    return EXIT_OK
+
+
+def cmd_list(args) -> int:
+    import dataclasses
+
+    from bench.algorithms import all_algorithms
+    from bench.worlds import WORLDS
+
+    print("algorithms:")
+    for name, cls in all_algorithms().items():
+        params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Params)
+                           if f.name not in _TRAIN_FIELDS)
+        print(f"  {name:<11} {cls.summary}")
+        if params:
+            print(f"  {'':<11}   {params}")
+    print("  (every trained algorithm also takes: " + ", ".join(sorted(_TRAIN_FIELDS)) + ")")
+    print("worlds:")
+    for kind, world in WORLDS.items():
+        print(f"  {kind:<11} {world.summary}")
+    return EXIT_OK
+
+
+def _train_fields() -> set[str]:
+    import dataclasses
+
+    from bench.algorithms.registry import TrainParams
+
+    return {f.name for f in dataclasses.fields(TrainParams)}
+
+
+_TRAIN_FIELDS = _train_fields()
+
+
+def cmd_run(args) -> int:
+    from bench.runner import plan_text, run_suite
+    from bench.suite import load_suite
+
+    suite = load_suite(args.suite, args.overrides)
+    seeds = None
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in _split([args.seeds])]
+        except ValueError:
+            raise UserError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
+    only = _split(args.only) or None
+    if args.dry_run:
+        print(plan_text(suite, only=only, seeds=seeds, cache_dir=args.cache_dir))
+        return EXIT_OK
+    outcome = run_suite(suite, results_root=Path(args.results), cache_dir=args.cache_dir, only=only, seeds=seeds,
+                        device=args.device, progress=_progress_printer())
+    print(outcome.summary_line())
+    if not args.no_report:
+        from bench.reporting import write_report
+
+        page = write_report(outcome.results_dir, Path(args.report_dir) / suite.name)
+        print(f"report: {page}")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from bench.reporting import write_report
+
+    results_dir = Path(args.results_dir)
+    out = Path(args.out) if args.out else Path("report") / results_dir.name
+    print(f"report: {write_report(results_dir, out)}")
+    return EXIT_OK
+
+
+def _progress_printer():
+    """Progress bars on stderr (tqdm), one per stage/run; silent when BENCH_QUIET is set."""
+    if os.environ.get("BENCH_QUIET"):
+        return None
+    from bench.progress import TqdmProgress
+
+    return TqdmProgress()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

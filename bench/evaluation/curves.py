@@ -1,0 +1,112 @@
+"""Curves during training: log-prob drift every `curve_every` of the budget, sampling metrics more coarsely.
+
+Every point is recorded with step, FLOPs spent, budget fraction and training seconds, so any curve can be drawn
+against compute. The meter is paused while measuring: evaluation is not charged to the run. The same recorder
+serves every trainer through `callback(get_policy)`, including PPO, which never sees the pairs — its drift on
+them is the contrast that shows displacement is a property of training on the pairs.
+
+Rows (`curves.csv`), one per (point, split):
+    step, flops, budget_fraction, train_seconds, split (heldout | train),
+    chosen_logp, rejected_logp, margin (means of Σ_t log π), chosen_logp_delta, rejected_logp_delta,
+    margin_delta (from the π_ref value, i.e. step 0), *_per_token,
+    and on generation points (split = heldout only): win_rate, gold_reward, kl, kl_tokenwise, length.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+class CurveRecorder:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.rows: list[dict[str, Any]] = []
+        ev = ctx.spec.eval
+        self.every = ev.curve_every
+        self.gen_every = ev.curve_generation_every
+        self.next_point = 0.0
+        self.next_gen = 0.0
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from bench.modeling import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.ctx.world.tokenizer_dir)
+        return self._tokenizer
+
+    def callback(self, get_policy):
+        """A TrainerCallback measuring at step 0 and whenever the budget fraction passes the next point.
+
+        `get_policy(kwargs)` returns the policy module from the callback's kwargs (trainers wrap it differently).
+        """
+        from transformers import TrainerCallback
+
+        recorder = self
+
+        class CurveCallback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                recorder.maybe_record(get_policy(kwargs), state.global_step, force=True)
+
+            def on_step_end(self, args, state, control, **kwargs):
+                recorder.maybe_record(get_policy(kwargs), state.global_step)
+
+        return CurveCallback()
+
+    def maybe_record(self, policy, step: int, *, force: bool = False, final: bool = False) -> None:
+        fraction = self.ctx.meter.fraction
+        if not (force or final or fraction + 1e-9 >= self.next_point):
+            return
+        with_gen = force or final or fraction + 1e-9 >= self.next_gen
+        self.record(policy, step, with_generation=with_gen)
+        self.next_point = (math.floor(fraction / self.every + 1e-9) + 1) * self.every
+        if with_gen:
+            self.next_gen = (math.floor(fraction / self.gen_every + 1e-9) + 1) * self.gen_every
+
+    def record(self, policy, step: int, *, with_generation: bool) -> None:
+        from bench.evaluation.policy_metrics import pair_logps
+
+        ctx = self.ctx
+        ev = ctx.spec.eval
+        meter = ctx.meter
+        with meter.paused():
+            was_training = policy.training
+            base = {"step": int(step), "flops": meter.flops, "budget_fraction": meter.fraction,
+                    "train_seconds": meter.seconds}
+            for split in ("heldout", "train"):
+                pairs = ctx.stages.curve_pairs(split, ev.curve_pairs)
+                ref = ctx.stages.base_logps(split, ev.curve_pairs)
+                now = pair_logps(policy, self.tokenizer, pairs)
+                row = dict(base, split=split, **drift_row(now, ref))
+                if with_generation and split == "heldout":
+                    row.update(self._generation_point(policy))
+                self.rows.append(row)
+            policy.train(was_training)
+
+    def _generation_point(self, policy) -> dict[str, float]:
+        from bench.evaluation.estimators import win_rate
+        from bench.evaluation.reference import generation_metrics
+
+        ctx = self.ctx
+        m, ref_scores = generation_metrics(ctx, policy, n_prompts=ctx.spec.eval.curve_generation_prompts)
+        return {"win_rate": win_rate(m.scores, ref_scores), "gold_reward": float(m.scores.mean()),
+                "kl": float(m.kl_k1.mean()), "kl_tokenwise": float(m.kl_tokenwise.mean()),
+                "length": float(m.lengths.mean())}
+
+
+def drift_row(now: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean log-probs now and their change from π_ref (step 0), in total and per completion token."""
+    dc = now["chosen"] - ref["chosen"]
+    dr = now["rejected"] - ref["rejected"]
+    return {
+        "chosen_logp": float(now["chosen"].mean()), "rejected_logp": float(now["rejected"].mean()),
+        "margin": float((now["chosen"] - now["rejected"]).mean()),
+        "chosen_logp_delta": float(dc.mean()), "rejected_logp_delta": float(dr.mean()),
+        "margin_delta": float((dc - dr).mean()),
+        "chosen_logp_delta_per_token": float((dc / np.maximum(ref["chosen_len"], 1)).mean()),
+        "rejected_logp_delta_per_token": float((dr / np.maximum(ref["rejected_len"], 1)).mean()),
+    }

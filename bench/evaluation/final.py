@@ -1,0 +1,116 @@
+"""Final metrics of a run (metrics.json) and its samples (samples.jsonl). One code path for every algorithm.
+
+Estimators (all documented in bench/evaluation/estimators.py):
+- win_rate: P(judge(y_π) > judge(y_ref)) + ½P(tie), paired per prompt, 95% percentile bootstrap over prompts;
+- gold_reward: mean judge score of policy samples (bootstrap CI);
+- kl: Monte-Carlo k1 = mean over policy samples of Σ_t log π − log π_ref (bootstrap CI); kl_tokenwise: exact
+  per-token KL along the sampled prefixes (same expectation, lower variance);
+- drift (chosen/rejected/margin deltas): Σ_t log π(y|x) now minus at step 0 (= π_ref), mean over the fixed
+  held-out pairs, and (`train_` prefix) over the fixed subset of training pairs;
+- pref_accuracy: the algorithm's implicit reward ranks chosen above rejected on all held-out pairs (ties ½):
+  β·log π/π_ref for reference-based methods (sign only, so β drops out), average log-prob for SimPO, log-odds
+  of the average log-prob for ORPO, the reward model for PPO / Online DPO's proxy view;
+- implicit_gold_corr: within-prompt Pearson correlation of that implicit reward with the gold reward over
+  several π_ref samples per prompt (does the learned reward rank completions like the truth?).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bench.evaluation.estimators import mean_ci, pairwise_accuracy, win_rate_ci, within_prompt_corr
+
+SAMPLES_KEPT = 64
+
+
+def implicit_rewards(kind: str | None, policy_lp, ref_lp, lengths, proxy_scores=None) -> np.ndarray | None:
+    """The algorithm's own reward of completions, from summed log-probs (numpy arrays)."""
+    if kind == "log_ratio":
+        return policy_lp - ref_lp
+    if kind == "avg_logp":
+        return policy_lp / np.maximum(lengths, 1)
+    if kind == "log_odds":
+        avg = np.minimum(policy_lp / np.maximum(lengths, 1), -1e-6)
+        return avg - np.log1p(-np.exp(avg))
+    if kind == "reward_model":
+        return proxy_scores
+    return None
+
+
+def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from bench.algorithms.registry import get_algorithm
+    from bench.evaluation.judges import RewardModelJudge
+    from bench.evaluation.policy_metrics import pair_logps
+    from bench.evaluation.reference import generation_metrics, reference_model, reference_samples
+    from bench.modeling import load_causal_lm, load_tokenizer, sequence_logps
+
+    spec, ev, stages = ctx.spec, ctx.spec.eval, ctx.stages
+    world = stages.world()
+    cls = get_algorithm(spec.algorithm)
+    tok = load_tokenizer(world.tokenizer_dir)
+    policy = load_causal_lm(outcome.policy_dir, stages.device) if outcome.policy_dir else reference_model(stages)
+    ref = reference_model(stages)
+    metrics: dict[str, Any] = {}
+
+    # drift: the final curve point (also the only point of training-free references)
+    ctx.curves.maybe_record(policy, outcome.steps, final=True)
+    for row in ctx.curves.rows[-2:]:
+        prefix = "" if row["split"] == "heldout" else "train_"
+        for key in ("chosen_logp_delta", "rejected_logp_delta", "margin_delta", "chosen_logp_delta_per_token",
+                    "rejected_logp_delta_per_token"):
+            if prefix == "" or "per_token" not in key:
+                metrics[prefix + key] = row[key]
+
+    # generation metrics on the held-out prompts
+    if outcome.extra.get("best_of_n"):
+        from bench.algorithms.references import best_of_n_samples
+
+        m, ref_scores = best_of_n_samples(ctx, int(outcome.extra["best_of_n"]))
+    else:
+        m, ref_scores = generation_metrics(ctx, policy, ev.prompts)
+    metrics["win_rate"], metrics["win_rate_lo"], metrics["win_rate_hi"] = win_rate_ci(
+        m.scores, ref_scores, n_boot=ev.bootstrap, seed=spec.seed)
+    metrics["gold_reward"], metrics["gold_reward_lo"], metrics["gold_reward_hi"] = mean_ci(
+        m.scores, n_boot=ev.bootstrap, seed=spec.seed)
+    metrics["kl"], metrics["kl_lo"], metrics["kl_hi"] = mean_ci(m.kl_k1, n_boot=ev.bootstrap, seed=spec.seed)
+    metrics["kl_tokenwise"] = float(m.kl_tokenwise.mean())
+    metrics["length"] = float(m.lengths.mean())
+    metrics["sample_logp"] = float(m.logp.mean())
+    metrics["sample_entropy"] = float(m.entropy.mean())
+    metrics["reference_gold_reward"] = float(np.mean(ref_scores))
+
+    proxy = None
+    if outcome.proxy_reward_dir is not None:
+        proxy = RewardModelJudge(outcome.proxy_reward_dir, device=stages.device)
+        metrics["proxy_reward"] = float(proxy.score(m.prompts, m.completions).mean())
+
+    # implicit reward: accuracy on held-out pairs, correlation with gold over π_ref samples
+    kind = cls.implicit_reward
+    heldout = world.load_pairs("heldout")
+    pairs = {k: list(heldout[k]) for k in ("prompt", "chosen", "rejected")}
+    if kind is not None:
+        now, base = pair_logps(policy, tok, pairs), pair_logps(ref, tok, pairs)
+        proxy_c = proxy.score(pairs["prompt"], pairs["chosen"]) if kind == "reward_model" and proxy else None
+        proxy_r = proxy.score(pairs["prompt"], pairs["rejected"]) if kind == "reward_model" and proxy else None
+        rc = implicit_rewards(kind, now["chosen"], base["chosen"], now["chosen_len"], proxy_c)
+        rr = implicit_rewards(kind, now["rejected"], base["rejected"], now["rejected_len"], proxy_r)
+        if rc is not None:
+            metrics["pref_accuracy"] = pairwise_accuracy(rc, rr)
+        corr_set = stages.limits()["corr_samples"]
+        lp_now, lens = sequence_logps(policy, tok, corr_set["prompt"], corr_set["completion"])
+        lp_ref = np.asarray(corr_set["ref_logp"])
+        proxy_corr = proxy.score(corr_set["prompt"], corr_set["completion"]) if kind == "reward_model" and proxy \
+            else None
+        implicit = implicit_rewards(kind, lp_now, lp_ref, lens, proxy_corr)
+        if implicit is not None:
+            metrics["implicit_gold_corr"] = within_prompt_corr(implicit, np.asarray(corr_set["gold"]),
+                                                               np.asarray(corr_set["group"]))
+
+    ref_s, _ = reference_samples(stages, ev.prompts, ev.max_new_tokens, ev.temperature)
+    samples = [{"prompt": p, "completion": c, "score": float(s), "reference": rc_, "reference_score": float(rs),
+                "kl": float(k)}
+               for p, c, s, rc_, rs, k in zip(m.prompts[:SAMPLES_KEPT], m.completions, m.scores, ref_s.completions,
+                                              ref_scores, m.kl_k1)]
+    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in metrics.items()}, samples

@@ -1,0 +1,65 @@
+"""Judges score (prompt, completion) batches. Win rate and reward are defined by the world's judge.
+
+- `GoldJudge`: the controlled world's gold reward r*(y) — known truth, never seen by a trainer.
+- `RewardModelJudge`: a Hugging Face sequence-classification model (num_labels = 1) scoring prompt+completion;
+  the judge of real suites, and the *proxy* reward that `ppo` / `online_dpo` optimise (scored beside the gold
+  reward to measure over-optimisation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class Judge(Protocol):
+    name: str
+
+    def score(self, prompts: list[str], completions: list[str]) -> np.ndarray: ...
+
+
+class GoldJudge:
+    name = "gold"
+
+    def score(self, prompts: list[str], completions: list[str]) -> np.ndarray:
+        from bench.worlds.controlled.language import gold_reward
+
+        return np.array([gold_reward(c) for c in completions], dtype=np.float64)
+
+
+class RewardModelJudge:
+    """Scores `prompt + " " + completion + eos` with a sequence-classification model (right padding)."""
+
+    def __init__(self, path: Path | str, device="cpu", batch_size: int = 64, name: str = "reward_model"):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.name = name
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.model = AutoModelForSequenceClassification.from_pretrained(str(path)).to(device).eval()
+        self.device = device
+        self.batch_size = batch_size
+
+    def score(self, prompts: list[str], completions: list[str]) -> np.ndarray:
+        import torch
+
+        from bench.modeling import completion_batch
+
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(prompts), self.batch_size):
+                batch = completion_batch(self.tokenizer, prompts[start:start + self.batch_size],
+                                         completions[start:start + self.batch_size], device=self.device)
+                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                out.append(logits[:, 0].float().cpu().numpy())
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def judge_for_world(world) -> Judge:
+    if world.kind == "controlled":
+        return GoldJudge()
+    judge_dir = world.info.get("judge_dir")
+    if not judge_dir:
+        raise ValueError(f"world {world.kind!r} has no judge")
+    return RewardModelJudge(judge_dir)

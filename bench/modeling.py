@@ -1,0 +1,156 @@
+"""Model utilities every stage shares: load a causal LM, sample completions, score log-probs of completions.
+
+One implementation of "log π(y|x)" for the whole harness: summed over completion tokens with prompt and
+padding masked, identical for every algorithm (even those whose loss averages per token), so drift curves and
+KL compare like with like. Sampling is plain ancestral sampling (temperature, no top-k/p) so that sample-based
+KL estimates are estimates of the KL of the policy itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def load_causal_lm(path: Any, device: torch.device | str = "cpu", dtype: torch.dtype | None = None):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype) if dtype else \
+        AutoModelForCausalLM.from_pretrained(str(path))
+    return model.to(device).eval()
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Non-embedding parameters count too: at this scale embeddings are a real share of the compute."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@dataclass
+class Samples:
+    prompts: list[str]
+    completions: list[str]          # decoded text, without the end token
+    completion_ids: list[list[int]]  # token ids including the end token when the sample ended
+    ended: list[bool]                # False when cut at max_new_tokens
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(c) for c in self.completion_ids])
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 1.0,
+           seed: int = 0, batch_size: int = 256) -> Samples:
+    """Ancestral samples y ~ π(·|x), one per prompt (repeat prompts for more). Deterministic for a seed."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    eos = tokenizer.eos_token_id
+    out_text, out_ids, ended = [], [], []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start:start + batch_size]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False,
+                        padding_side="left").to(device)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        past = None
+        done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
+        new_tokens = []
+        step_ids, step_pos = ids, position_ids
+        for _ in range(max_new_tokens):
+            out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past,
+                        use_cache=True)
+            past = out.past_key_values
+            logits = out.logits[:, -1, :].float() / temperature
+            probs = torch.softmax(logits, dim=-1).cpu()
+            nxt = torch.multinomial(probs, 1, generator=gen).squeeze(-1).to(device)
+            nxt = torch.where(done, torch.full_like(nxt, tokenizer.pad_token_id), nxt)
+            new_tokens.append(nxt)
+            done = done | (nxt == eos)
+            mask = torch.cat([mask, (~done | (nxt == eos)).long().unsqueeze(-1)], dim=-1)
+            step_ids = nxt.unsqueeze(-1)
+            step_pos = (step_pos[:, -1:] + 1)
+            if bool(done.all()):
+                break
+        gen_ids = torch.stack(new_tokens, dim=1).tolist()
+        for row in gen_ids:
+            toks = []
+            for t in row:
+                if t == tokenizer.pad_token_id:
+                    break
+                toks.append(t)
+                if t == eos:
+                    break
+            is_ended = bool(toks) and toks[-1] == eos
+            text_ids = toks[:-1] if is_ended else toks
+            out_text.append(tokenizer.decode(text_ids, skip_special_tokens=True))
+            out_ids.append(toks)
+            ended.append(is_ended)
+    if was_training:
+        model.train()
+    return Samples(list(prompts), out_text, out_ids, ended)
+
+
+def completion_batch(tokenizer, prompts: list[str], completions: list[str], *, add_eos: bool = True,
+                     device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Right-padded prompt+completion ids with a mask that selects completion tokens (the end token included)."""
+    rows, cmask = [], []
+    for p, c in zip(prompts, completions):
+        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if add_eos else [])
+        rows.append(p_ids + c_ids)
+        cmask.append([0] * len(p_ids) + [1] * len(c_ids))
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+    attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+    comp = torch.tensor([m + [0] * (width - len(m)) for m in cmask], device=device)
+    return {"input_ids": input_ids, "attention_mask": attention, "completion_mask": comp}
+
+
+@torch.no_grad()
+def token_logps(model, batch: dict[str, torch.Tensor], *, with_entropy: bool = False):
+    """Per-token log π(y_t | x, y_<t) on completion positions, [B, T-1] (zero elsewhere), and optionally entropy."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    logp_all = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
+    target = batch["input_ids"][:, 1:]
+    mask = batch["completion_mask"][:, 1:].float()
+    logp = logp_all.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask
+    if not with_entropy:
+        return logp, mask
+    entropy = -(logp_all.exp() * logp_all).sum(-1) * mask
+    return logp, mask, entropy
+
+
+@torch.no_grad()
+def sequence_logps(model, tokenizer, prompts: list[str], completions: list[str], *, batch_size: int = 128,
+                   add_eos: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(Σ_t log π(y_t|x,y_<t), number of completion tokens) per pair of prompt and completion."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sums, counts = [], []
+    for start in range(0, len(prompts), batch_size):
+        batch = completion_batch(tokenizer, prompts[start:start + batch_size], completions[start:start + batch_size],
+                                 add_eos=add_eos, device=device)
+        logp, mask = token_logps(model, batch)
+        sums.append(logp.sum(-1).cpu().numpy())
+        counts.append(mask.sum(-1).cpu().numpy())
+    if was_training:
+        model.train()
+    return np.concatenate(sums).astype(np.float64), np.concatenate(counts).astype(np.int64)
+
+
+def load_tokenizer(path: Any):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))

@@ -1,0 +1,210 @@
+"""Suite runner: shared stages once, then every run under the same budget, each isolated from the others' failures.
+
+    suite → expand → filter (--only, --seeds) → world (cached) → for each run:
+        skip if finished · clear leftovers · config.json · train (budget + curve callbacks) · evaluate ·
+        curves.csv · samples.jsonl · metrics.json (last, atomic)
+    → summary.csv (rebuilt from the run folders)
+
+A run that raises is recorded as status "failed" with its error and traceback, and the suite goes on. A run
+interrupted by a kill has no metrics.json, so the next `bench run` restarts it from a clean folder. Ctrl-C
+stops the suite; finished runs stay finished.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from bench.algorithms.registry import get_algorithm
+from bench.errors import UserError
+from bench.io import cache_root, write_json_atomic
+from bench.progress import report
+from bench.results import is_finished, run_dir, write_curves, write_metrics, write_samples, write_summary
+from bench.schema import as_dict
+from bench.suite import RunSpec, Suite, expand
+
+
+@dataclass
+class SuiteOutcome:
+    results_dir: Path
+    finished: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary_line(self) -> str:
+        text = (f"{len(self.finished)} runs trained, {len(self.skipped)} already finished, {len(self.failed)} failed "
+                f"in {self.seconds:.1f}s; results: {self.results_dir / 'summary.csv'}")
+        for run_id, error in self.failed:
+            text += f"\n  failed: {run_id}: {error}"
+        return text
+
+
+def select(specs: list[RunSpec], suite: Suite, only: list[str] | None, seeds: list[int] | None) -> list[RunSpec]:
+    labels = {e.label for e in suite.entries}
+    for name in only or []:
+        if name not in labels:
+            from bench.errors import did_you_mean
+
+            raise UserError(f"--only: no entry {name!r} in {suite.path}; {did_you_mean(name, labels)}")
+    for s in seeds or []:
+        if s not in suite.meta.seeds:
+            raise UserError(f"--seeds: seed {s} is not in [suite].seeds of {suite.path} {list(suite.meta.seeds)}")
+    return [s for s in specs if (not only or s.label in only) and (seeds is None or s.seed in seeds)]
+
+
+def plan_text(suite: Suite, *, only=None, seeds=None, cache_dir=None) -> str:
+    """The run plan with each run's estimated compute (no model is built or trained)."""
+    specs = select(expand(suite), suite, only, seeds)
+    sizes = _world_sizes(suite)
+    lines = [f"suite '{suite.name}' ({suite.path}), hash {suite.raw_hash[:12]}: {len(specs)} runs, budget "
+             f"{suite.budget.kind} = {suite.budget.amount:.3g} per run, world {suite.world.kind} "
+             f"(policy ≈ {sizes['n_params'] / 1e6:.2f}M parameters, ≈ {sizes['tokens_per_sequence']:.0f} "
+             f"tokens per sequence)"]
+    lines.append(f"{'run_id':<48} {'algorithm':<11} {'est. FLOPs/step':>16} {'est. steps':>10}  notes")
+    total = 0.0
+    for spec in specs:
+        cls = get_algorithm(spec.algorithm)
+        est = cls.estimate(spec, sizes) if hasattr(cls, "estimate") else {}
+        step = est.get("step_flops")
+        steps = est.get("steps")
+        total += suite.budget.amount if cls.trains and suite.budget.kind == "flops" else 0.0
+        lines.append(f"{spec.run_id:<48} {spec.algorithm:<11} {step if step is None else f'{step:.3g}':>16} "
+                     f"{'-' if steps is None else steps:>10}  {est.get('note', '')}")
+    if suite.budget.kind == "flops":
+        lines.append(f"total training budget: {total:.3g} FLOPs")
+    else:
+        trained = sum(get_algorithm(s.algorithm).trains for s in specs)
+        lines.append(f"total training budget: {suite.budget.amount * trained:.0f} s")
+    return "\n".join(lines)
+
+
+def _world_sizes(suite: Suite) -> dict[str, float]:
+    sizer = getattr(suite.world, "estimated_sizes", None)
+    return sizer() if callable(sizer) else {"n_params": 0.0, "tokens_per_sequence": 0.0, "pairs": 0}
+
+
+def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, seeds=None, device: str = "auto",
+              progress=None) -> SuiteOutcome:
+    t_start = time.perf_counter()
+    results_dir = Path(results_root) / suite.name
+    results_dir.mkdir(parents=True, exist_ok=True)
+    specs = select(expand(suite), suite, only, seeds)
+    outcome = SuiteOutcome(results_dir)
+    write_json_atomic(results_dir / "suite.json", {"name": suite.name, "path": suite.path, "hash": suite.raw_hash,
+                                                    "world": as_dict(suite.world), "budget": as_dict(suite.budget),
+                                                    "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
+                                                    "entries": [as_dict(e) for e in suite.entries],
+                                                    "check": suite.check})
+    todo = []
+    for spec in specs:
+        if is_finished(run_dir(results_dir, spec.run_id)):
+            outcome.skipped.append(spec.run_id)
+        else:
+            todo.append(spec)
+    stages = None
+    if todo:
+        from bench.stages import SharedStages
+
+        needs_world = any(get_algorithm(s.algorithm).needs_torch for s in todo)
+        stages = SharedStages(suite, cache_root(cache_dir), device=device, progress=progress)
+        if needs_world:
+            t = time.perf_counter()
+            stages.world()
+            outcome.stage_seconds["world"] = time.perf_counter() - t
+    for i, spec in enumerate(todo):
+        report(progress, "runs", i, len(todo))
+        error = execute_run(spec, results_dir, stages, progress)
+        if error is None:
+            outcome.finished.append(spec.run_id)
+        else:
+            outcome.failed.append((spec.run_id, error))
+        write_summary(results_dir)  # after every run: a killed suite still has an up-to-date summary
+    report(progress, "runs", len(todo), len(todo))
+    write_summary(results_dir)
+    if stages is not None:
+        outcome.stage_seconds.update(stages.seconds)
+    outcome.seconds = time.perf_counter() - t_start
+    return outcome
+
+
+def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str | None:
+    """Train and evaluate one run; return None on success, else the one-line error (recorded in metrics.json)."""
+    from bench.algorithms.base import RunContext
+    from bench.budget import ComputeMeter, peak_memory_mb
+    from bench.provenance import provenance
+
+    path = run_dir(results_dir, spec.run_id)
+    if path.exists():  # leftovers of an interrupted or failed attempt: start clean
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    cls = get_algorithm(spec.algorithm)
+    device = stages.device if stages is not None else "cpu"
+    write_json_atomic(path / "config.json", {
+        "run_id": spec.run_id, "config_hash": spec.config_hash, "suite": spec.suite, "label": spec.label,
+        "algorithm": spec.algorithm, "algorithm_version": spec.algorithm_version, "seed": spec.seed,
+        "params": spec.param_dict, "swept": list(spec.swept), "world": as_dict(spec.world),
+        "world_key": stages.world_key() if stages is not None and cls.needs_torch else None,
+        "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "provenance": provenance(device),
+    })
+    meter = ComputeMeter(spec.budget.kind, spec.budget.amount)
+    t0 = time.perf_counter()
+    try:
+        ctx = RunContext(spec=spec, world=None, run_dir=path, meter=meter, device=device, stages=stages,
+                         curves=None, progress=progress)
+        if cls.needs_torch:
+            from bench.evaluation.curves import CurveRecorder
+
+            _seed_everything(spec.seed)
+            ctx.world = stages.world()
+            ctx.curves = CurveRecorder(ctx)
+        train_out = cls().train(ctx)
+        train_s = time.perf_counter() - t0
+        t_eval = time.perf_counter()
+        if train_out.metrics is not None:
+            metrics, samples, curves = dict(train_out.metrics), [], train_out.curves or []
+        else:
+            from bench.evaluation.final import evaluate_run
+
+            metrics, samples = evaluate_run(ctx, train_out)
+            curves = ctx.curves.rows
+        eval_s = time.perf_counter() - t_eval
+        write_curves(path / "curves.csv", curves)
+        write_samples(path / "samples.jsonl", samples)
+        record = meter.record()
+        metrics.update({
+            "status": "finished", "flops": record["flops"], "tokens": record["tokens"],
+            "budget_fraction": record["budget_fraction"], "train_s": train_s, "eval_s": eval_s,
+            "wall_s": time.perf_counter() - t0, "peak_mem_mb": peak_memory_mb(), "steps": train_out.steps,
+            "epochs": train_out.epochs, "stop_reason": train_out.stop_reason, "compute": record,
+            "train_logs": train_out.logs[-50:], **{f"extra_{k}": v for k, v in train_out.extra.items()},
+        })
+        if (path / "work").exists():
+            shutil.rmtree(path / "work")
+        write_metrics(path, metrics)
+        return None
+    except (KeyboardInterrupt, UserError):
+        raise
+    except Exception as exc:  # failure isolation: record it, the suite goes on
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        (path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        write_metrics(path, {"status": "failed", "error": message, "wall_s": time.perf_counter() - t0,
+                             "compute": meter.record()})
+        return message
+    finally:
+        meter.detach()
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+

@@ -1,0 +1,106 @@
+"""Shared stages, built once per suite invocation and cached on disk by content hash across suites.
+
+- `world()`: the world (base policy = π_ref, pairs, eval prompts); `bench.worlds`.
+- `reward_model(settings)`: the Bradley–Terry reward model trained on the *same* training pairs, used by `ppo`
+  and `online_dpo` (both optimise against it, so the comparison isolates online data from RL machinery). It is
+  cached per (world, settings); its recorded training FLOPs are charged to *every* run that uses it.
+- `base_logps(split)`: π_ref's log-probs of the fixed curve pairs (step 0 of every drift curve).
+- `limits()`: best-of-n frontier and KL-optimal limit for the world's gold reward (evaluation).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.io import read_json, write_json_atomic
+from bench.progress import report
+
+
+class SharedStages:
+    def __init__(self, suite, cache_dir: Path, *, device: str = "auto", progress=None):
+        self.suite = suite
+        self.cache_dir = Path(cache_dir)
+        self.progress = progress
+        self._device_pref = device
+        self._world = None
+        self._memo: dict[Any, Any] = {}
+        self.seconds: dict[str, float] = {}
+
+    @property
+    def device(self):
+        from bench.modeling import pick_device
+
+        return pick_device(self._device_pref)
+
+    def world(self):
+        if self._world is None:
+            from bench.worlds import WORLDS
+
+            t = time.perf_counter()
+            kind = WORLDS[self.suite.world.kind]
+            self._world = kind.build(self.suite.world, self.cache_dir, progress=self.progress)
+            self.seconds["world"] = time.perf_counter() - t
+        return self._world
+
+    def world_key(self) -> str:
+        return self.world().key
+
+    def _timed(self, name: str, key: Any, build):
+        if key not in self._memo:
+            t = time.perf_counter()
+            self._memo[key] = build()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
+        return self._memo[key]
+
+    def reward_model(self, settings: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+        """(directory of the trained reward model, its record: flops, tokens, accuracy, seconds)."""
+        from bench.suite import stable_hash
+
+        world = self.world()
+        key = stable_hash({"world": world.key, "reward_model": settings})[:12]
+        root = world.root / f"reward_model-{key}"
+
+        def build():
+            record_path = root / "record.json"
+            if record_path.is_file():
+                return root / "model", read_json(record_path)
+            from bench.algorithms.reward_model import train_reward_model
+
+            report(self.progress, "stage: reward model", 0, 1)
+            record = train_reward_model(world, settings, root / "model", device=self.device)
+            write_json_atomic(record_path, record)
+            report(self.progress, "stage: reward model", 1, 1)
+            return root / "model", record
+
+        return self._timed("reward_model", ("rm", key), build)
+
+    def curve_pairs(self, split: str, n: int) -> dict[str, list]:
+        """The fixed pairs whose log-probs are tracked during training (first n of the split)."""
+        def build():
+            ds = self.world().load_pairs(split)
+            ds = ds.select(range(min(n, len(ds))))
+            return {k: list(ds[k]) for k in ("prompt", "chosen", "rejected", "score_chosen", "score_rejected")}
+
+        return self._timed("curve_pairs", ("pairs", split, n), build)
+
+    def base_logps(self, split: str, n: int) -> dict[str, Any]:
+        """π_ref's summed log-probs and token counts of the curve pairs: step 0 of every run's drift curve."""
+        def build():
+            from bench.modeling import load_causal_lm, load_tokenizer, sequence_logps
+
+            world = self.world()
+            pairs = self.curve_pairs(split, n)
+            tok = load_tokenizer(world.tokenizer_dir)
+            model = load_causal_lm(world.base_model_dir, self.device)
+            c, c_len = sequence_logps(model, tok, pairs["prompt"], pairs["chosen"])
+            r, r_len = sequence_logps(model, tok, pairs["prompt"], pairs["rejected"])
+            return {"chosen": c, "rejected": r, "chosen_len": c_len, "rejected_len": r_len}
+
+        return self._timed("base_logps", ("base_logps", split, n), build)
+
+    def limits(self) -> dict[str, Any]:
+        from bench.evaluation.limits import world_limits
+
+        return self._timed("limits", "limits", lambda: world_limits(self, self.suite.eval))

@@ -1,0 +1,351 @@
+"""Suites are data: a TOML file read with `tomllib` into frozen, typed configs, then expanded into run specs.
+
+    [suite]            name, seeds, description
+    [world]            kind = "controlled" | ... and that world's settings (bench/worlds/)
+    [budget]           flops = 2e12  (or seconds = 60), max_epochs
+    [eval]             prompts, curve_every, lm_eval_tasks, ...
+    [train]            defaults for every algorithm that has the field (learning_rate, batch size, ...)
+    [algorithms.NAME]  hyper-parameters (TRL's names); a list value is a sweep; `algorithm = "dpo"` lets two
+                       entries use one algorithm with different settings
+
+`load_suite(path)` validates everything and raises one `UserError` listing every problem (file, field, fix).
+`expand(suite)` is the one pure function that fans a suite out into `RunSpec`s: entry x grid x seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError, did_you_mean, problem
+from bench.schema import as_dict, check_value, coerce, read_table, type_name
+
+SECTIONS = ("suite", "world", "budget", "eval", "train", "algorithms", "check")
+
+
+@dataclass(frozen=True)
+class SuiteMeta:
+    name: str = field(metadata={"doc": "results go to results/<name>/, the report to report/<name>/"})
+    seeds: tuple[int, ...] = (0,)
+    description: str = ""
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name or ""):
+            out.append(("name", f"{self.name!r} must be letters, digits, '_', '-', '.' (it names a folder)"))
+        if not self.seeds:
+            out.append(("seeds", "is empty; give at least one seed, e.g. seeds = [0]"))
+        if len(set(self.seeds)) != len(self.seeds):
+            out.append(("seeds", f"has duplicates: {list(self.seeds)}"))
+        return out
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """Equal compute: every run of the suite gets this budget (FLOPs by default; or wall-clock seconds)."""
+
+    flops: float | None = field(default=None, metadata={"gt": 0, "doc": "estimated FLOPs per run: "
+                                                                        "2*N*tokens per forward, 4*N*tokens per backward"})
+    seconds: float | None = field(default=None, metadata={"gt": 0, "doc": "wall-clock seconds per run"})
+    max_epochs: int = field(default=20, metadata={"min": 1, "doc": "stop when the data has been seen this often "
+                                                                  "(recorded as data_exhausted)"})
+
+    def problems(self) -> list[tuple[str, str]]:
+        if (self.flops is None) == (self.seconds is None):
+            return [("", "set exactly one of `flops` or `seconds`")]
+        return []
+
+    @property
+    def kind(self) -> str:
+        return "flops" if self.flops is not None else "seconds"
+
+    @property
+    def amount(self) -> float:
+        return float(self.flops if self.flops is not None else self.seconds)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    prompts: int = field(default=256, metadata={"min": 1, "doc": "held-out prompts for win rate / KL / reward"})
+    max_new_tokens: int = field(default=24, metadata={"min": 1})
+    temperature: float = field(default=1.0, metadata={"gt": 0})
+    curve_every: float = field(default=0.1, metadata={"gt": 0, "max": 1, "doc": "log-prob drift curve cadence, "
+                                                                                "as a fraction of the budget"})
+    curve_pairs: int = field(default=128, metadata={"min": 1, "doc": "held-out pairs (and train pairs) tracked"})
+    curve_generation_every: float = field(default=0.25, metadata={"gt": 0, "max": 1, "doc":
+                                          "win rate / KL curve cadence (coarser: it samples)"})
+    curve_generation_prompts: int = field(default=64, metadata={"min": 1})
+    best_of_n: int = field(default=16, metadata={"min": 1, "doc": "n of the best_of_n reference"})
+    limit_samples: int = field(default=64, metadata={"min": 2, "doc": "π_ref samples per prompt for the limits"})
+    limit_prompts: int = field(default=128, metadata={"min": 1})
+    bootstrap: int = field(default=1000, metadata={"min": 100})
+    lm_eval_tasks: tuple[str, ...] = ()
+    lm_eval_limit: int | None = field(default=None, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class AlgorithmEntry:
+    """One `[algorithms.<label>]` table: which algorithm, and its hyper-parameter grid (value tuples)."""
+
+    label: str
+    algorithm: str
+    grid: tuple[tuple[str, tuple[Any, ...]], ...]  # sorted (name, values); one value = fixed, several = swept
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: str
+    meta: SuiteMeta
+    world: Any
+    budget: BudgetConfig
+    eval: EvalConfig
+    entries: tuple[AlgorithmEntry, ...]
+    check: dict[str, Any]
+    raw_hash: str  # sha256 of the canonical resolved suite (path excluded)
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: (algorithm entry, one grid point, one seed). Frozen and content-addressed."""
+
+    suite: str
+    label: str
+    algorithm: str
+    algorithm_version: str
+    params: tuple[tuple[str, Any], ...]   # every resolved hyper-parameter, sorted
+    swept: tuple[str, ...]                 # which of them vary in this entry's grid
+    seed: int
+    world: Any
+    budget: BudgetConfig
+    eval: EvalConfig
+
+    def canonical(self) -> dict[str, Any]:
+        """What defines the run's result; its hash is the run id's suffix. `suite` and `label` are names only."""
+        return {
+            "algorithm": self.algorithm,
+            "algorithm_version": self.algorithm_version,
+            "params": dict(self.params),
+            "seed": self.seed,
+            "world": as_dict(self.world),
+            "budget": as_dict(self.budget),
+            "eval": as_dict(self.eval),
+        }
+
+    @property
+    def config_hash(self) -> str:
+        return stable_hash(self.canonical())
+
+    @property
+    def run_id(self) -> str:
+        """Readable and unique: label, swept values, seed, then 8 hex digits of the config hash."""
+        parts = [self.label] + [f"{k}{_short(v)}" for k, v in self.params if k in self.swept]
+        return "_".join(parts + [f"s{self.seed}", self.config_hash[:8]])
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+def _short(value: Any) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return re.sub(r"[^A-Za-z0-9.+-]", "", text)
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of canonical JSON (sorted keys, repr-exact floats)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def load_suite(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
+    """Read, override (`--set section.key=value`), and validate a suite file; raise one UserError with every problem."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise UserError(problem(where, None, "no such suite file", "pass a path to a .toml suite (see suites/)"))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(problem(where, None, f"invalid TOML: {exc}", "fix the syntax at that line")) from None
+    except UnicodeDecodeError:
+        raise UserError(problem(where, None, "not UTF-8 text", "save the suite as UTF-8")) from None
+    for item in overrides:
+        apply_override(data, item, where)
+    return parse_suite(data, where)
+
+
+def apply_override(data: dict[str, Any], item: str, where: str) -> None:
+    """`section.key=value` (value parsed as a TOML value, else taken as a string) into the raw table."""
+    if "=" not in item:
+        raise UserError(problem("--set", item, "expected SECTION.KEY=VALUE", "e.g. --set budget.flops=1e12"))
+    dotted, text = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    if len(keys) < 2 or not all(keys):
+        raise UserError(problem("--set", dotted, "expected SECTION.KEY", "e.g. --set algorithms.dpo.beta=0.1"))
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    table = data
+    for key in keys[:-1]:
+        table = table.setdefault(key, {})
+        if not isinstance(table, dict):
+            raise UserError(problem("--set", dotted, f"{key!r} is not a table in {where}"))
+    table[keys[-1]] = value
+
+
+def parse_suite(data: dict[str, Any], where: str) -> Suite:
+    from bench.algorithms.registry import all_algorithms
+    from bench.worlds import WORLDS
+
+    problems: list[str] = []
+    for key in data:
+        if key not in SECTIONS:
+            problems.append(problem(where, f"[{key}]", "unknown section", did_you_mean(key, SECTIONS)))
+
+    meta = read_table(SuiteMeta, data.get("suite", {"name": Path(where).stem}), where, "suite", problems)
+
+    world_table = data.get("world", {"kind": "controlled"})
+    if not isinstance(world_table, dict):
+        problems.append(problem(where, "[world]", f"must be a table, got {type(world_table).__name__}",
+                                "write [world] with kind = \"controlled\" and its settings"))
+        world_table = {}
+    kind = world_table.get("kind", "controlled")
+    if not isinstance(kind, str) or kind not in WORLDS:
+        problems.append(problem(where, "[world].kind", f"unknown world {kind!r}", did_you_mean(str(kind), WORLDS)))
+        world = None
+    else:
+        world = read_table(WORLDS[kind].config, world_table, where, "world", problems)
+
+    budget = read_table(BudgetConfig, data.get("budget", {}), where, "budget", problems)
+    eval_cfg = read_table(EvalConfig, data.get("eval", {}), where, "eval", problems)
+    check = data.get("check", {})
+    if not isinstance(check, dict):
+        problems.append(problem(where, "[check]", "must be a table"))
+        check = {}
+
+    registry = all_algorithms()
+    train = data.get("train", {})
+    if not isinstance(train, dict):
+        problems.append(problem(where, "[train]", "must be a table"))
+        train = {}
+    known_train = {f.name for cls in registry.values() for f in dataclasses.fields(cls.Params)}
+    for key in train:
+        if key not in known_train:
+            problems.append(problem(where, f"[train].{key}", "no algorithm has this hyper-parameter",
+                                    did_you_mean(key, known_train)))
+
+    algorithms = data.get("algorithms", {})
+    if not isinstance(algorithms, dict) or not algorithms:
+        problems.append(problem(where, "[algorithms]", "no algorithms to run",
+                                "add at least one table such as [algorithms.dpo]"))
+        algorithms = {}
+    entries = []
+    for label, table in algorithms.items():
+        entry = _read_entry(label, table, train, registry, where, problems)
+        if entry is not None:
+            entries.append(entry)
+
+    if problems:
+        raise UserError(*problems)
+    canonical = {"suite": as_dict(meta), "world": as_dict(world), "budget": as_dict(budget), "eval": as_dict(eval_cfg),
+                 "entries": [as_dict(e) for e in entries], "check": check}
+    return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical))
+
+
+def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[str, Any], where: str,
+                problems: list[str]) -> AlgorithmEntry | None:
+    section = f"algorithms.{label}"
+    if not isinstance(table, dict):
+        problems.append(problem(where, f"[{section}]", "must be a table", f"write [{section}] with its settings"))
+        return None
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", label):
+        problems.append(problem(where, f"[{section}]", "label must be lower-case letters, digits and '_'"))
+        return None
+    name = table.get("algorithm", label)
+    if not isinstance(name, str) or name not in registry:
+        problems.append(problem(where, f"[{section}]" if "algorithm" not in table else f"[{section}].algorithm",
+                                f"unknown algorithm {name!r}", did_you_mean(str(name), registry)))
+        return None
+    cls = registry[name]
+    fields = cls.param_fields()
+    hints = typing.get_type_hints(cls.Params)
+    grid: dict[str, tuple[Any, ...]] = {}
+    merged = {k: v for k, v in train.items() if k in fields}
+    merged.update({k: v for k, v in table.items() if k != "algorithm"})
+    ok = True
+    for key, value in merged.items():
+        src = f"[{section}].{key}" if key in table else f"[train].{key}"
+        if key not in fields:
+            problems.append(problem(where, src, f"unknown hyper-parameter of {name}", did_you_mean(key, fields)))
+            ok = False
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            problems.append(problem(where, src, "empty sweep list", "give at least one value"))
+            ok = False
+            continue
+        hint = hints[key]
+        converted = []
+        for item in values:
+            good, conv = coerce(item, hint)
+            if not good:
+                problems.append(problem(where, src, f"expected {type_name(hint)}, got {type(item).__name__} {item!r}"))
+                ok = False
+                break
+            message = check_value(conv, fields[key].metadata)
+            if message:
+                problems.append(problem(where, src, message))
+                ok = False
+                break
+            converted.append(conv)
+        grid[key] = tuple(converted)
+    if not ok:
+        return None
+    return AlgorithmEntry(label, name, tuple(sorted(grid.items())))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Expansion
+
+
+def expand(suite: Suite) -> list[RunSpec]:
+    """Entries x grid points x seeds → run specs. Pure: same suite, same list, same order."""
+    from bench.algorithms.registry import get_algorithm
+
+    specs = []
+    for entry in suite.entries:
+        cls = get_algorithm(entry.algorithm)
+        names = [k for k, _ in entry.grid]
+        swept = tuple(k for k, values in entry.grid if len(values) > 1)
+        defaults = {f.name: f.default for f in dataclasses.fields(cls.Params)}
+        for point in itertools.product(*(values for _, values in entry.grid)):
+            params = dict(defaults)
+            params.update(zip(names, point))
+            cls.Params(**params)  # typed construction doubles as a final check
+            for seed in suite.meta.seeds:
+                specs.append(RunSpec(suite.name, entry.label, entry.algorithm, cls.version,
+                                     tuple(sorted(params.items())), swept, seed, suite.world, suite.budget, suite.eval))
+    seen: dict[str, str] = {}
+    for s in specs:  # two entries that resolve to the same run would train it twice: refuse
+        if s.config_hash in seen:
+            raise UserError(problem(suite.path, "[algorithms]", f"runs {seen[s.config_hash]} and {s.run_id} "
+                                    "have identical settings (the same run)", "remove the duplicate entry or change one setting"))
+        seen[s.config_hash] = s.run_id
+    return specs

@@ -1,0 +1,30 @@
+"""World registry: a world supplies the base/reference policy, the preference pairs and the judge.
+
+`WORLDS[kind]` maps the `[world].kind` of a suite to its config dataclass (torch-free, validated by the suite)
+and a lazy "module:function" builder `build(config, cache_dir) -> World`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from bench.worlds.controlled.config import ControlledWorldConfig
+
+
+@dataclass(frozen=True)
+class WorldKind:
+    config: type
+    builder: str  # "module:function"
+    summary: str
+
+    def build(self, config: Any, cache_dir: Any, **kwargs: Any) -> Any:
+        module, func = self.builder.split(":")
+        return getattr(importlib.import_module(module), func)(config, cache_dir, **kwargs)
+
+
+WORLDS: dict[str, WorldKind] = {
+    "controlled": WorldKind(ControlledWorldConfig, "bench.worlds.controlled.build:build_world",
+                            "synthetic review language, gold sentiment reward, tiny GPT-2 trained from scratch (CPU)"),
+}
