@@ -180,6 +180,8 @@ def budget_callback(meter: ComputeMeter, on_step=None):
             self.stopped_by_budget = False
 
         def on_train_begin(self, args, state, control, **kwargs):
+            # charges made before training (a reward model, a reference precompute) are not a step's cost
+            self.last_spent = meter.spent
             meter.start_clock()
 
         def on_step_end(self, args, state, control, **kwargs):

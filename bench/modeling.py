@@ -62,14 +62,13 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempera
                         padding_side="left").to(device)
         ids, mask = enc["input_ids"], enc["attention_mask"]
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        past = None
+        cache = None
         done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
         new_tokens = []
         step_ids, step_pos = ids, position_ids
         for _ in range(max_new_tokens):
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past,
-                        use_cache=True)
-            past = out.past_key_values
+            out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, cache=cache, use_cache=True)
+            cache = out.cache  # transformers >= 5.2x names the KV cache `cache` (formerly past_key_values)
             logits = out.logits[:, -1, :].float() / temperature
             probs = torch.softmax(logits, dim=-1).cpu()
             nxt = torch.multinomial(probs, 1, generator=gen).squeeze(-1).to(device)

@@ -72,8 +72,10 @@ def plan_text(suite: Suite, *, only=None, seeds=None, cache_dir=None) -> str:
         step = est.get("step_flops")
         steps = est.get("steps")
         total += suite.budget.amount if cls.trains and suite.budget.kind == "flops" else 0.0
-        lines.append(f"{spec.run_id:<48} {spec.algorithm:<11} {step if step is None else f'{step:.3g}':>16} "
-                     f"{'-' if steps is None else steps:>10}  {est.get('note', '')}")
+        step_text = "-" if step is None else f"{step:.3g}"
+        steps_text = "-" if steps is None else str(steps)
+        note = est.get("note", "") if cls.trains else "training-free reference"
+        lines.append(f"{spec.run_id:<48} {spec.algorithm:<11} {step_text:>16} {steps_text:>10}  {note}")
     if suite.budget.kind == "flops":
         lines.append(f"total training budget: {total:.3g} FLOPs")
     else:
@@ -124,11 +126,22 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
             outcome.failed.append((spec.run_id, error))
         write_summary(results_dir)  # after every run: a killed suite still has an up-to-date summary
     report(progress, "runs", len(todo), len(todo))
+    if stages is not None and stages._world is not None:
+        write_world_record(results_dir, stages)
     write_summary(results_dir)
     if stages is not None:
         outcome.stage_seconds.update(stages.seconds)
     outcome.seconds = time.perf_counter() - t_start
     return outcome
+
+
+def write_world_record(results_dir: Path, stages) -> None:
+    """results/<suite>/world.json (build record) and limits.json (best-of-n frontier, KL-optimal limit)."""
+    world = stages.world()
+    write_json_atomic(results_dir / "world.json", {"kind": world.kind, "key": world.key, **world.info})
+    if world.kind == "controlled":
+        limits = {k: v for k, v in stages.limits().items() if k != "corr_samples"}
+        write_json_atomic(results_dir / "limits.json", limits)
 
 
 def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str | None:

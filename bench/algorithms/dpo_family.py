@@ -81,6 +81,7 @@ class DPOFamily(Algorithm):
         budget_cb, cbs = tc.callbacks(ctx)
         trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
                              callbacks=cbs)
+        tc.quiet(trainer)
         trainer.train()
         out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")
         steps = trainer.state.global_step

@@ -30,6 +30,7 @@ def train_reference_free(ctx, trainer_cls, config_cls, **loss_kwargs) -> TrainOu
     tc.attach(ctx.meter, policy, "policy")
     budget_cb, cbs = tc.callbacks(ctx)
     trainer = trainer_cls(model=policy, args=args, train_dataset=train, processing_class=tok, callbacks=cbs)
+    tc.quiet(trainer)
     trainer.train()
     out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")
     steps = trainer.state.global_step

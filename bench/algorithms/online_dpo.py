@@ -94,6 +94,7 @@ class OnlineDPO(Algorithm):
         budget_cb, cbs = tc.callbacks(ctx)
         trainer = OnlineDPOTrainer(model=policy, ref_model=ref, reward_funcs=reward_fn, reward_processing_classes=None,
                                    args=args, train_dataset=train, processing_class=tok, callbacks=cbs)
+        tc.quiet(trainer)
         add_position_ids(policy)
         add_position_ids(trainer.ref_model)
         tc.attach(ctx.meter, policy, "policy")

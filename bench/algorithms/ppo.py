@@ -91,6 +91,7 @@ class PPO(Algorithm):
         trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=ref, reward_model=reward,
                              value_model=value, train_dataset=train, eval_dataset=None,
                              callbacks=[*cbs, RaiseOnStop()])
+        tc.quiet(trainer)
         # hooks after construction: nothing is deep-copied after this point
         tc.attach(ctx.meter, policy, "policy")
         tc.attach(ctx.meter, ref, "reference")

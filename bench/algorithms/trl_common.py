@@ -87,3 +87,12 @@ def save_policy(trainer_or_model, tokenizer, path: Path) -> Path:
 
 def log_history(trainer) -> list[dict[str, Any]]:
     return [dict(h) for h in getattr(trainer.state, "log_history", [])]
+
+
+def quiet(trainer):
+    """The library never prints: drop transformers' printer / progress-bar callbacks (the CLI shows progress)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for cb in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(cb)
+    return trainer

@@ -41,6 +41,19 @@ class ControlledWorldConfig:
                                 "with pair_source = 'mix': fraction of pairs sampled from the weak checkpoint"})
     max_new_tokens: int = field(default=24, metadata={"min": 4, "doc": "completion length cap (tokens)"})
 
+    def estimated_sizes(self) -> dict[str, float]:
+        """Policy parameters and tokens per sequence, for `bench run --dry-run` (no model is built).
+
+        GPT-2: 12·L·d² (attention + MLP) + 13·L·d (biases, layer norms) + (vocab + positions)·d, tied head.
+        A sequence is a 3-5 word prompt and a ~12-token completion with its end token (measured: ~17).
+        """
+        from bench.worlds.controlled.language import SPECIAL_TOKENS, vocabulary
+
+        d, layers = self.n_embd, self.n_layer
+        vocab = len(vocabulary()) + len(SPECIAL_TOKENS)
+        n = 12 * layers * d * d + 13 * layers * d + (vocab + 64) * d + 2 * d
+        return {"n_params": float(n), "tokens_per_sequence": 17.0, "pairs": self.pairs}
+
     def problems(self) -> list[tuple[str, str]]:
         out = []
         if self.n_embd % self.n_head:
