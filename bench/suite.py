@@ -57,6 +57,8 @@ class BudgetConfig:
     seconds: float | None = field(default=None, metadata={"gt": 0, "doc": "wall-clock seconds per run"})
     max_epochs: int = field(default=20, metadata={"min": 1, "doc": "stop when the data has been seen this often "
                                                                   "(recorded as data_exhausted)"})
+    max_steps: int | None = field(default=None, metadata={"min": 1, "doc": "optional cap on optimizer steps "
+                                                                            "(benchmarks, smoke tests)"})
 
     def problems(self) -> list[tuple[str, str]]:
         if (self.flops is None) == (self.seconds is None):

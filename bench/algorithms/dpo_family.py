@@ -86,7 +86,7 @@ class DPOFamily(Algorithm):
         out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")
         steps = trainer.state.global_step
         return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
-                            stop_reason=tc.stop_reason(budget_cb), logs=tc.log_history(trainer))
+                            stop_reason=tc.stop_reason(budget_cb, ctx, steps), logs=tc.log_history(trainer))
 
 
 def _variant(name: str, summary: str, loss_type: str, params=DPOParams, version: str = "1"):

@@ -34,5 +34,5 @@ def train_reference_free(ctx, trainer_cls, config_cls, **loss_kwargs) -> TrainOu
     trainer.train()
     out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")
     steps = trainer.state.global_step
-    return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps, stop_reason=tc.stop_reason(budget_cb),
+    return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps, stop_reason=tc.stop_reason(budget_cb, ctx, steps),
                         logs=tc.log_history(trainer))

@@ -110,5 +110,5 @@ class PPO(Algorithm):
             steps = trainer.state.global_step
         out = tc.save_policy(policy, tok, ctx.work_dir / "policy")
         return TrainOutcome(policy_dir=out, steps=steps, epochs=steps * b / max(len(train), 1),
-                            stop_reason=tc.stop_reason(budget_cb), proxy_reward_dir=rm_dir,
+                            stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=rm_dir,
                             logs=tc.log_history(trainer), extra={"reward_model": rm_record})

@@ -27,6 +27,8 @@ def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, **alg
     max_steps = epoch_steps * spec.budget.max_epochs
     if spec.budget.kind == "flops" and step_flops:
         max_steps = min(max_steps, max(1, math.ceil(1.05 * spec.budget.amount / step_flops)))
+    if spec.budget.max_steps:
+        max_steps = min(max_steps, spec.budget.max_steps)
     on_gpu = str(ctx.device).startswith("cuda")
     kwargs = dict(
         output_dir=str(ctx.work_dir / "trainer"), report_to="none", use_cpu=not on_gpu,
@@ -74,8 +76,13 @@ def pair_tokens(dataset, tokenizer, limit: int = 512) -> float:
     return total / max(n, 1)
 
 
-def stop_reason(budget_cb) -> str:
-    return "budget" if budget_cb.stopped_by_budget else "data_exhausted"
+def stop_reason(budget_cb, ctx, steps: int) -> str:
+    """Why training ended: the budget, the `budget.max_steps` cap, or `budget.max_epochs` passes over the data."""
+    if budget_cb.stopped_by_budget:
+        return "budget"
+    if ctx.spec.budget.max_steps and steps >= ctx.spec.budget.max_steps:
+        return "max_steps"
+    return "data_exhausted"
 
 
 def save_policy(trainer_or_model, tokenizer, path: Path) -> Path:

@@ -1,0 +1,42 @@
+"""The HTML report: a pure function from a results directory to one self-contained page.
+
+    from bench.reporting import write_report
+    write_report(Path("results/controlled"), Path("report/controlled"))   # -> report/controlled/index.html
+
+(or `bench report results/controlled`). The page holds the leaderboard, the reward–KL frontier, the displacement
+chart, win rate and KL against compute, the alignment tax, sensitivity for sweeps, samples and failed runs; its
+charts are embedded SVG data, so it opens offline. The output depends only on the files under `results_dir`
+(the date shown is the newest metrics.json's modification time), so it can be golden-tested.
+
+Modules: data.py (read the results), tables.py (pure pandas tables), figures.py (matplotlib charts),
+page.py (template context and rendering), template.html (jinja2, autoescaped).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.io import write_text_atomic
+
+__all__ = ["write_report", "render_report"]
+
+
+def render_report(results_dir: Path) -> str:
+    """The page for `results_dir` as a string."""
+    from bench.reporting.data import load_results
+    from bench.reporting.page import context, render
+
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise UserError(f"{results_dir}: no such results directory; run `bench run <suite.toml>` first")
+    if not (results_dir / "runs").is_dir() and not (results_dir / "suite.json").is_file():
+        raise UserError(f"{results_dir}: not a results directory (no runs/ and no suite.json)")
+    return render(context(load_results(results_dir)))
+
+
+def write_report(results_dir: Path, out_dir: Path) -> Path:
+    """Write `out_dir/index.html` for `results_dir` and return its path."""
+    page = Path(out_dir) / "index.html"
+    write_text_atomic(page, render_report(results_dir))
+    return page
