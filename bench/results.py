@@ -25,6 +25,8 @@ Columns of summary.csv (and keys of metrics.json):
     sample_logp, sample_entropy          mean log π and per-token entropy of the policy's own samples
     proxy_reward                         reward-model score of samples (ppo, online_dpo): over-optimisation
     implicit_gold_corr                   within-prompt correlation of implicit reward and gold reward
+    val_win_rate                         win rate on validation prompts (disjoint from the test prompts);
+                                         `best` marks each swept label's best setting by its mean over seeds
     flops, tokens, wall_s, train_s, eval_s, peak_mem_mb, steps, epochs, stop_reason
 """
 
@@ -46,7 +48,7 @@ SUMMARY_METRICS = [
     "train_chosen_logp_delta", "train_rejected_logp_delta", "train_margin_delta",
     "chosen_logp_delta_per_token", "rejected_logp_delta_per_token",
     "pref_accuracy", "length", "sample_logp", "sample_entropy", "proxy_reward", "implicit_gold_corr",
-    "lm_eval_score", "flops", "tokens", "wall_s", "train_s", "eval_s", "peak_mem_mb", "steps", "epochs",
+    "lm_eval_score", "val_win_rate", "flops", "tokens", "wall_s", "train_s", "eval_s", "peak_mem_mb", "steps", "epochs",
     "stop_reason", "budget_fraction", "best", "error",
 ]
 
@@ -133,10 +135,10 @@ def write_summary(results_dir: Path) -> Path:
 
 
 def _mark_best(frame) -> None:
-    """For labels with a swept grid: mark the setting with the best mean held-out pref accuracy over seeds.
+    """For labels with a swept grid: mark the setting with the best mean validation win rate over seeds.
 
-    Selection uses held-out *pairs* (implicit-reward accuracy), never the test prompts that define win rate, so
-    the reported best setting's win rate is not selected on itself.
+    Selection uses validation prompts disjoint from the test prompts that define `win_rate`, so the reported
+    best setting's win rate is not selected on itself; every algorithm is selected by the same criterion.
     """
     frame["best"] = ""
     if not len(frame):
@@ -147,9 +149,9 @@ def _mark_best(frame) -> None:
         if not keys:
             continue
         finished = group[group["status"] == "finished"]
-        if finished.empty or finished["pref_accuracy"].isna().all():
+        if finished.empty or finished["val_win_rate"].isna().all():
             continue
-        means = finished.groupby(keys)["pref_accuracy"].mean()
+        means = finished.groupby(keys)["val_win_rate"].mean()
         best = means.idxmax()
         best = best if isinstance(best, tuple) else (best,)
         mask = (frame["label"] == label)

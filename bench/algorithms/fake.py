@@ -53,6 +53,7 @@ class Fake(Algorithm):
             "gold_reward": 2 * quality + noise(), "kl": 5 * quality + abs(noise()),
             "chosen_logp_delta": -3 * quality + noise(), "rejected_logp_delta": -6 * quality + noise(),
             "pref_accuracy": 0.5 + 0.3 * quality + noise(), "length": 10 + noise(),
+            "val_win_rate": win + noise(),
         }
         metrics["margin_delta"] = metrics["chosen_logp_delta"] - metrics["rejected_logp_delta"]
         ctx.meter.charge("policy", budget if ctx.spec.budget.kind == "flops" else 0.0, 1000)

@@ -10,6 +10,8 @@ Estimators (all documented in bench/evaluation/estimators.py):
 - pref_accuracy: the algorithm's implicit reward ranks chosen above rejected on all held-out pairs (ties ½):
   β·log π/π_ref for reference-based methods (sign only, so β drops out), average log-prob for SimPO, log-odds
   of the average log-prob for ORPO, the reward model for PPO / Online DPO's proxy view;
+- val_win_rate: win rate on validation prompts disjoint from the test prompts; the only metric used to pick a
+  sweep's best setting (selection on the test prompts would bias the reported win rate upward);
 - implicit_gold_corr: within-prompt Pearson correlation of that implicit reward with the gold reward over
   several π_ref samples per prompt (does the learned reward rank completions like the truth?).
 """
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.evaluation.estimators import mean_ci, pairwise_accuracy, win_rate_ci, within_prompt_corr
+from bench.evaluation.estimators import mean_ci, pairwise_accuracy, win_rate, win_rate_ci, within_prompt_corr
 
 SAMPLES_KEPT = 64
 
@@ -80,6 +82,11 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     metrics["sample_logp"] = float(m.logp.mean())
     metrics["sample_entropy"] = float(m.entropy.mean())
     metrics["reference_gold_reward"] = float(np.mean(ref_scores))
+    if ev.validation_prompts and not outcome.extra.get("best_of_n"):
+        # model selection for sweeps uses these prompts, never the test prompts above
+        val, val_ref = generation_metrics(ctx, policy, ev.validation_prompts, offset=ev.prompts)
+        if len(val.scores):
+            metrics["val_win_rate"] = win_rate(val.scores, val_ref)
 
     proxy = None
     if outcome.proxy_reward_dir is not None:

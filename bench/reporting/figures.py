@@ -20,6 +20,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.reporting.tables import REFERENCE_ALGORITHMS, format_param, present
@@ -182,6 +183,7 @@ def _frontier(board, runs, limits, style, reward_name):
     if present(limits.get("reference_gold_reward")):
         ax.axhline(float(limits["reference_gold_reward"]), color="#aaaaaa", lw=1, ls=":", zorder=0,
                    label="π_ref mean reward")
+    handles = []
     for label, rows in board.groupby("label", sort=False):
         st, first = style[label], True
         multi = len(rows) > 1
@@ -198,8 +200,12 @@ def _frontier(board, runs, limits, style, reward_name):
             filled = row["selected"] or not multi
             ax.errorbar(mk, mr, xerr=[[mk - kl.min()], [kl.max() - mk]], yerr=[[mr - rew.min()], [rew.max() - mr]],
                         fmt=st.marker, color=st.color, mfc=st.color if filled else "white", mec=st.color,
-                        ms=7 if filled else 5.5, capsize=2, elinewidth=1, zorder=4,
-                        label=_text(label) if first else None)
+                        ms=7 if filled else 5.5, capsize=2, elinewidth=1, zorder=4)
+            if first:
+                handles.append(Line2D([], [], ls="none", marker=st.marker, color=st.color, ms=7, label=_text(label)))
+            if filled:
+                ax.annotate(_text(label), (mk, mr), textcoords="offset points", xytext=(6, 4), fontsize=7.5,
+                            color=st.color)
             first = False
     kls = _numbers(done["kl"])
     kls = kls[np.isfinite(kls)]
@@ -212,8 +218,8 @@ def _frontier(board, runs, limits, style, reward_name):
     else:
         ax.set_xlabel("KL(π‖π_ref) per prompt [nats]")
     ax.set_ylabel(f"{reward_name} of policy samples")
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper")
+    limit_handles, _ = ax.get_legend_handles_labels()
+    fig.legend(handles=limit_handles + handles, loc="outside right upper")
     return fig
 
 
@@ -236,7 +242,10 @@ DRIFT = (("chosen_logp_delta", "#0072B2", "-", "Δ log π(y_c|x), chosen"),
 
 def _displacement(board, runs, curves):
     panels = []
+    references = set(board.loc[board["algorithm"].isin(REFERENCE_ALGORITHMS), "label"])
     for label, setting in shown_settings(board, runs, curves).items():
+        if label in references:
+            continue
         ids = _finished_ids(runs, setting)
         drawn = [over_seeds(curves, ids, col) for col, *_ in DRIFT]
         if drawn[0] is not None and len(drawn[0][0]) > 1:
@@ -264,7 +273,7 @@ def _displacement(board, runs, curves):
     fig.supxlabel(f"training compute [{unit}]", fontsize=9)
     fig.supylabel("change of log π(y|x) on held-out pairs [nats]", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=3)
+    fig.legend(handles, labels, loc="outside upper center", ncols=3)
     return fig
 
 
@@ -274,8 +283,11 @@ def progress(board: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame, styl
 
 def _progress(board, runs, curves, style):
     shown = shown_settings(board, runs, curves)
+    references = set(board.loc[board["algorithm"].isin(REFERENCE_ALGORITHMS), "label"])
     lines = {}
     for label, setting in shown.items():
+        if label in references:  # training-free: drawn below as its final value
+            continue
         ids = _finished_ids(runs, setting)
         wr, kl = over_seeds(curves, ids, "win_rate"), over_seeds(curves, ids, "kl")
         if wr is not None or kl is not None:
@@ -299,7 +311,7 @@ def _progress(board, runs, curves, style):
     # training-free references (no curve): their final value as a flat line for scale
     done = runs[runs["status"] == "finished"]
     for label, rows in board.groupby("label", sort=False):
-        if rows["algorithm"].iloc[0] not in REFERENCE_ALGORITHMS or label in lines:
+        if label not in references:
             continue
         st = style[label]
         for ax, col in ((ax_w, "win_rate"), (ax_k, "kl")):

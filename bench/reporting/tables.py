@@ -173,9 +173,14 @@ def format_number(value: Any, fmt: str) -> str:
     if not present(value):
         return "–"
     try:
-        text = format(float(value), fmt)
+        number = float(value)
     except (TypeError, ValueError):
         return str(value)
+    if "e" in fmt and number == 0:
+        return "0"
+    text = format(number, fmt)
+    if text.startswith("-") and float(text) == 0:  # -0.00 -> 0.00
+        text = text[1:]
     if "e" in text:  # 2.99e+11 -> 2.99e11
         mant, exp = text.split("e")
         text = f"{mant}e{int(exp)}"
