@@ -41,6 +41,21 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="registered algorithms (with hyper-parameters) and worlds")
 
+    base = sub.add_parser("baseline", help="record results/<suite> as a baseline JSON for `bench check`")
+    base.add_argument("results_dir")
+    base.add_argument("-o", "--out", required=True, help="e.g. results/baselines/<suite>.json")
+
+    chk = sub.add_parser("check", help="compare results/<suite> with a baseline: exit 0 pass, 1 regression")
+    chk.add_argument("results_dir")
+    chk.add_argument("--baseline", required=True)
+    chk.add_argument("--allow-config-change", action="store_true",
+                     help="do not fail when the suite or world differs from the baseline's")
+    chk.add_argument("--out", default=None, help="where check.json / check.md go (default: the results dir)")
+
+    cmp_ = sub.add_parser("compare", help="the check table for two result sets, without pass/fail")
+    cmp_.add_argument("results_a")
+    cmp_.add_argument("results_b")
+
     rep = sub.add_parser("report", help="render report/<suite>/index.html from results/<suite>")
     rep.add_argument("results_dir")
     rep.add_argument("--out", default=None, help="output directory (default: report/<suite>/)")
@@ -68,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
     try:
-        return {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report}[args.command](args)
+        commands = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report,
+                    "baseline": cmd_baseline, "check": cmd_check, "compare": cmd_compare}
+        return commands[args.command](args)
     except UserError as err:
         for line in err.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -155,6 +172,29 @@ def cmd_report(args) -> int:
     results_dir = Path(args.results_dir)
     out = Path(args.out) if args.out else Path("report") / results_dir.name
     print(f"report: {write_report(results_dir, out)}")
+    return EXIT_OK
+
+
+def cmd_baseline(args) -> int:
+    from bench.check import write_baseline
+
+    print(f"baseline: {write_baseline(Path(args.results_dir), Path(args.out))}")
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    from bench.check import run_check
+
+    passed, text = run_check(Path(args.results_dir), Path(args.baseline), allow_config_change=args.allow_config_change,
+                             out_dir=Path(args.out) if args.out else None)
+    print(text)
+    return EXIT_OK if passed else EXIT_REGRESSION
+
+
+def cmd_compare(args) -> int:
+    from bench.check import run_compare
+
+    print(run_compare(Path(args.results_a), Path(args.results_b)))
     return EXIT_OK
 
 

@@ -28,6 +28,8 @@ Columns of summary.csv (and keys of metrics.json):
     val_win_rate                         win rate on validation prompts (disjoint from the test prompts);
                                          `best` marks each swept label's best setting by its mean over seeds
     flops, tokens, wall_s, train_s, eval_s, peak_mem_mb, steps, epochs, stop_reason
+                                         (train_s includes curve_s, the curve measurements made during training;
+                                         eval_s is the final evaluation; the FLOP meter excludes both)
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ SUMMARY_METRICS = [
     "train_chosen_logp_delta", "train_rejected_logp_delta", "train_margin_delta",
     "chosen_logp_delta_per_token", "rejected_logp_delta_per_token",
     "pref_accuracy", "length", "sample_logp", "sample_entropy", "proxy_reward", "implicit_gold_corr",
-    "lm_eval_score", "val_win_rate", "flops", "tokens", "wall_s", "train_s", "eval_s", "peak_mem_mb", "steps", "epochs",
+    "lm_eval_score", "val_win_rate", "flops", "tokens", "wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb", "steps", "epochs",
     "stop_reason", "budget_fraction", "best", "error",
 ]
 

@@ -191,6 +191,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str 
         metrics.update({
             "status": "finished", "flops": record["flops"], "tokens": record["tokens"],
             "budget_fraction": record["budget_fraction"], "train_s": train_s, "eval_s": eval_s,
+            "curve_s": ctx.curves.seconds if ctx.curves is not None else 0.0,
             "wall_s": time.perf_counter() - t0, "peak_mem_mb": peak_memory_mb(), "steps": train_out.steps,
             "epochs": train_out.epochs, "stop_reason": train_out.stop_reason, "compute": record,
             "train_logs": train_out.logs[-50:], **{f"extra_{k}": v for k, v in train_out.extra.items()},

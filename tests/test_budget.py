@@ -261,6 +261,21 @@ def test_budget_callback_stops_before_a_step_that_would_overrun():
     assert cb.stopped_by_budget
 
 
+def test_budget_callback_with_varying_step_costs_ends_within_one_step():
+    """Real steps differ in cost (padding, sequence lengths): the run ends within one step of the budget."""
+    import random
+
+    rng = random.Random(0)
+    for trial in range(50):
+        costs = [rng.uniform(8.0, 12.0) for _ in range(200)]
+        budget = rng.uniform(50.0, 500.0)
+        meter = ComputeMeter("flops", budget)
+        steps, cb = simulate(meter, costs)
+        assert cb.stopped_by_budget
+        biggest = max(costs[:steps])
+        assert budget - biggest < meter.flops <= budget + biggest, (trial, steps, meter.flops, budget)
+
+
 def test_budget_callback_data_runs_out_first():
     meter = ComputeMeter("flops", 1000.0)
     steps, cb = simulate(meter, [10.0] * 5)

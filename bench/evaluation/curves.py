@@ -15,6 +15,7 @@ Rows (`curves.csv`), one per (point, split):
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ class CurveRecorder:
         self.gen_every = ev.curve_generation_every
         self.next_point = 0.0
         self.next_gen = 0.0
+        self.seconds = 0.0  # wall time spent measuring (reported as curve_s: evaluation cost inside training)
         self._tokenizer = None
 
     @property
@@ -62,7 +64,9 @@ class CurveRecorder:
         if not (force or final or fraction + 1e-9 >= self.next_point):
             return
         with_gen = force or final or fraction + 1e-9 >= self.next_gen
+        t = time.perf_counter()
         self.record(policy, step, with_generation=with_gen)
+        self.seconds += time.perf_counter() - t
         self.next_point = (math.floor(fraction / self.every + 1e-9) + 1) * self.every
         if with_gen:
             self.next_gen = (math.floor(fraction / self.gen_every + 1e-9) + 1) * self.gen_every

@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.errors import UserError
 from bench.io import write_text_atomic
 
-__all__ = ["write_report", "render_report"]
+__all__ = ["render_report", "write_report"]
 
 
 def render_report(results_dir: Path) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ def _date(paths: list[Path]) -> str:
     stamps = [p.stat().st_mtime for p in paths if p.is_file()]
     if not stamps:
         return ""
-    return datetime.fromtimestamp(max(stamps), tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(max(stamps), tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _best_column(results_dir: Path, frame: pd.DataFrame) -> pd.Series:

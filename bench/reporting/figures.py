@@ -25,7 +25,9 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.reporting.tables import REFERENCE_ALGORITHMS, format_param, present
 
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+# Okabe & Ito (2008) without black (kept for sft); their yellow (#F0E442) vanishes on white paper, so the seventh
+# colour is Paul Tol's olive (#999933), also colour-blind safe.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#999933")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
 LINESTYLES = ("-", "--", "-.", ":")
 REFERENCE_STYLE = {"sft": ("#000000", "x"), "best_of_n": ("#777777", "*")}
@@ -97,6 +99,11 @@ def _spread(values: np.ndarray) -> tuple[float, float, float] | None:
     if not values.size:
         return None
     return float(values.mean()), float(values.min()), float(values.max())
+
+
+def _bars(mean: float, lo: float, hi: float) -> np.ndarray:
+    """Error-bar lengths [[below], [above]], never negative (float rounding can put the mean outside min–max)."""
+    return np.array([[max(0.0, mean - lo)], [max(0.0, hi - mean)]])
 
 
 def over_seeds(curves: pd.DataFrame, run_ids: list[str], column: str) -> tuple[np.ndarray, ...] | None:
@@ -185,8 +192,9 @@ def _frontier(board, runs, limits, style, reward_name):
                    label="π_ref mean reward")
     handles = []
     for label, rows in board.groupby("label", sort=False):
-        st, first = style[label], True
-        multi = len(rows) > 1
+        st, drawn = style[label], False
+        # A grid with a selected setting: that one in full, the others as hollow markers (position only)
+        highlight = set(rows.loc[rows["selected"], "setting"]) or set(rows["setting"])
         for _, row in rows.iterrows():
             sel = done[done["setting"] == row["setting"]]
             kl, rew = _numbers(sel["kl"]), _numbers(sel["gold_reward"])
@@ -194,19 +202,19 @@ def _frontier(board, runs, limits, style, reward_name):
             if not ok.any():
                 continue
             kl, rew = kl[ok], rew[ok]
+            mk, mr = kl.mean(), rew.mean()
+            drawn = True
+            if row["setting"] not in highlight:
+                ax.plot(mk, mr, ls="none", marker=st.marker, mfc="white", mec=st.color, ms=5.5, zorder=3)
+                continue
             if len(kl) > 1:
                 ax.scatter(kl, rew, color=st.color, marker=st.marker, s=10, alpha=0.35, lw=0, zorder=3)
-            mk, mr = kl.mean(), rew.mean()
-            filled = row["selected"] or not multi
-            ax.errorbar(mk, mr, xerr=[[mk - kl.min()], [kl.max() - mk]], yerr=[[mr - rew.min()], [rew.max() - mr]],
-                        fmt=st.marker, color=st.color, mfc=st.color if filled else "white", mec=st.color,
-                        ms=7 if filled else 5.5, capsize=2, elinewidth=1, zorder=4)
-            if first:
-                handles.append(Line2D([], [], ls="none", marker=st.marker, color=st.color, ms=7, label=_text(label)))
-            if filled:
-                ax.annotate(_text(label), (mk, mr), textcoords="offset points", xytext=(6, 4), fontsize=7.5,
-                            color=st.color)
-            first = False
+            ax.errorbar(mk, mr, xerr=_bars(mk, kl.min(), kl.max()), yerr=_bars(mr, rew.min(), rew.max()),
+                        fmt=st.marker, color=st.color, ms=7, capsize=2, elinewidth=1, zorder=4)
+            ax.annotate(_text(label), (mk, mr), textcoords="offset points", xytext=(6, 4), fontsize=7.5,
+                        color=st.color)
+        if drawn:
+            handles.append(Line2D([], [], ls="none", marker=st.marker, color=st.color, ms=7, label=_text(label)))
     kls = _numbers(done["kl"])
     kls = kls[np.isfinite(kls)]
     top = max([*kls, *limit_kl, 1.0])
@@ -355,6 +363,7 @@ def _sensitivity(board, runs, params, style, metric, metric_name):
     for ax, (label, rows, vary) in zip(axes, panels):
         st = style[label]
         numeric = [p for p in vary if all(_is_number(v) for v in rows[p].dropna())]
+        numeric.sort(key=lambda p: p == "learning_rate")  # x: the beta-analogue; learning rates as lines
         xp = numeric[0] if numeric else None
         others = [p for p in vary if p != xp]
         groups = rows.groupby([rows[p].map(format_param) for p in others], sort=False) if others else [("", rows)]
@@ -366,7 +375,7 @@ def _sensitivity(board, runs, params, style, metric, metric_name):
                 x = np.arange(len(grp), dtype=float)
             stats = [_spread(_numbers(done.loc[done["setting"] == s, metric])) for s in grp["setting"]]
             y = np.array([s[0] if s else np.nan for s in stats])
-            err = np.array([[s[0] - s[1], s[2] - s[0]] if s else [0, 0] for s in stats]).T
+            err = np.hstack([_bars(*s) if s else np.zeros((2, 1)) for s in stats])
             key = key if isinstance(key, tuple) else (key,)
             name = ", ".join(f"{p}={k}" for p, k in zip(others, key)) if others and xp is not None else None
             ax.errorbar(x, y, yerr=err, color=st.color, marker=MARKERS[j % len(MARKERS)], ms=4.5, capsize=2,
@@ -388,7 +397,8 @@ def _sensitivity(board, runs, params, style, metric, metric_name):
                 ax.set_xticks(sorted(set(xs)))
             ax.set_xlabel(_text(xp))
         ax.set_title(_text(label))
-        ax.legend(loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.supylabel(f"{metric_name} (mean, bars: seed min–max)", fontsize=9)
@@ -407,18 +417,13 @@ def _proxy_vs_gold(board, runs, style, reward_name):
         return None
     fig = Figure(figsize=(9.4, 3.6), layout="constrained")
     ax_s, ax_k = fig.subplots(1, 2)
-    for label, rows in board.groupby("label", sort=False):
+    for label in board["label"].unique():
         sub = done[done["label"] == label]
         if not len(sub):
             continue
         st = style[label]
         proxy, gold, kl = _numbers(sub["proxy_reward"]), _numbers(sub["gold_reward"]), _numbers(sub["kl"])
         ax_s.scatter(proxy, gold, color=st.color, marker=st.marker, s=22, label=_text(label))
-        if len(rows) > 1:
-            for setting, p, g in zip(sub["setting"], proxy, gold):
-                short = setting[len(label):].strip(" ()")
-                ax_s.annotate(_text(short), (p, g), textcoords="offset points", xytext=(4, 2), fontsize=6,
-                              color="#555555")
         ax_k.scatter(kl, proxy, facecolors="white", edgecolors=st.color, marker=st.marker, s=22,
                      label=f"{_text(label)}: proxy (reward model)")
         ax_k.scatter(kl, gold, color=st.color, marker=st.marker, s=22, label=f"{_text(label)}: {reward_name}")

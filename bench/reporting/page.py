@@ -38,6 +38,15 @@ def _distinct(values: list[str]) -> str:
     return ", ".join(f"{v} ({n} run{'s' if n != 1 else ''})" for v, n in sorted(counts.items()))
 
 
+def _seeds(planned: Any, frame: pd.DataFrame) -> str:
+    """The suite's seeds, and the seeds actually present when they differ (a suite still running, --seeds)."""
+    found = sorted({int(x) for x in pd.to_numeric(frame["seed"], errors="coerce").dropna()}) if len(frame) else []
+    if planned is None:
+        return _fmt(found) if found else "–"
+    text = _fmt(list(planned))
+    return text if sorted(planned) == found else f"{text} (in these results: {_fmt(found) if found else 'none'})"
+
+
 def header(res: Results) -> dict[str, Any]:
     suite, world_info = res.suite, res.world
     world = suite.get("world") or next((c.get("world") for c in res.configs.values() if c.get("world")), {}) or {}
@@ -81,8 +90,7 @@ def header(res: Results) -> dict[str, Any]:
         "world_kind": world.get("kind") or world_info.get("kind") or "–",
         "world": [(k, _fmt(v)) for k, v in sorted(world.items()) if k != "kind"],
         "model": "; ".join(model), "budget": "; ".join(budget_text) or "–",
-        "seeds": _fmt(suite.get("seeds")) if suite.get("seeds") is not None else
-        _fmt(sorted({int(s) for s in frame["seed"].dropna()})) if len(frame) else "–",
+        "seeds": _seeds(suite.get("seeds"), frame),
         "eval": [(k, _fmt(v)) for k, v in sorted(ev.items())],
         "date": res.date or "–", "commit": _distinct(commits), "device": _distinct(devices),
         "packages": [(name, _distinct(v)) for name, v in sorted(packages.items())],
@@ -168,7 +176,6 @@ def context(res: Results) -> dict[str, Any]:
         "lm_eval_tasks": _fmt((res.suite.get("eval") or {}).get("lm_eval_tasks") or []),
         "samples": samples(res, runs, board),
         "failed": [{k: ("" if not tables.present(v) else str(v)) for k, v in r.items()} for _, r in failed.iterrows()],
-        "selected_rule": "highest mean held-out preference accuracy over seeds",
     }
 
 

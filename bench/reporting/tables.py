@@ -91,7 +91,10 @@ def sorted_runs(frame: pd.DataFrame, order: list[str] | None = None) -> pd.DataF
     rank = {label: i for i, label in enumerate(order)}
     runs = frame.copy()
     runs["_rank"] = runs["label"].map(lambda x: rank.get(x, len(rank)))
-    runs = runs.sort_values(["_rank", "label", *params, "seed"], kind="stable", na_position="last")
+    mixed = {p for p in params if runs[p].dtype == object}  # e.g. strings beside numbers: sort as text
+    runs = runs.sort_values(["_rank", "label", *params, "seed"], kind="stable", na_position="last",
+                            key=lambda col: col.map(lambda v: format_param(v) if present(v) else v)
+                            if col.name in mixed else col)
     runs["setting"] = [setting_name(r["label"], {p: r[p] for p in params}) for _, r in runs.iterrows()]
     return runs.drop(columns="_rank").reset_index(drop=True)
 

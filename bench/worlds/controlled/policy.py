@@ -70,7 +70,7 @@ def pretrain(cfg: ControlledWorldConfig, tokenizer, texts: list[str], heldout: l
             sched.step()
             step += 1
             tokens += int(attention.sum())
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if progress is not None:
                 progress(step, total, float(loss))
             if step == weak_step:
