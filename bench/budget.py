@@ -167,8 +167,8 @@ def peak_memory_mb() -> float:
 def budget_callback(meter: ComputeMeter, on_step=None):
     """A transformers `TrainerCallback` that stops training when the budget is spent.
 
-    It stops *before* a step that would overrun (estimating a step's cost as the last one's), so no run gets
-    more than the budget and each ends within one optimizer step of it. `on_step(state)` runs after each step
+    It stops *before* a step that would overrun (estimating a step's cost as the largest so far), so runs end
+    within one optimizer step of the budget and, unless a step costs more than every earlier one, below it. `on_step(state)` runs after each step
     (the curve callback hooks in there).
     """
     from transformers import TrainerCallback
@@ -186,7 +186,8 @@ def budget_callback(meter: ComputeMeter, on_step=None):
 
         def on_step_end(self, args, state, control, **kwargs):
             spent = meter.spent
-            self.last_step_cost = spent - self.last_spent
+            # the largest step so far: step costs vary with padding, so the last one alone can under-predict
+            self.last_step_cost = max(self.last_step_cost, spent - self.last_spent)
             self.last_spent = spent
             if on_step is not None:
                 on_step(state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,20 @@ def write_text_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _finite(obj: Any) -> Any:
+    """NaN/inf → null, so the JSON is valid for strict parsers (browsers, jq)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(_finite(data), indent=2, sort_keys=True, default=str, allow_nan=False)
+    write_text_atomic(path, text + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -92,9 +92,9 @@ def _world_sizes(suite: Suite) -> dict[str, float]:
 def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, seeds=None, device: str = "auto",
               progress=None) -> SuiteOutcome:
     t_start = time.perf_counter()
+    specs = select(expand(suite), suite, only, seeds)  # validate filters before touching the results folder
     results_dir = Path(results_root) / suite.name
     results_dir.mkdir(parents=True, exist_ok=True)
-    specs = select(expand(suite), suite, only, seeds)
     outcome = SuiteOutcome(results_dir)
     write_json_atomic(results_dir / "suite.json", {"name": suite.name, "path": suite.path, "hash": suite.raw_hash,
                                                     "world": as_dict(suite.world), "budget": as_dict(suite.budget),

@@ -10,7 +10,6 @@ import contextlib
 import csv
 import json
 import math
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -107,10 +106,15 @@ def adapter_runs(adapter_suite, adapter_cache, tmp_path_factory) -> dict[str, di
     for spec in expand(suite):
         d = outcome.results_dir / "runs" / spec.run_id
         metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else {}
-        curves = list(csv.DictReader(open(d / "curves.csv", encoding="utf-8"))) if (d / "curves.csv").is_file() else []
+        curves = read_csv(d / "curves.csv") if (d / "curves.csv").is_file() else []
         runs[spec.label] = {"dir": d, "spec": spec, "config": json.loads((d / "config.json").read_text()),
                             "metrics": metrics, "curves": curves, "outcome": outcome}
     return runs
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 def finished(runs: dict, name: str) -> dict:

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.budget import ComputeMeter, backward_flops, budget_callback, count_tokens, forward_flops
+from bench.budget import (
+    ComputeMeter,
+    backward_flops,
+    budget_callback,
+    count_tokens,
+    forward_flops,
+)
 
 PAD = 0
 
@@ -155,9 +161,8 @@ def test_paused_charges_nothing(tiny_gpt2):
         with meter.paused():
             with torch.no_grad():
                 model(input_ids=BATCH, attention_mask=MASK)
-            with meter.paused():  # nested
-                with torch.no_grad():
-                    model(input_ids=BATCH, attention_mask=MASK)
+            with meter.paused(), torch.no_grad():  # nested pause
+                model(input_ids=BATCH, attention_mask=MASK)
             with torch.no_grad():
                 model(input_ids=BATCH, attention_mask=MASK)
         assert meter.flops == 0 and sum(meter.tokens.values()) == 0

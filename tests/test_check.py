@@ -131,6 +131,7 @@ def test_bad_baseline_is_a_clear_usage_error(tmp_path, capsys, content, message)
     results = run(tmp_path)
     baseline = tmp_path / "baseline.json"
     baseline.write_text(content)
+    capsys.readouterr()
     assert main(["check", str(results), "--baseline", str(baseline)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "bench baseline" in err[0]

@@ -14,13 +14,18 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from bench.errors import UserError  # noqa: E402
-from bench.evaluation.lm_eval_adapter import (  # noqa: E402
-    TASK_NAME, build_controlled_grammar_task, primary_metric, run_lm_eval, summary_score,
+from bench.errors import UserError
+from bench.evaluation.lm_eval_adapter import (
+    TASK_NAME,
+    build_controlled_grammar_task,
+    primary_metric,
+    run_lm_eval,
+    summary_score,
 )
-from bench.worlds.controlled.language import is_grammatical  # noqa: E402
+from bench.worlds.controlled.language import is_grammatical
 
-TINY = dict(corpus_sentences=600, n_layer=1, n_embd=32, n_head=2, pairs=32, heldout_pairs=8, heldout_prompts=16)
+TINY = {"corpus_sentences": 600, "n_layer": 1, "n_embd": 32, "n_head": 2, "pairs": 32, "heldout_pairs": 8,
+        "heldout_prompts": 16}
 DEFAULT_WORLD_CACHE = Path("/tmp/bcache")
 
 
@@ -100,15 +105,34 @@ def test_base_policy_beats_chance_and_nothing_is_printed(world, task_dir):
     assert metrics["acc"] > 0.6, metrics  # the tiny base policy has learnt word order (measured: 1.0)
 
 
+def test_global_rng_is_left_alone(world, task_dir):
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    expected = random.random(), float(np.random.rand()), float(torch.rand(1))
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    run_lm_eval(world.base_model_dir, world.tokenizer_dir, [TASK_NAME], include_path=task_dir, limit=10)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+
+
 def test_random_model_scores_near_chance(world, task_dir, tmp_path):
+    """Untrained models of the same config, averaged over init seeds (one random init has order biases of its
+    own: measured 0.375-0.525 on the 200 docs for seeds 0-2)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(world.base_model_dir)))
-    model.save_pretrained(str(tmp_path / "random"))
-    results = run_lm_eval(tmp_path / "random", world.tokenizer_dir, [TASK_NAME], include_path=task_dir, limit=50)
-    assert 0.3 <= results[TASK_NAME]["acc"] <= 0.7, results
+    accs = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(world.base_model_dir)))
+        model.save_pretrained(str(tmp_path / f"random{seed}"))
+        results = run_lm_eval(tmp_path / f"random{seed}", world.tokenizer_dir, [TASK_NAME], include_path=task_dir,
+                              limit=None)
+        accs.append(results[TASK_NAME]["acc"])
+    assert 0.3 <= sum(accs) / len(accs) <= 0.7, accs
 
 
 def test_unknown_task_is_a_user_error(world, task_dir):

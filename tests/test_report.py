@@ -180,7 +180,7 @@ def test_failed_run_is_listed_with_its_error(page):
     failed = _section(html, "failed")
     assert "ipo_s1" in failed and "failed" in failed
     assert "RuntimeError: CUDA out of memory &lt;alloc&gt; &amp; retry" in failed
-    assert "(+1 not finished)" in _section(html, "leaderboard")
+    assert "+1 unfinished" in _section(html, "leaderboard")
 
 
 def test_header_comes_from_the_data(page):

@@ -85,7 +85,8 @@ class OnlineDPO(Algorithm):
 
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         n_params = sum(x.numel() for x in policy.parameters())
-        step_flops = 12 * n_params * 2 * b * 20
+        seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2
+        step_flops = (2 + 6 + 2 + 2) * n_params * seq * 2 * b  # generation, policy fwd+bwd, reference, reward
         args, epoch_steps = tc.training_args(
             ctx, OnlineDPOConfig, rows=len(train), step_flops=step_flops, beta=p["beta"],
             max_new_tokens=p["max_new_tokens"], max_length=128, temperature=1.0,

@@ -12,6 +12,8 @@ callback and the trained policy (updated in place) is saved from there.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
@@ -74,8 +76,11 @@ class PPO(Algorithm):
         reward = AutoModelForSequenceClassification.from_pretrained(str(rm_dir), num_labels=1).to(ctx.device).eval()
         value = AutoModelForSequenceClassification.from_pretrained(str(rm_dir), num_labels=1).to(ctx.device)
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+        n_params = sum(x.numel() for x in policy.parameters())
+        seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2  # prompt + a completion, measured on the pairs
+        step_flops = (4 * 2 + p["num_ppo_epochs"] * 2 * 6) * n_params * seq * b  # rollout passes + PPO epochs
         args, epoch_steps = tc.training_args(
-            ctx, PPOConfig, rows=len(train), step_flops=None, kl_coef=p["kl_coef"],
+            ctx, PPOConfig, rows=len(train), step_flops=step_flops, kl_coef=p["kl_coef"],
             num_ppo_epochs=p["num_ppo_epochs"], num_mini_batches=p["num_mini_batches"], cliprange=p["cliprange"],
             vf_coef=p["vf_coef"], missing_eos_penalty=p["missing_eos_penalty"], response_length=p["response_length"],
             stop_token="eos", temperature=1.0, num_sample_generations=0, local_rollout_forward_batch_size=b,
@@ -102,7 +107,8 @@ class PPO(Algorithm):
             budget_cb.stopped_by_budget = True
         else:
             try:
-                trainer.train()
+                with contextlib.redirect_stdout(io.StringIO()):  # TRL's PPO prints "===training policy==="
+                    trainer.train()
             except BudgetSpent:
                 pass
             finally:

@@ -26,7 +26,9 @@ def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, **alg
     epoch_steps = max(1, math.ceil(rows / per_step))
     max_steps = epoch_steps * spec.budget.max_epochs
     if spec.budget.kind == "flops" and step_flops:
-        max_steps = min(max_steps, max(1, math.ceil(1.05 * spec.budget.amount / step_flops)))
+        # what is left after charges made before training (reward model, reference precompute)
+        left = max(spec.budget.amount - ctx.meter.flops, step_flops)
+        max_steps = min(max_steps, max(1, math.ceil(1.05 * left / step_flops)))
     if spec.budget.max_steps:
         max_steps = min(max_steps, spec.budget.max_steps)
     on_gpu = str(ctx.device).startswith("cuda")

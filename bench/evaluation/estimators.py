@@ -11,7 +11,6 @@ import math
 from typing import Callable, NamedTuple
 
 import numpy as np
-import torch
 
 __all__ = [
     "win_rate", "pairwise_accuracy", "bootstrap_ci", "win_rate_ci", "mean_ci",
@@ -25,7 +24,9 @@ __all__ = [
 
 def _np(x) -> np.ndarray:
     """Float64 numpy view of an array-like or (possibly grad-tracking, GPU) torch tensor."""
-    if isinstance(x, torch.Tensor):
+    if type(x).__module__.startswith("torch"):  # torch is imported only by callers that pass tensors
+        import torch
+
         x = x.detach().to("cpu", torch.float64).numpy()
     return np.asarray(x, dtype=np.float64)
 
@@ -197,8 +198,7 @@ def kl_k3(policy_logp, ref_logp, mask=None) -> np.ndarray:
     return _seq_sum(np.expm1(log_r) - log_r, mask)
 
 
-@torch.no_grad()
-def kl_exact_tokenwise(policy_logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask=None) -> np.ndarray:
+def kl_exact_tokenwise(policy_logprobs: "torch.Tensor", ref_logprobs: "torch.Tensor", mask=None) -> np.ndarray:
     """Per-sequence sum over sampled prefixes of the exact next-token KL:
     sum_t KL(pi(.|x, y_<t) || pi_ref(.|x, y_<t)).
 
@@ -207,19 +207,22 @@ def kl_exact_tokenwise(policy_logprobs: torch.Tensor, ref_logprobs: torch.Tensor
     lower variance than k1/k3 because each step's expectation over the vocabulary is exact.
     Computed in float32 or wider; returns a numpy array [B].
     """
+    import torch
+
     def logp(x):
         x = torch.as_tensor(x)
         if x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()
         return torch.log_softmax(x, dim=-1)
 
-    lp = logp(policy_logprobs)
-    lq = logp(ref_logprobs).to(lp.device, lp.dtype)
-    p = lp.exp()
-    tok_kl = torch.where(p > 0, p * (lp - lq), torch.zeros_like(p)).sum(-1)  # [B, T]
-    if mask is not None:
-        tok_kl = tok_kl * torch.as_tensor(mask, device=tok_kl.device).to(tok_kl.dtype)
-    return tok_kl.sum(-1).double().cpu().numpy()
+    with torch.no_grad():
+        lp = logp(policy_logprobs)
+        lq = logp(ref_logprobs).to(lp.device, lp.dtype)
+        p = lp.exp()
+        tok_kl = torch.where(p > 0, p * (lp - lq), torch.zeros_like(p)).sum(-1)  # [B, T]
+        if mask is not None:
+            tok_kl = tok_kl * torch.as_tensor(mask, device=tok_kl.device).to(tok_kl.dtype)
+        return tok_kl.sum(-1).double().cpu().numpy()
 
 
 # --------------------------------------------------------------------------- best-of-n

@@ -41,6 +41,26 @@ def implicit_rewards(kind: str | None, policy_lp, ref_lp, lengths, proxy_scores=
     return None
 
 
+def alignment_tax(ctx, outcome) -> dict[str, Any]:
+    """lm-eval scores of the trained policy (the base policy for training-free references) on the suite's tasks.
+
+    The controlled world ships a local task (`controlled_grammar`); real suites list standard lm-eval tasks.
+    `lm_eval_score` is the mean of each task's primary metric; every metric is kept as `lm_eval/<task>/<m>`.
+    """
+    from bench.evaluation.lm_eval_adapter import build_controlled_grammar_task, run_lm_eval, summary_score
+
+    world, ev = ctx.stages.world(), ctx.spec.eval
+    include = build_controlled_grammar_task(world.root) if world.kind == "controlled" else None
+    model_dir = outcome.policy_dir or world.base_model_dir
+    results = run_lm_eval(model_dir, world.tokenizer_dir, list(ev.lm_eval_tasks), include_path=include,
+                          limit=ev.lm_eval_limit, device=str(ctx.stages.device))
+    out: dict[str, Any] = {"lm_eval_score": summary_score(results)}
+    for task, values in results.items():
+        for metric, value in values.items():
+            out[f"lm_eval/{task}/{metric}"] = value
+    return out
+
+
 def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from bench.algorithms.registry import get_algorithm
     from bench.evaluation.judges import RewardModelJudge
@@ -114,6 +134,9 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         if implicit is not None:
             metrics["implicit_gold_corr"] = within_prompt_corr(implicit, np.asarray(corr_set["gold"]),
                                                                np.asarray(corr_set["group"]))
+
+    if ev.lm_eval_tasks:
+        metrics.update(alignment_tax(ctx, outcome))
 
     ref_s, _ = reference_samples(stages, ev.prompts, ev.max_new_tokens, ev.temperature)
     samples = [{"prompt": p, "completion": c, "score": float(s), "reference": rc_, "reference_score": float(rs),

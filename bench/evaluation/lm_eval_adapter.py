@@ -18,9 +18,10 @@ Pitfalls handled here (lm-eval 0.4.13, transformers 5.x):
 * the default `TaskManager()` indexes ~14k YAML files (~19 s on 2 cores); a task found under `include_path`
   is loaded from an index of that folder alone, and the default index is built at most once per process;
 * an unknown task name is turned into a one-line `UserError` instead of lm-eval's `ValueError`/`KeyError`;
-* `simple_evaluate` seeds Python's, NumPy's and torch's global RNGs by default and `verbosity=...` installs a
-  log handler on the "lm_eval" logger: we pass no seeds (the task is deterministic log-likelihood scoring),
-  no verbosity, and silence lm-eval's loggers, datasets' progress bars and stray prints for the call only;
+* `simple_evaluate` seeds Python's, NumPy's and torch's global RNGs by default (and task building draws from
+  Python's `random` anyway), and `verbosity=...` installs a log handler on the "lm_eval" logger: we pass no
+  seeds (the task is deterministic log-likelihood scoring) and no verbosity, restore the global RNG states
+  afterwards, and silence lm-eval's loggers, datasets' progress bars and stray prints for the call only;
 * our tokenizer has no BOS token: HFLM then falls back to the EOS token as the log-likelihood prefix, which
   it uses only for an empty context (never the case here); no BOS is added to contexts (`add_bos_token=False`),
   so the token sequences are the ones the policy was trained on (reviews start at position 0);
@@ -150,7 +151,7 @@ def _quiet():
 
         bars_were_on = datasets.is_progress_bar_enabled()
         datasets.disable_progress_bars()
-    except Exception:  # datasets missing or API moved: stray bars are caught by the redirect below
+    except (ImportError, AttributeError):  # datasets missing or API moved: stray bars are caught by the redirect below
         datasets, bars_were_on = None, False
     try:
         for n in names:
@@ -162,6 +163,22 @@ def _quiet():
             logging.getLogger(n).setLevel(level)
         if datasets is not None and bars_were_on:
             datasets.enable_progress_bars()
+
+
+@contextlib.contextmanager
+def _rng_preserved():
+    """Restore Python's, NumPy's and torch's (CPU) global RNG states afterwards: evaluating a policy mid-run must
+    not shift the run's random stream (lm-eval's task building draws from Python's `random`)."""
+    import numpy as np
+    import torch
+
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
 
 
 @lru_cache(maxsize=8)
@@ -269,7 +286,7 @@ def run_lm_eval(model_dir: Path, tokenizer_dir: Path, tasks: list[str], *, inclu
     from bench.modeling import load_causal_lm
     from bench.worlds.controlled.tokenizer import load_tokenizer
 
-    with _quiet():
+    with _quiet(), _rng_preserved():
         model = load_causal_lm(model_dir, device=device)
         tok = load_tokenizer(tokenizer_dir)
         max_length = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
@@ -286,6 +303,10 @@ def run_lm_eval(model_dir: Path, tokenizer_dir: Path, tasks: list[str], *, inclu
                 raise
             bad = next((t for t in tasks if f"'{t}'" in str(e)), tasks[0])
             raise _unknown(bad, []) from e
+        except ConnectionError as e:  # datasets in offline mode (HF_DATASETS_OFFLINE=1) or no network
+            raise UserError(f"lm-eval tasks {', '.join(tasks)}: a data set is not available offline ({e}); "
+                            "download it into the Hugging Face datasets cache first, or drop the task from "
+                            "[eval].lm_eval_tasks") from e
     results = (out or {}).get("results", {})
     return {name: _numeric_metrics(res) for name, res in results.items()}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bench.evaluation.estimators import kl_exact_tokenwise, kl_mc
 from bench.modeling import sample, sequence_logps
 
 
@@ -73,13 +74,12 @@ def sample_metrics(policy, ref, tokenizer, judge, prompts: list[str], *, max_new
                                    .logits[:, :-1].float() / temperature, -1)
         tok_pol = lp_pol.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask
         tok_ref = lp_ref.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask
-        kl_tok = (lp_pol.exp() * (lp_pol - lp_ref)).sum(-1) * mask
         ent = -(lp_pol.exp() * lp_pol).sum(-1) * mask
         n = mask.sum(-1).clamp(min=1)
         logp.append(tok_pol.sum(-1).cpu().numpy())
         ref_logp.append(tok_ref.sum(-1).cpu().numpy())
-        k1.append((tok_pol - tok_ref).sum(-1).cpu().numpy())
-        tokenwise.append(kl_tok.sum(-1).cpu().numpy())
+        k1.append(kl_mc(tok_pol, tok_ref, mask))
+        tokenwise.append(kl_exact_tokenwise(lp_pol, lp_ref, mask))
         entropy.append((ent.sum(-1) / n).cpu().numpy())
     cat = lambda xs: np.concatenate(xs).astype(np.float64)  # noqa: E731
     return SampleMetrics(list(prompts), s.completions, scores, cat(k1), cat(tokenwise), cat(logp), cat(ref_logp),

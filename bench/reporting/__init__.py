@@ -8,8 +8,9 @@ chart, win rate and KL against compute, the alignment tax, sensitivity for sweep
 charts are embedded SVG data, so it opens offline. The output depends only on the files under `results_dir`
 (the date shown is the newest metrics.json's modification time), so it can be golden-tested.
 
-Modules: data.py (read the results), tables.py (pure pandas tables), figures.py (matplotlib charts),
-page.py (template context and rendering), template.html (jinja2, autoescaped).
+Modules: data.py (read the results), tables.py (pure pandas tables), figures.py (frontier, displacement and
+compute charts), sweeps.py (sensitivity, proxy vs gold), page.py (template context and rendering), template.html
+(jinja2, autoescaped).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from bench.reporting import figures, tables
+from bench.reporting import figures, sweeps, tables
 from bench.reporting.data import Results, finite
 
 SAMPLE_PROMPTS = 4      # prompts shown in the samples section
@@ -159,8 +159,8 @@ def context(res: Results) -> dict[str, Any]:
         "frontier": figures.frontier(board, runs, res.limits, style, reward_name) if len(board) else None,
         "displacement": figures.displacement(board, runs, res.curves) if len(board) else None,
         "progress": figures.progress(board, runs, res.curves, style) if len(board) else None,
-        "sensitivity": figures.sensitivity(board, runs, params, style) if sweep else None,
-        "proxy": figures.proxy_vs_gold(board, runs, style, reward_name) if has_proxy else None,
+        "sensitivity": sweeps.sensitivity(board, runs, params, style) if sweep else None,
+        "proxy": sweeps.proxy_vs_gold(board, runs, style, reward_name) if has_proxy else None,
     }
     metrics = [{"title": m.title.replace("gold reward", reward_name), "unit": m.unit,
                 "direction": {1: "↑", -1: "↓"}.get(m.direction, "")} for m in tables.LEADERBOARD]

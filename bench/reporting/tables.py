@@ -6,7 +6,9 @@ are counted (`not_finished`) and listed by `failed_runs`, never dropped.
 
 "Best" per column follows the metric's direction (higher win rate, gold reward and preference accuracy; lower
 KL) and is chosen among trained algorithms only: the training-free references `sft` (KL = 0 by construction)
-and `best_of_n` (picks with the judge itself: an oracle) would otherwise win columns they cannot lose.
+and `best_of_n` (picks with the judge itself: an oracle) would otherwise win columns they cannot lose. For a
+label with a grid, only the setting the runner selected (on validation data) competes: picking the grid point
+with the best *test* score would reward the label with the bigger grid.
 """
 
 from __future__ import annotations
@@ -136,6 +138,9 @@ def best_marks(board: pd.DataFrame) -> pd.DataFrame:
     among trained algorithms, by the metric's direction; all False for metrics without a direction."""
     marks = pd.DataFrame(False, index=board.index, columns=[m.key for m in LEADERBOARD])
     trained = ~board["algorithm"].isin(REFERENCE_ALGORITHMS) if len(board) else pd.Series(dtype=bool)
+    if len(board):  # in a grid, only the runner's selected setting competes (not the best test score: tuning luck)
+        has_selection = board.groupby("label")["selected"].transform("any")
+        trained &= board["selected"] | ~has_selection
     for m in LEADERBOARD:
         if m.direction == 0 or not len(board):
             continue
@@ -200,14 +205,16 @@ def format_ci(mean: Any, lo: Any, hi: Any, seeds: int, fmt: str) -> str:
 def leaderboard_view(board: pd.DataFrame, marks: pd.DataFrame) -> list[dict[str, Any]]:
     """The leaderboard as rows of display cells for the template (text only; escaping is the template's)."""
     params = board_params(board)
+    has_selection = board.groupby("label")["selected"].transform("any") if len(board) else board["selected"]
     view = []
     for i, row in board.iterrows():
         cells = [{"value": format_number(row[m.key], m.fmt),
                   "ci": format_ci(row[m.key], row[f"{m.key}_lo"], row[f"{m.key}_hi"], int(row["seeds"]), m.fmt),
                   "best": bool(marks.at[i, m.key])} for m in LEADERBOARD]
-        swept = ", ".join(f"{p}={format_param(row[p])}" for p in params if present(row[p]))
+        swept = [f"{p}={format_param(row[p])}" for p in params if present(row[p])]
         view.append({"label": row["label"], "algorithm": row["algorithm"], "swept": swept,
                      "seeds": int(row["seeds"]), "not_finished": int(row["not_finished"]),
                      "selected": bool(row["selected"]), "reference": row["algorithm"] in REFERENCE_ALGORITHMS,
-                     "cells": cells})
+                     # the row that represents its label in a compact table: its selected setting, if any
+                     "primary": bool(row["selected"] or not has_selection[i]), "cells": cells})
     return view
