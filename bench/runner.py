@@ -175,6 +175,8 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str 
             ctx.world = stages.world()
             ctx.curves = CurveRecorder(ctx)
         train_out = cls().train(ctx)
+        if cls.trains:
+            report(progress, f"train {spec.run_id} (% of budget)", 100, 100)
         train_s = time.perf_counter() - t0
         t_eval = time.perf_counter()
         if train_out.metrics is not None:

@@ -83,8 +83,8 @@ class EvalConfig:
     temperature: float = field(default=1.0, metadata={"gt": 0})
     curve_every: float = field(default=0.1, metadata={"gt": 0, "max": 1, "doc": "log-prob drift curve cadence, "
                                                                                 "as a fraction of the budget"})
-    curve_pairs: int = field(default=128, metadata={"min": 1, "doc": "held-out pairs (and train pairs) tracked"})
-    curve_generation_every: float = field(default=0.25, metadata={"gt": 0, "max": 1, "doc":
+    curve_pairs: int = field(default=64, metadata={"min": 1, "doc": "held-out pairs (and train pairs) tracked"})
+    curve_generation_every: float = field(default=0.5, metadata={"gt": 0, "max": 1, "doc":
                                           "win rate / KL curve cadence (coarser: it samples)"})
     curve_generation_prompts: int = field(default=64, metadata={"min": 1})
     best_of_n: int = field(default=16, metadata={"min": 1, "doc": "n of the best_of_n reference"})

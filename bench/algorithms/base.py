@@ -34,6 +34,7 @@ class RunContext:
     stages: Any               # bench.stages.SharedStages
     curves: Any               # bench.evaluation.curves.CurveRecorder (None for torch-free algorithms)
     progress: Any = None
+    step_cap: str = "data_exhausted"  # which cap set the trainer's max_steps (see trl_common.stop_reason)
 
     @property
     def params(self) -> dict[str, Any]:

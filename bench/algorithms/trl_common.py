@@ -25,12 +25,16 @@ def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, **alg
     per_step = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
     epoch_steps = max(1, math.ceil(rows / per_step))
     max_steps = epoch_steps * spec.budget.max_epochs
+    ctx.step_cap = "data_exhausted"  # ended by budget.max_epochs passes over the data
     if spec.budget.kind == "flops" and step_flops:
-        # what is left after charges made before training (reward model, reference precompute)
+        # what is left after charges made before training (reward model, reference precompute); the margin
+        # keeps an over-estimated step cost from ending training before the budget is spent
         left = max(spec.budget.amount - ctx.meter.flops, step_flops)
-        max_steps = min(max_steps, max(1, math.ceil(1.05 * left / step_flops)))
-    if spec.budget.max_steps:
-        max_steps = min(max_steps, spec.budget.max_steps)
+        estimate = max(1, math.ceil(1.25 * left / step_flops))
+        if estimate < max_steps:
+            max_steps, ctx.step_cap = estimate, "step_estimate"
+    if spec.budget.max_steps and spec.budget.max_steps < max_steps:
+        max_steps, ctx.step_cap = spec.budget.max_steps, "max_steps"
     on_gpu = str(ctx.device).startswith("cuda")
     kwargs = dict(
         output_dir=str(ctx.work_dir / "trainer"), report_to="none", use_cpu=not on_gpu,
@@ -51,8 +55,15 @@ def callbacks(ctx, get_policy=lambda kw: kw["model"]):
     """[budget callback, curve callback]: curves see each step after the budget has been updated."""
     from bench.budget import budget_callback
 
+    from bench.progress import report
+
     curve_cb = ctx.curves.callback(get_policy)
-    budget_cb = budget_callback(ctx.meter)
+    stage = f"train {ctx.spec.run_id} (% of budget)"
+
+    def on_step(state) -> None:
+        report(ctx.progress, stage, min(99, int(100 * ctx.meter.fraction)), 100)
+
+    budget_cb = budget_callback(ctx.meter, on_step=on_step)
     return budget_cb, [budget_cb, curve_cb]
 
 
@@ -79,12 +90,12 @@ def pair_tokens(dataset, tokenizer, limit: int = 512) -> float:
 
 
 def stop_reason(budget_cb, ctx, steps: int) -> str:
-    """Why training ended: the budget, the `budget.max_steps` cap, or `budget.max_epochs` passes over the data."""
+    """Why training ended: "budget" (the meter), or the step cap that bound first: "max_steps" (the suite's
+    `budget.max_steps`), "data_exhausted" (`budget.max_epochs` passes over the data), or "step_estimate" (the
+    step count laid out from the budget ran out first: the per-step cost was over-estimated)."""
     if budget_cb.stopped_by_budget:
         return "budget"
-    if ctx.spec.budget.max_steps and steps >= ctx.spec.budget.max_steps:
-        return "max_steps"
-    return "data_exhausted"
+    return getattr(ctx, "step_cap", "data_exhausted")
 
 
 def save_policy(trainer_or_model, tokenizer, path: Path) -> Path:
