@@ -63,6 +63,7 @@ class ComputeMeter:
     paused_depth: int = 0
     train_seconds: float = 0.0
     _t_start: float | None = None
+    _unsynced: float = 0.0
     _handles: list[Any] = field(default_factory=list)
 
     # -- counting
@@ -83,7 +84,7 @@ class ComputeMeter:
             cost = forward_flops(n_params, tokens)
             if torch.is_grad_enabled() and module.training and any(p.requires_grad for p in module.parameters()):
                 cost += backward_flops(n_params, tokens)
-            self.charge(component, cost, tokens)
+            self.charge(component, cost, tokens, per_rank=True)
 
         self._handles.append(model.register_forward_pre_hook(hook, with_kwargs=True))
 
@@ -92,10 +93,24 @@ class ComputeMeter:
             h.remove()
         self._handles.clear()
 
-    def charge(self, component: str, flops: float, tokens: int = 0) -> None:
+    def charge(self, component: str, flops: float, tokens: int = 0, per_rank: bool = False) -> None:
+        """Book FLOPs. `per_rank`: spent by this process only (its shard of a multi-process step), to be summed
+        over ranks by `sync()`; shared stages charged identically on every rank are not per-rank."""
         self.flops += flops
         self.by_component[component] += flops
         self.tokens[component] += tokens
+        if per_rank:
+            self._unsynced += flops
+
+    def sync(self) -> None:
+        """Multi-process runs: add the other ranks' per-rank FLOPs since the last sync (a no-op otherwise)."""
+        from bench.distributed import sum_over_ranks, world_size
+
+        if world_size() > 1:
+            total = sum_over_ranks(self._unsynced)
+            self.flops += total - self._unsynced
+            self.by_component["other_ranks"] += total - self._unsynced
+        self._unsynced = 0.0
 
     @contextlib.contextmanager
     def paused(self):
@@ -168,8 +183,8 @@ def budget_callback(meter: ComputeMeter, on_step=None):
     """A transformers `TrainerCallback` that stops training when the budget is spent.
 
     It stops *before* a step that would overrun (estimating a step's cost as the largest so far), so runs end
-    within one optimizer step of the budget and, unless a step costs more than every earlier one, below it. `on_step(state)` runs after each step
-    (the curve callback hooks in there).
+    within one optimizer step of the budget and, unless a step costs more than every earlier one, below it.
+    `on_step(state)` runs after each step (progress reporting).
     """
     from transformers import TrainerCallback
 
@@ -185,13 +200,17 @@ def budget_callback(meter: ComputeMeter, on_step=None):
             meter.start_clock()
 
         def on_step_end(self, args, state, control, **kwargs):
+            from bench.distributed import sum_over_ranks
+
+            meter.sync()
             spent = meter.spent
             # the largest step so far: step costs vary with padding, so the last one alone can under-predict
             self.last_step_cost = max(self.last_step_cost, spent - self.last_spent)
             self.last_spent = spent
             if on_step is not None:
                 on_step(state)
-            if meter.exhausted(self.last_step_cost):
+            # every rank takes the same decision (any rank out of budget stops all; one alone would hang)
+            if sum_over_ranks(float(meter.exhausted(self.last_step_cost))) > 0:
                 self.stopped_by_budget = True
                 control.should_training_stop = True
             return control

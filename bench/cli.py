@@ -155,8 +155,12 @@ def cmd_run(args) -> int:
     if args.dry_run:
         print(plan_text(suite, only=only, seeds=seeds, cache_dir=args.cache_dir))
         return EXIT_OK
+    from bench.distributed import is_main
+
     outcome = run_suite(suite, results_root=Path(args.results), cache_dir=args.cache_dir, only=only, seeds=seeds,
-                        device=args.device, progress=_progress_printer())
+                        device=args.device, progress=_progress_printer() if is_main() else None)
+    if not is_main():  # multi-process: rank 0 alone reports and writes the page
+        return EXIT_OK
     print(outcome.summary_line())
     if not args.no_report:
         from bench.reporting import write_report

@@ -8,6 +8,7 @@ KL estimates are estimates of the KL of the policy itself.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,11 @@ import torch
 
 
 def pick_device(preference: str = "auto") -> torch.device:
+    """auto: this process's GPU when there is one (LOCAL_RANK under `accelerate launch`), else the CPU."""
     if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
+        return torch.device("cpu")
     return torch.device(preference)
 
 

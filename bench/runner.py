@@ -17,6 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from bench import distributed as dist
 from bench.algorithms.registry import get_algorithm
 from bench.errors import UserError
 from bench.io import cache_root, write_json_atomic
@@ -94,19 +95,21 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
     t_start = time.perf_counter()
     specs = select(expand(suite), suite, only, seeds)  # validate filters before touching the results folder
     results_dir = Path(results_root) / suite.name
-    results_dir.mkdir(parents=True, exist_ok=True)
     outcome = SuiteOutcome(results_dir)
-    write_json_atomic(results_dir / "suite.json", {"name": suite.name, "path": suite.path, "hash": suite.raw_hash,
-                                                    "world": as_dict(suite.world), "budget": as_dict(suite.budget),
-                                                    "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
-                                                    "entries": [as_dict(e) for e in suite.entries],
-                                                    "check": suite.check})
-    todo = []
+    dist.ensure_initialized()
+    todo = []  # decided by every rank before any rank writes
     for spec in specs:
         if is_finished(run_dir(results_dir, spec.run_id)):
             outcome.skipped.append(spec.run_id)
         else:
             todo.append(spec)
+    dist.barrier()
+    if dist.is_main():
+        results_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(results_dir / "suite.json", {
+            "name": suite.name, "path": suite.path, "hash": suite.raw_hash, "world": as_dict(suite.world),
+            "budget": as_dict(suite.budget), "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
+            "entries": [as_dict(e) for e in suite.entries], "check": suite.check})
     stages = None
     if todo:
         from bench.stages import SharedStages
@@ -115,6 +118,9 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
         stages = SharedStages(suite, cache_root(cache_dir), device=device, progress=progress)
         if needs_world:
             t = time.perf_counter()
+            if dist.is_main():
+                stages.world()  # built once (cached on disk); the other ranks load it after the barrier
+            dist.barrier()
             stages.world()
             outcome.stage_seconds["world"] = time.perf_counter() - t
     for i, spec in enumerate(todo):
@@ -124,11 +130,13 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
             outcome.finished.append(spec.run_id)
         else:
             outcome.failed.append((spec.run_id, error))
-        write_summary(results_dir)  # after every run: a killed suite still has an up-to-date summary
+        if dist.is_main():
+            write_summary(results_dir)  # after every run: a killed suite still has an up-to-date summary
     report(progress, "runs", len(todo), len(todo))
-    if stages is not None and stages._world is not None:
-        write_world_record(results_dir, stages)
-    write_summary(results_dir)
+    if dist.is_main():
+        if stages is not None and stages._world is not None:
+            write_world_record(results_dir, stages)
+        write_summary(results_dir)
     if stages is not None:
         outcome.stage_seconds.update(stages.seconds)
     outcome.seconds = time.perf_counter() - t_start
@@ -151,11 +159,13 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str 
     from bench.provenance import provenance
 
     path = run_dir(results_dir, spec.run_id)
+    cls = get_algorithm(spec.algorithm)
+    device = stages.device if stages is not None else "cpu"
+    if not dist.is_main():
+        return _follow_run(spec, path, stages, progress)
     if path.exists():  # leftovers of an interrupted or failed attempt: start clean
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    cls = get_algorithm(spec.algorithm)
-    device = stages.device if stages is not None else "cpu"
     write_json_atomic(path / "config.json", {
         "run_id": spec.run_id, "config_hash": spec.config_hash, "suite": spec.suite, "label": spec.label,
         "algorithm": spec.algorithm, "algorithm_version": spec.algorithm_version, "seed": spec.seed,
@@ -163,6 +173,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str 
         "world_key": stages.world_key() if stages is not None and cls.needs_torch else None,
         "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "provenance": provenance(device),
     })
+    dist.barrier()  # the run folder exists before any rank trains
     meter = ComputeMeter(spec.budget.kind, spec.budget.amount)
     t0 = time.perf_counter()
     try:
@@ -178,7 +189,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str 
         if cls.trains:
             report(progress, f"train {spec.run_id} (% of budget)", 100, 100)
         train_s = time.perf_counter() - t0
-        t_eval = time.perf_counter()
+        t_eval = time.perf_counter()  # the other ranks wait for rank 0 at the next run's first barrier
         if train_out.metrics is not None:
             metrics, samples, curves = dict(train_out.metrics), [], train_out.curves or []
         else:
@@ -210,6 +221,31 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str 
         write_metrics(path, {"status": "failed", "error": message, "wall_s": time.perf_counter() - t0,
                              "compute": meter.record()})
         return message
+    finally:
+        meter.detach()
+
+
+def _follow_run(spec: RunSpec, path: Path, stages, progress) -> str | None:
+    """Ranks > 0 of a multi-process run: train in step with rank 0 (TRL shards the batches), write nothing."""
+    from bench.algorithms.base import RunContext
+    from bench.budget import ComputeMeter
+
+    cls = get_algorithm(spec.algorithm)
+    dist.barrier()
+    meter = ComputeMeter(spec.budget.kind, spec.budget.amount)
+    try:
+        ctx = RunContext(spec=spec, world=None, run_dir=path, meter=meter, device=stages.device, stages=stages,
+                         curves=None, progress=None)
+        if cls.needs_torch:
+            from bench.evaluation.curves import CurveRecorder
+
+            _seed_everything(spec.seed)
+            ctx.world = stages.world()
+            ctx.curves = CurveRecorder(ctx)
+        cls().train(ctx)
+        return None
+    except Exception as exc:  # rank 0 records the run's failure; this rank only reports it
+        return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
     finally:
         meter.detach()
 

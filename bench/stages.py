@@ -63,14 +63,19 @@ class SharedStages:
         root = world.root / f"reward_model-{key}"
 
         def build():
+            from bench import distributed as dist
+
             record_path = root / "record.json"
             if record_path.is_file():
                 return root / "model", read_json(record_path)
             from bench.algorithms.reward_model import train_reward_model
 
+            # every rank trains (TRL shards the pairs); rank 0 saves the model and the record
             report(self.progress, "stage: reward model", 0, 1)
             record = train_reward_model(world, settings, root / "model", device=self.device)
-            write_json_atomic(record_path, record)
+            if dist.is_main():
+                write_json_atomic(record_path, record)
+            dist.barrier()
             report(self.progress, "stage: reward model", 1, 1)
             return root / "model", record
 

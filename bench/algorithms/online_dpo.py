@@ -88,7 +88,7 @@ class OnlineDPO(Algorithm):
         seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2
         step_flops = (2 + 6 + 2 + 2) * n_params * seq * 2 * b  # generation, policy fwd+bwd, reference, reward
         args, epoch_steps = tc.training_args(
-            ctx, OnlineDPOConfig, rows=len(train), step_flops=step_flops, beta=p["beta"],
+            ctx, OnlineDPOConfig, rows=len(train), step_flops=step_flops, margin=3.0, beta=p["beta"],
             max_new_tokens=p["max_new_tokens"], max_length=128, temperature=1.0,
             missing_eos_penalty=p["missing_eos_penalty"],
         )

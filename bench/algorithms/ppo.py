@@ -80,7 +80,7 @@ class PPO(Algorithm):
         seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2  # prompt + a completion, measured on the pairs
         step_flops = (4 * 2 + p["num_ppo_epochs"] * 2 * 6) * n_params * seq * b  # rollout passes + PPO epochs
         args, epoch_steps = tc.training_args(
-            ctx, PPOConfig, rows=len(train), step_flops=step_flops, kl_coef=p["kl_coef"],
+            ctx, PPOConfig, rows=len(train), step_flops=step_flops, margin=3.0, kl_coef=p["kl_coef"],
             num_ppo_epochs=p["num_ppo_epochs"], num_mini_batches=p["num_mini_batches"], cliprange=p["cliprange"],
             vf_coef=p["vf_coef"], missing_eos_penalty=p["missing_eos_penalty"], response_length=p["response_length"],
             stop_token="eos", temperature=1.0, num_sample_generations=0, local_rollout_forward_batch_size=b,

@@ -66,9 +66,11 @@ def train_reward_model(world, settings: dict[str, Any], out_dir: Path, device="c
     trainer = RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
     tc.quiet(trainer)
     trainer.train()
+    meter.sync()  # multi-process: the other ranks' shards of the pairs
     meter.detach()
-    trainer.save_model(str(out_dir))
-    tok.save_pretrained(str(out_dir))
+    trainer.save_model(str(out_dir))  # rank 0 only under accelerate launch
+    if trainer.is_world_process_zero():
+        tok.save_pretrained(str(out_dir))
 
     # held-out accuracy: does it rank the labelled chosen above rejected, and the gold-better one above the other?
     heldout = world.load_pairs("heldout")

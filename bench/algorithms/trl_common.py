@@ -18,8 +18,13 @@ from typing import Any
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, **algorithm_kwargs: Any):
-    """A TRL config (`DPOConfig`, `CPOConfig`, ...) with the run's common settings and `algorithm_kwargs`."""
+def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, margin: float = 1.25,
+                  **algorithm_kwargs: Any):
+    """A TRL config (`DPOConfig`, `CPOConfig`, ...) with the run's common settings and `algorithm_kwargs`.
+
+    `margin` scales the step count laid out from the budget; algorithms whose step cost depends on what the
+    policy generates (PPO, Online DPO) pass a larger one, since their estimate is rougher.
+    """
     p = ctx.params
     spec = ctx.spec
     per_step = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
@@ -30,7 +35,7 @@ def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, **alg
         # what is left after charges made before training (reward model, reference precompute); the margin
         # keeps an over-estimated step cost from ending training before the budget is spent
         left = max(spec.budget.amount - ctx.meter.flops, step_flops)
-        estimate = max(1, math.ceil(1.25 * left / step_flops))
+        estimate = max(1, math.ceil(margin * left / step_flops))
         if estimate < max_steps:
             max_steps, ctx.step_cap = estimate, "step_estimate"
     if spec.budget.max_steps and spec.budget.max_steps < max_steps:
@@ -99,9 +104,14 @@ def stop_reason(budget_cb, ctx, steps: int) -> str:
 
 
 def save_policy(trainer_or_model, tokenizer, path: Path) -> Path:
-    model = getattr(trainer_or_model, "model", trainer_or_model)
-    model.save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
+    """Save the trained policy for evaluation (rank 0 only in multi-process runs: it alone evaluates)."""
+    from bench.distributed import is_main
+
+    if is_main():
+        model = getattr(trainer_or_model, "model", trainer_or_model)
+        model = getattr(model, "module", model)  # unwrap DDP
+        model.save_pretrained(str(path))
+        tokenizer.save_pretrained(str(path))
     return path
 
 

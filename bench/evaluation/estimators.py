@@ -8,9 +8,12 @@ are two-sided at level 1 - alpha; everything is deterministic for a given ``seed
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "win_rate", "pairwise_accuracy", "bootstrap_ci", "win_rate_ci", "mean_ci",
@@ -198,7 +201,7 @@ def kl_k3(policy_logp, ref_logp, mask=None) -> np.ndarray:
     return _seq_sum(np.expm1(log_r) - log_r, mask)
 
 
-def kl_exact_tokenwise(policy_logprobs: "torch.Tensor", ref_logprobs: "torch.Tensor", mask=None) -> np.ndarray:
+def kl_exact_tokenwise(policy_logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask=None) -> np.ndarray:
     """Per-sequence sum over sampled prefixes of the exact next-token KL:
     sum_t KL(pi(.|x, y_<t) || pi_ref(.|x, y_<t)).
 

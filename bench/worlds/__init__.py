@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.worlds.controlled.config import ControlledWorldConfig
+from bench.worlds.hub.config import HubWorldConfig
 
 
 @dataclass(frozen=True)
@@ -27,4 +28,6 @@ class WorldKind:
 WORLDS: dict[str, WorldKind] = {
     "controlled": WorldKind(ControlledWorldConfig, "bench.worlds.controlled.build:build_world",
                             "synthetic review language, gold sentiment reward, tiny GPT-2 trained from scratch (CPU)"),
+    "hub": WorldKind(HubWorldConfig, "bench.worlds.hub.build:build_hub_world",
+                     "Hugging Face policy + preference data set (e.g. UltraFeedback) + reward-model judge"),
 }

@@ -72,7 +72,7 @@ def pretrain(cfg: ControlledWorldConfig, tokenizer, texts: list[str], heldout: l
             tokens += int(attention.sum())
             losses.append(float(loss.detach()))
             if progress is not None:
-                progress(step, total, float(loss))
+                progress(step, total, float(loss.detach()))
             if step == weak_step:
                 model.save_pretrained(str(weak_dir))
                 weak_ppl = perplexity(model, tokenizer, heldout)
