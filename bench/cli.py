@@ -75,7 +75,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(trl|transformers|torch)\b.*")
-    for name in ("transformers", "trl", "datasets", "accelerate"):
+    for name in ("transformers", "trl", "datasets", "accelerate", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -26,11 +26,21 @@ def pick_device(preference: str = "auto") -> torch.device:
 
 
 def load_causal_lm(path: Any, device: torch.device | str = "cpu", dtype: torch.dtype | None = None):
+    """Float32 weights by default: transformers 5 otherwise loads a checkpoint in its saved dtype (bf16 for most
+    Hub models), and bf16 master weights barely move at DPO's 5e-7-class learning rates. TRL's `bf16 = true`
+    still runs the maths in bf16 (autocast) on GPU."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype) if dtype else \
-        AutoModelForCausalLM.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32)
     return model.to(device).eval()
+
+
+def load_scalar_model(path: Any, device: torch.device | str = "cpu", dtype: torch.dtype | None = None):
+    """A sequence-classification model with one output (reward or value model), float32 by default."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, dtype=dtype or torch.float32)
+    return model.to(device)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -71,7 +81,8 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempera
         new_tokens = []
         step_ids, step_pos = ids, position_ids
         for _ in range(max_new_tokens):
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, cache=cache, use_cache=True)
+            out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, cache=cache, use_cache=True,
+                        logits_to_keep=1)  # the prompt pass would otherwise materialise [B, L, vocab] logits
             cache = out.cache  # transformers >= 5.2x names the KV cache `cache` (formerly past_key_values)
             logits = out.logits[:, -1, :].float() / temperature
             probs = torch.softmax(logits, dim=-1).cpu()
@@ -101,6 +112,12 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempera
     if was_training:
         model.train()
     return Samples(list(prompts), out_text, out_ids, ended)
+
+
+def rows_per_batch(requested: int, width: int, vocab: int, budget: int = 2**27) -> int:
+    """Batch rows so that one float32 [rows, width, vocab] log-softmax stays under `budget` elements (512 MB):
+    a 200-word vocabulary keeps the requested batch, a 150k-token one at 1k tokens goes down to 1 row."""
+    return max(1, min(requested, budget // max(1, width * vocab)))
 
 
 def completion_batch(tokenizer, prompts: list[str], completions: list[str], *, add_eos: bool = True,
@@ -142,12 +159,17 @@ def sequence_logps(model, tokenizer, prompts: list[str], completions: list[str],
     was_training = model.training
     model.eval()
     sums, counts = [], []
-    for start in range(0, len(prompts), batch_size):
-        batch = completion_batch(tokenizer, prompts[start:start + batch_size], completions[start:start + batch_size],
+    vocab = model.get_output_embeddings().weight.shape[0]
+    start = 0
+    while start < len(prompts):
+        probe = completion_batch(tokenizer, prompts[start:start + 1], completions[start:start + 1], add_eos=add_eos)
+        rows = rows_per_batch(batch_size, 2 * probe["input_ids"].shape[1], vocab)  # 2x: lengths vary in a batch
+        batch = completion_batch(tokenizer, prompts[start:start + rows], completions[start:start + rows],
                                  add_eos=add_eos, device=device)
         logp, mask = token_logps(model, batch)
         sums.append(logp.sum(-1).cpu().numpy())
         counts.append(mask.sum(-1).cpu().numpy())
+        start += rows
     if was_training:
         model.train()
     return np.concatenate(sums).astype(np.float64), np.concatenate(counts).astype(np.int64)

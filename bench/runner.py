@@ -63,13 +63,14 @@ def plan_text(suite: Suite, *, only=None, seeds=None, cache_dir=None) -> str:
     sizes = _world_sizes(suite)
     lines = [f"suite '{suite.name}' ({suite.path}), hash {suite.raw_hash[:12]}: {len(specs)} runs, budget "
              f"{suite.budget.kind} = {suite.budget.amount:.3g} per run, world {suite.world.kind} "
-             f"(policy ≈ {sizes['n_params'] / 1e6:.2f}M parameters, ≈ {sizes['tokens_per_sequence']:.0f} "
-             f"tokens per sequence)"]
+             + (f"(policy ≈ {sizes['n_params'] / 1e6:.2f}M parameters, ≈ {sizes['tokens_per_sequence']:.0f} "
+                f"tokens per sequence)" if sizes.get("n_params") else
+                f"(model size unknown: {sizes.get('note', 'not available locally')}; no per-step estimate)")]
     lines.append(f"{'run_id':<48} {'algorithm':<11} {'est. FLOPs/step':>16} {'est. steps':>10}  notes")
     total = 0.0
     for spec in specs:
         cls = get_algorithm(spec.algorithm)
-        est = cls.estimate(spec, sizes) if hasattr(cls, "estimate") else {}
+        est = cls.estimate(spec, sizes) if hasattr(cls, "estimate") and sizes.get("n_params") else {}
         step = est.get("step_flops")
         steps = est.get("steps")
         total += suite.budget.amount if cls.trains and suite.budget.kind == "flops" else 0.0
@@ -171,6 +172,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str 
         "algorithm": spec.algorithm, "algorithm_version": spec.algorithm_version, "seed": spec.seed,
         "params": spec.param_dict, "swept": list(spec.swept), "world": as_dict(spec.world),
         "world_key": stages.world_key() if stages is not None and cls.needs_torch else None,
+        "world_revisions": stages.world().info.get("revisions") if stages is not None and cls.needs_torch else None,
         "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "provenance": provenance(device),
     })
     dist.barrier()  # the run folder exists before any rank trains

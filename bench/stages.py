@@ -72,7 +72,8 @@ class SharedStages:
 
             # every rank trains (TRL shards the pairs); rank 0 saves the model and the record
             report(self.progress, "stage: reward model", 0, 1)
-            record = train_reward_model(world, settings, root / "model", device=self.device)
+            record = train_reward_model(world, settings, root / "model", device=self.device,
+                                        world_config=self.suite.world, max_length=world.info.get("max_length", 128))
             if dist.is_main():
                 write_json_atomic(record_path, record)
             dist.barrier()

@@ -173,6 +173,13 @@ def test_suites_validate_and_register_the_hub_kind(capsys):
     assert "hub" in capsys.readouterr().out
 
 
+def test_dry_run_estimates_from_a_local_model(assets, capsys):
+    code = main(["run", str(SUITE), "--dry-run", "--set", f"world.model={assets['model']}"])
+    out = capsys.readouterr().out
+    assert code == 0 and "world hub (policy ≈ 0.02M parameters" in out
+    assert all(label in out for label in ("dpo_s0", "ppo_s0", "simpo_s0", "best_of_n_s0"))
+
+
 def test_world_settings_are_validated(tmp_path, capsys):
     code = main(["validate", str(SUITE), "--set", "world.model=", "--set", "world.chat_template=sometimes"])
     err = capsys.readouterr().err
@@ -239,7 +246,7 @@ def test_a_pad_token_equal_to_eos_is_replaced(assets, tmp_path):
     tok = AutoTokenizer.from_pretrained(str(model))
     tok.pad_token = tok.eos_token
     tok.save_pretrained(str(model))
-    out, record = prepare_tokenizer(resolve_pretrained(str(model), None, "[world].model"), tmp_path)
+    _, record = prepare_tokenizer(resolve_pretrained(str(model), None, "[world].model"), tmp_path)
     saved = AutoTokenizer.from_pretrained(str(tmp_path / "tokenizer"))
     assert record["pad_token_original"] == "<|end|>" and record["pad_token"] == saved.pad_token == "<unk>"
     assert saved.pad_token_id != saved.eos_token_id and saved.padding_side == "left"
@@ -320,8 +327,9 @@ def overrides(assets, cache: Path) -> list[str]:
         "eval.max_new_tokens": 8, "eval.curve_pairs": 4, "eval.curve_generation_prompts": 4,
         "eval.limit_prompts": 4, "eval.limit_samples": 4, "eval.best_of_n": 2, "eval.bootstrap": 100,
         "eval.lm_eval_tasks": "[]", "train.per_device_train_batch_size": 4, "train.gradient_accumulation_steps": 1,
-        "train.learning_rate": "1e-3", "algorithms.simpo.learning_rate": "1e-3", "algorithms.orpo.learning_rate": "1e-3",
-        "algorithms.ppo.learning_rate": "1e-3", "algorithms.ppo.response_length": 8, "algorithms.ppo.rm_batch_size": 8,
+        "train.learning_rate": "1e-3", "algorithms.simpo.learning_rate": "1e-3",
+        "algorithms.orpo.learning_rate": "1e-3", "algorithms.ppo.learning_rate": "1e-3",
+        "algorithms.ppo.response_length": 8, "algorithms.ppo.rm_batch_size": 8,
         "algorithms.ppo.rm_learning_rate": "1e-3", "algorithms.online_dpo.max_new_tokens": 8,
         "algorithms.online_dpo.rm_batch_size": 8, "algorithms.online_dpo.rm_learning_rate": "1e-3",
         "algorithms.best_of_n.n": 2,

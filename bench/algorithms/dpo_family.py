@@ -74,7 +74,7 @@ class DPOFamily(Algorithm):
         step_flops = (6 if ref is None else 8) * n_params * tokens * batch
         args, epoch_steps = tc.training_args(
             ctx, DPOConfig, rows=len(train), step_flops=step_flops, beta=p["beta"],
-            precompute_ref_log_probs=p["precompute_ref_log_probs"], max_length=128, **self.loss_kwargs(p))
+            precompute_ref_log_probs=p["precompute_ref_log_probs"], max_length=tc.max_length(ctx), **self.loss_kwargs(p))
         tc.attach(ctx.meter, policy, "policy")
         if ref is not None:
             tc.attach(ctx.meter, ref, "reference")

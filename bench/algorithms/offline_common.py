@@ -25,8 +25,8 @@ def train_reference_free(ctx, trainer_cls, config_cls, **loss_kwargs) -> TrainOu
     n_params = sum(x.numel() for x in policy.parameters())
     batch = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
     step_flops = 6 * n_params * tc.pair_tokens(train, tok) * batch
-    args, epoch_steps = tc.training_args(ctx, config_cls, rows=len(train), step_flops=step_flops, max_length=128,
-                                         max_completion_length=64, **loss_kwargs)
+    args, epoch_steps = tc.training_args(ctx, config_cls, rows=len(train), step_flops=step_flops, max_length=tc.max_length(ctx),
+                                         max_completion_length=tc.max_completion_length(ctx), **loss_kwargs)
     tc.attach(ctx.meter, policy, "policy")
     budget_cb, cbs = tc.callbacks(ctx)
     trainer = trainer_cls(model=policy, args=args, train_dataset=train, processing_class=tok, callbacks=cbs)

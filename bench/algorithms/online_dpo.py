@@ -60,11 +60,10 @@ class OnlineDPO(Algorithm):
     def train(self, ctx) -> TrainOutcome:
         import torch
         from datasets import Dataset
-        from transformers import AutoModelForSequenceClassification
         from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
 
         from bench.algorithms import trl_common as tc
-        from bench.modeling import load_causal_lm, load_tokenizer
+        from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
 
         p, world = ctx.params, ctx.world
         rm_dir, rm_record = ctx.stages.reward_model(rm_settings(p))
@@ -73,10 +72,13 @@ class OnlineDPO(Algorithm):
         train = Dataset.from_dict({"prompt": list(world.load_pairs("train")["prompt"])})
         policy = load_causal_lm(world.base_model_dir, ctx.device).train()
         ref = load_causal_lm(world.base_model_dir, ctx.device)
-        reward = AutoModelForSequenceClassification.from_pretrained(str(rm_dir), num_labels=1).to(ctx.device).eval()
+        reward = load_scalar_model(rm_dir, ctx.device).eval()
 
         def reward_fn(prompts, completions, completion_ids, **_):
-            texts = [pr.rstrip() + " " + tok.decode([i for i in ids if i != tok.pad_token_id])
+            # join exactly as the reward model saw its training pairs: the controlled world's word-level text
+            # needs the space; a chat-templated prompt already ends where the completion starts
+            sep = " " if world.kind == "controlled" else ""
+            texts = [(pr.rstrip() + sep if sep else pr) + tok.decode([i for i in ids if i != tok.pad_token_id])
                      for pr, ids in zip(prompts, completion_ids)]
             batch = tok(texts, return_tensors="pt", padding=True, padding_side="right",
                         add_special_tokens=False).to(ctx.device)
@@ -89,7 +91,7 @@ class OnlineDPO(Algorithm):
         step_flops = (2 + 6 + 2 + 2) * n_params * seq * 2 * b  # generation, policy fwd+bwd, reference, reward
         args, epoch_steps = tc.training_args(
             ctx, OnlineDPOConfig, rows=len(train), step_flops=step_flops, margin=3.0, beta=p["beta"],
-            max_new_tokens=p["max_new_tokens"], max_length=128, temperature=1.0,
+            max_new_tokens=p["max_new_tokens"], max_length=tc.max_length(ctx), temperature=1.0,
             missing_eos_penalty=p["missing_eos_penalty"],
         )
         budget_cb, cbs = tc.callbacks(ctx)

@@ -58,11 +58,11 @@ class PPO(Algorithm):
 
     def train(self, ctx) -> TrainOutcome:
         from datasets import Dataset
-        from transformers import AutoModelForSequenceClassification, TrainerCallback
+        from transformers import TrainerCallback
         from trl.experimental.ppo import PPOConfig, PPOTrainer
 
         from bench.algorithms import trl_common as tc
-        from bench.modeling import load_causal_lm, load_tokenizer
+        from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
 
         p, world = ctx.params, ctx.world
         rm_dir, rm_record = ctx.stages.reward_model(rm_settings(p))
@@ -73,8 +73,8 @@ class PPO(Algorithm):
         train = Dataset.from_dict({"input_ids": [tok(x, add_special_tokens=False)["input_ids"] for x in prompts]})
         policy = load_causal_lm(world.base_model_dir, ctx.device).train()
         ref = load_causal_lm(world.base_model_dir, ctx.device)
-        reward = AutoModelForSequenceClassification.from_pretrained(str(rm_dir), num_labels=1).to(ctx.device).eval()
-        value = AutoModelForSequenceClassification.from_pretrained(str(rm_dir), num_labels=1).to(ctx.device)
+        reward = load_scalar_model(rm_dir, ctx.device).eval()
+        value = load_scalar_model(rm_dir, ctx.device)
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         n_params = sum(x.numel() for x in policy.parameters())
         seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2  # prompt + a completion, measured on the pairs

@@ -35,32 +35,33 @@ def estimate_rm_flops(sizes: dict, settings: dict) -> float:
     return 6 * sizes["n_params"] * sizes["tokens_per_sequence"] * 2 * sizes.get("pairs", 0) * settings["rm_epochs"]
 
 
-def train_reward_model(world, settings: dict[str, Any], out_dir: Path, device="cpu") -> dict[str, Any]:
-    from transformers import AutoModelForSequenceClassification
+def train_reward_model(world, settings: dict[str, Any], out_dir: Path, device="cpu", world_config=None,
+                       max_length: int = 128) -> dict[str, Any]:
     from trl import RewardConfig, RewardTrainer
 
     from bench.budget import ComputeMeter
     from bench.algorithms import trl_common as tc
-    from bench.modeling import completion_batch, load_tokenizer
+    from bench.modeling import completion_batch, load_scalar_model, load_tokenizer
 
     import torch
 
     t0 = time.perf_counter()
+    world_config = world_config or object()
     torch.manual_seed(world.info.get("config", {}).get("seed", 0))
     tok = load_tokenizer(world.tokenizer_dir)
     train = world.load_pairs("train")
-    model = AutoModelForSequenceClassification.from_pretrained(str(world.base_model_dir), num_labels=1)
+    model = load_scalar_model(world.base_model_dir, device)
     model.config.pad_token_id = tok.pad_token_id
-    model.to(device)
     meter = ComputeMeter()
     tc.attach(meter, model, "reward_model")
     steps = max(1, math.ceil(settings["rm_epochs"] * len(train) / settings["rm_batch_size"]))
     on_gpu = str(device).startswith("cuda")
     args = RewardConfig(
-        output_dir=str(out_dir.parent / "trainer"), report_to="none", use_cpu=not on_gpu, bf16=False, fp16=False,
-        activation_checkpointing=False, save_strategy="no", logging_steps=10, dataloader_num_workers=0,
+        output_dir=str(out_dir.parent / "trainer"), report_to="none", use_cpu=not on_gpu,
+        bf16=on_gpu and getattr(world_config, "bf16", False), fp16=False,
+        activation_checkpointing=on_gpu and getattr(world_config, "gradient_checkpointing", False), save_strategy="no", logging_steps=10, dataloader_num_workers=0,
         dataloader_pin_memory=False, disable_tqdm=True, seed=0, learning_rate=settings["rm_learning_rate"],
-        per_device_train_batch_size=settings["rm_batch_size"], max_steps=steps, max_length=128,
+        per_device_train_batch_size=settings["rm_batch_size"], max_steps=steps, max_length=max_length,
         lr_scheduler_type="linear", warmup_steps=max(1, steps // 20),
     )
     trainer = RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
@@ -80,12 +81,16 @@ def train_reward_model(world, settings: dict[str, Any], out_dir: Path, device="c
             b = completion_batch(tok, list(heldout["prompt"]), completions, device=device)
             return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, 0].float().cpu()
         sc, sr = score(list(heldout["chosen"])), score(list(heldout["rejected"]))
-    gold_c, gold_r = torch.tensor(heldout["score_chosen"]), torch.tensor(heldout["score_rejected"])
-    gold_better = torch.where(gold_c >= gold_r, sc - sr, sr - sc)
+    gold_c = torch.tensor(heldout["score_chosen"], dtype=torch.float64) if "score_chosen" in heldout.column_names \
+        else torch.full((len(heldout),), float("nan"), dtype=torch.float64)
+    gold_r = torch.tensor(heldout["score_rejected"], dtype=torch.float64) if "score_rejected" in heldout.column_names \
+        else torch.full((len(heldout),), float("nan"), dtype=torch.float64)
+    known = ~(gold_c.isnan() | gold_r.isnan())  # real datasets may carry no (or partial) scores
+    gold_better = torch.where(gold_c >= gold_r, sc - sr, sr - sc)[known]
     return {
         "flops": meter.flops, "tokens": int(sum(meter.tokens.values())), "steps": trainer.state.global_step,
         "heldout_label_accuracy": float((sc > sr).float().mean()),
-        "heldout_gold_accuracy": float((gold_better > 0).float().mean()),
+        "heldout_gold_accuracy": float((gold_better > 0).float().mean()) if len(gold_better) else None,
         "seconds": time.perf_counter() - t0, "settings": settings,
         "parameters": sum(p.numel() for p in model.parameters()),
     }

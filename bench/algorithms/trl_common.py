@@ -126,3 +126,13 @@ def quiet(trainer):
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     return trainer
+
+
+def max_length(ctx) -> int:
+    """Prompt + completion token cap: the world's (a Hub world records its filter), else the controlled world's."""
+    return int(ctx.world.info.get("max_length", 128))
+
+
+def max_completion_length(ctx) -> int:
+    config = ctx.world.info.get("config", {})
+    return int(config.get("max_completion_tokens") or 64)

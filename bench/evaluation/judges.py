@@ -59,6 +59,10 @@ class RewardModelJudge:
 def judge_for_world(world) -> Judge:
     if world.kind == "controlled":
         return GoldJudge()
+    if world.kind == "hub":
+        from bench.worlds.hub.judge import HubJudge
+
+        return HubJudge.for_world(world)
     judge_dir = world.info.get("judge_dir")
     if not judge_dir:
         raise ValueError(f"world {world.kind!r} has no judge")

@@ -297,7 +297,10 @@ def run_lm_eval(model_dir: Path, tokenizer_dir: Path, tasks: list[str], *, inclu
                 out = lm_eval.simple_evaluate(
                     model=lm, tasks=tasks, task_manager=tm, limit=limit, log_samples=False,
                     bootstrap_iters=bootstrap_iters, random_seed=None, numpy_random_seed=None,
-                    torch_random_seed=None, fewshot_random_seed=0)
+                    torch_random_seed=None, fewshot_random_seed=0,
+                    # instruct models (real suites) are evaluated through their chat template, as lm-eval's
+                    # --apply_chat_template does; the controlled world's tokenizer has none
+                    apply_chat_template=bool(getattr(tok, "chat_template", None)))
         except KeyError as e:  # TaskManager.load: "Spec 'x' is not a registered task/group/tag name ..."
             if "not a registered task" not in str(e):
                 raise

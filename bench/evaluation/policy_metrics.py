@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bench.evaluation.estimators import kl_exact_tokenwise, kl_mc
-from bench.modeling import sample, sequence_logps
+from bench.modeling import rows_per_batch, sample, sequence_logps
 
 
 def pair_logps(model, tokenizer, pairs: dict[str, list], batch_size: int = 128) -> dict[str, np.ndarray]:
@@ -62,6 +62,9 @@ def sample_metrics(policy, ref, tokenizer, judge, prompts: list[str], *, max_new
     ref.eval()
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     k1, tokenwise, logp, ref_logp, entropy = [], [], [], [], []
+    vocab = policy.get_output_embeddings().weight.shape[0]
+    width = max(len(p) for p in prompt_ids) + max(len(c) for c in s.completion_ids) + 1
+    batch_size = rows_per_batch(batch_size, width, 3 * vocab)  # policy and reference log-softmax + products
     for start in range(0, len(prompts), batch_size):
         sl = slice(start, start + batch_size)
         comp_ids = [c if c else [tokenizer.eos_token_id] for c in s.completion_ids[sl]]

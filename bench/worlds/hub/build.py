@@ -153,17 +153,15 @@ class Scan:
         for start in range(0, len(order), CHUNK):
             rows = ds.select(order[start:start + CHUNK]).to_list()
             parsed = [parse_row(r) for r in rows]
-            rendered: list[str | None] = []
-            for (ex, reason), raw in zip(parsed, rows):
+            rendered: list[str | None] = [None] * len(parsed)
+            for i, (ex, _) in enumerate(parsed):
                 if ex is None:
-                    rendered.append(None)
                     continue
                 self.conversational += ex.conversational
                 try:
-                    rendered.append(render_prompt(ex, self.tok, self.cfg.chat_template))
+                    rendered[i] = render_prompt(ex, self.tok, self.cfg.chat_template)
                 except Exception:  # a template that rejects this conversation (roles, tools, ...)
-                    rendered.append(None)
-                    parsed[len(rendered) - 1] = (None, "template_error")
+                    parsed[i] = (None, "template_error")
             ok = [i for i, p in enumerate(rendered) if p is not None]
             n_p = self._lengths([rendered[i] for i in ok], eos=False)
             n_c = self._lengths([parsed[i][0].chosen for i in ok], eos=True)
@@ -254,7 +252,7 @@ def _build_into(cfg: HubWorldConfig, root: Path, key: str, model: Source, data: 
     train_ds, test_ds, split_record = load_splits(data, cfg, scratch)
     report(progress, "world: load data set", 1, 1)
     timings["load_s"] = time.perf_counter() - t0
-    for name, ds, which in (("train", train_ds, "train_split"), ("test", test_ds, "test_split")):
+    for ds, which in ((train_ds, "train_split"), (test_ds, "test_split")):
         if len(ds) == 0:
             raise UserError(f"[world].{which}: split {getattr(cfg, which)!r} of '{data.ref}' is empty")
     sample = train_ds.select(range(min(len(train_ds), 64))).to_list()

@@ -82,7 +82,8 @@ class HubWorldConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
-        for name, example in (("model", "Qwen/Qwen2.5-0.5B-Instruct"), ("dataset", "HuggingFaceH4/ultrafeedback_binarized"),
+        for name, example in (("model", "Qwen/Qwen2.5-0.5B-Instruct"),
+                              ("dataset", "HuggingFaceH4/ultrafeedback_binarized"),
                               ("judge", "Skywork/Skywork-Reward-V2-Qwen3-0.6B")):
             if not getattr(self, name).strip():
                 out.append((name, f"is empty; set it to a Hugging Face id (e.g. {example}) or a local path"))

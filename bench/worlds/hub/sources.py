@@ -13,9 +13,9 @@ Everything here runs before the world writes anything, so a failure leaves no pa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +40,7 @@ class Source:
     revision: str | None       # revision asked for
     commit: str | None         # Hub commit actually used (None: local, or not resolvable offline)
     fingerprint: str | None    # local: hash of file names, sizes and modification times
+    unreachable: bool = False  # the Hub did not answer while resolving: read the local caches only
 
     @property
     def pin(self) -> str:
@@ -227,20 +228,53 @@ def resolve_dataset(cfg) -> Source:
         return Source(field, ref, "dir", path.resolve(), cfg.dataset_revision, None, fingerprint(path))
     if looks_like_path(ref):
         raise UserError(f"{field}: no such file or directory '{ref}'; give a local .json/.jsonl/.parquet file, a "
-                        "directory of them, or a Hugging Face data set id such as HuggingFaceH4/ultrafeedback_binarized")
-    return Source(field, ref, "hub", None, cfg.dataset_revision, _dataset_commit(ref, cfg.dataset_revision), None)
+                        "directory of them, or a Hugging Face data set id such as "
+                        "HuggingFaceH4/ultrafeedback_binarized")
+    commit, unreachable = _dataset_commit(ref, cfg.dataset_revision)
+    return Source(field, ref, "hub", None, cfg.dataset_revision, commit, None, unreachable)
 
 
-def _dataset_commit(ref: str, revision: str | None) -> str | None:
-    """The commit of a Hub data set as the local cache knows it (README.md is fetched by `datasets` too)."""
+def _dataset_commit(ref: str, revision: str | None) -> tuple[str | None, bool]:
+    """(commit of a Hub data set as the Hub or the local cache knows it, whether the Hub was unreachable).
+
+    README.md is what `datasets` fetches first too, so a data set loaded once has it in the cache. A repository
+    the Hub says does not exist is a UserError here; an unreachable Hub is not (the `datasets` cache may still hold
+    the data): `load_splits` then reads the caches only, instead of letting `datasets` retry the network.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
     try:
-        from huggingface_hub import snapshot_download
-
         snap = snapshot_download(repo_id=ref, repo_type="dataset", revision=revision, allow_patterns=["README.md"],
                                  local_files_only=hub_offline())
-    except Exception:  # unreachable / not cached: `load_splits` gives the user-facing error
-        return None
-    return _commit_of(snap)
+    except GatedRepoError:
+        return None, False  # `datasets` may still hold it; otherwise `load_splits` explains the gate
+    except RepositoryNotFoundError:
+        raise UserError(f"[world].dataset: cannot load data set '{ref}': no such data set on the Hugging Face Hub "
+                        "(or it is private: set HF_TOKEN) and no local path of that name; check the id or set "
+                        "[world].dataset to a local file or directory") from None
+    except LocalEntryNotFoundError as exc:
+        return None, hub_offline() or _is_network_error(exc.__cause__ or exc)
+    except Exception as exc:
+        if _is_network_error(exc):
+            return None, True
+        return None, False
+    return _commit_of(snap), False
+
+
+@contextlib.contextmanager
+def _offline_datasets():
+    """`datasets` reads the offline flag at call time: set it so that a cached data set loads at once and a
+    missing one fails at once (no retries against an unreachable Hub)."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved = (datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
 
 
 def load_splits(src: Source, cfg, scratch: Path):
@@ -272,8 +306,9 @@ def load_splits(src: Source, cfg, scratch: Path):
                 dd = load_dataset(str(src.path), name=cfg.dataset_config, cache_dir=str(scratch))
             return _pick(dd, cfg, src) + (record,)
         dd = {}
-        for split in (cfg.train_split, cfg.test_split):
-            dd[split] = load_dataset(src.ref, name=cfg.dataset_config, split=split, revision=src.revision)
+        with _offline_datasets() if src.unreachable else contextlib.nullcontext():
+            for split in (cfg.train_split, cfg.test_split):
+                dd[split] = load_dataset(src.ref, name=cfg.dataset_config, split=split, revision=src.revision)
         return dd[cfg.train_split], dd[cfg.test_split], record
     except UserError:
         raise
