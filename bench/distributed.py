@@ -35,18 +35,28 @@ def _dist():
 
 
 def ensure_initialized() -> None:
-    """Let accelerate set up the process group (it reads the launcher's environment) before the first run."""
-    if world_size() > 1:
-        from accelerate import PartialState
+    """Join the process group the launcher (accelerate launch / torchrun) describes, before the first run.
 
-        PartialState()
+    Initialised here with torch.distributed directly (NCCL on GPU, gloo on CPU): accelerate's PartialState treats
+    a CPU-only torchrun as a single process and its barrier would not wait. Accelerate and TRL reuse the group.
+    """
+    if world_size() > 1:
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            if backend == "nccl":
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group(backend=backend)
 
 
 def barrier() -> None:
     if world_size() > 1:
-        from accelerate import PartialState
+        import torch.distributed as dist
 
-        PartialState().wait_for_everyone()
+        ensure_initialized()
+        dist.barrier()
 
 
 def sum_over_ranks(value: float) -> float:

@@ -65,7 +65,7 @@ def plan_text(suite: Suite, *, only=None, seeds=None, cache_dir=None) -> str:
              f"{suite.budget.kind} = {suite.budget.amount:.3g} per run, world {suite.world.kind} "
              + (f"(policy ≈ {sizes['n_params'] / 1e6:.2f}M parameters, ≈ {sizes['tokens_per_sequence']:.0f} "
                 f"tokens per sequence)" if sizes.get("n_params") else
-                f"(model size unknown: {sizes.get('note', 'not available locally')}; no per-step estimate)")]
+                f"({sizes.get('note') or 'model size unknown'}; no per-step estimate)")]
     lines.append(f"{'run_id':<48} {'algorithm':<11} {'est. FLOPs/step':>16} {'est. steps':>10}  notes")
     total = 0.0
     for spec in specs:
