@@ -394,3 +394,14 @@ def test_end_to_end_every_algorithm(e2e):
         assert config["world"]["model"] == str(config["world"]["model"]) and config["world_key"]
         metrics = json.loads((run / "metrics.json").read_text())
         assert metrics["status"] == "finished"
+
+
+def test_end_to_end_report_renders(e2e, tmp_path):
+    """The same report as the controlled world: no limits (no known reward), a reward-model judge."""
+    assert e2e["code"] == 0
+    out = tmp_path / "report"
+    assert main(["report", str(e2e["results"]), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "ultrafeedback" in page and "data:image/svg+xml;base64," in page
+    for algorithm in ("dpo", "simpo", "orpo", "ppo", "online_dpo"):
+        assert algorithm in page

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
 from bench.algorithms.registry import Algorithm, TrainParams, register
-from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings
+from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings, use_reward_model
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,7 @@ class OnlineDPO(Algorithm):
         from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
 
         p, world = ctx.params, ctx.world
-        rm_dir, rm_record = ctx.stages.reward_model(rm_settings(p))
-        ctx.meter.charge("reward_model_training", rm_record["flops"], rm_record["tokens"])
+        rm_dir, rm_record = use_reward_model(ctx)
         tok = load_tokenizer(world.tokenizer_dir)
         train = Dataset.from_dict({"prompt": list(world.load_pairs("train")["prompt"])})
         policy = load_causal_lm(world.base_model_dir, ctx.device).train()

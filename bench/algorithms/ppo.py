@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
 from bench.algorithms.registry import Algorithm, TrainParams, register
-from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings
+from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings, use_reward_model
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,7 @@ class PPO(Algorithm):
         from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
 
         p, world = ctx.params, ctx.world
-        rm_dir, rm_record = ctx.stages.reward_model(rm_settings(p))
-        ctx.meter.charge("reward_model_training", rm_record["flops"], rm_record["tokens"])
+        rm_dir, rm_record = use_reward_model(ctx)
         tok = load_tokenizer(world.tokenizer_dir)
         tok.padding_side = "left"  # PPO's collator pads with the tokenizer's side; generation needs left
         prompts = list(world.load_pairs("train")["prompt"])

@@ -31,6 +31,13 @@ def rm_settings(params: dict[str, Any]) -> dict[str, Any]:
     return {k: params[k] for k in RM_FIELDS}
 
 
+def use_reward_model(ctx) -> tuple[Path, dict[str, Any]]:
+    """The shared reward model for this run (trained once, cached), its training FLOPs charged to the run."""
+    rm_dir, record = ctx.stages.reward_model(rm_settings(ctx.params))
+    ctx.meter.charge("reward_model_training", record["flops"], record["tokens"])
+    return rm_dir, record
+
+
 def estimate_rm_flops(sizes: dict, settings: dict) -> float:
     return 6 * sizes["n_params"] * sizes["tokens_per_sequence"] * 2 * sizes.get("pairs", 0) * settings["rm_epochs"]
 

@@ -14,6 +14,7 @@ Rows (`curves.csv`), one per (point, split):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -65,7 +66,8 @@ class CurveRecorder:
             return
         with_gen = force or final or fraction + 1e-9 >= self.next_gen
         t = time.perf_counter()
-        self.record(policy, step, with_generation=with_gen)
+        with preserved_rng():  # measuring must not move the trainer's random streams (data order, sampling)
+            self.record(policy, step, with_generation=with_gen)
         self.seconds += time.perf_counter() - t
         self.next_point = (math.floor(fraction / self.every + 1e-9) + 1) * self.every
         if with_gen:
@@ -100,6 +102,24 @@ class CurveRecorder:
         return {"win_rate": win_rate(m.scores, ref_scores), "gold_reward": float(m.scores.mean()),
                 "kl": float(m.kl_k1.mean()), "kl_tokenwise": float(m.kl_tokenwise.mean()),
                 "length": float(m.lengths.mean())}
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Restore Python's, NumPy's and torch's global RNG states afterwards: a run's numbers then do not depend
+    on what the evaluation did in between (e.g. loading the reference model the first time initialises weights
+    from the global generator), nor on which other runs shared the process."""
+    import random
+
+    import torch
+
+    py, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []):
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(np_state)
 
 
 def drift_row(now: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, float]:
