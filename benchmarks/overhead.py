@@ -84,8 +84,9 @@ def main() -> None:
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--child", default=None)
     a = p.parse_args()
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for key, value in (("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                       ("TRANSFORMERS_VERBOSITY", "error"), ("BENCH_QUIET", "1")):
+        os.environ.setdefault(key, value)
     if a.child:
         child(a.child, a.steps, a.cache_dir)
         return
