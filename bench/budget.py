@@ -166,14 +166,38 @@ class ComputeMeter:
         }
 
 
+def reset_peak_memory() -> None:
+    """Start a run's peak-memory window: CUDA's allocator peak, and on Linux the process's RSS high-water mark."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+    except Exception:  # pragma: no cover - torch missing in torch-free paths
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:  # "5" resets VmHWM (Linux >= 4.0)
+            f.write("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb() -> float:
-    """CUDA peak allocated if a GPU was used, else the process's peak RSS (whole process, all stages so far)."""
+    """Peak since `reset_peak_memory()`: CUDA peak allocated if a GPU was used, else the peak RSS (VmHWM on Linux;
+    elsewhere the process's lifetime peak)."""
     try:
         import torch
 
         if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
             return torch.cuda.max_memory_allocated() / 2**20
     except Exception:  # pragma: no cover - torch missing in torch-free paths
+        pass
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
         pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024 if sys.platform != "darwin" else rss / 2**20

@@ -14,6 +14,7 @@ Single-process runs (the default) skip all of this.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 
 def world_size() -> int:
@@ -48,7 +49,9 @@ def ensure_initialized() -> None:
             backend = "nccl" if torch.cuda.is_available() else "gloo"
             if backend == "nccl":
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-            dist.init_process_group(backend=backend)
+            # rank 0 evaluates alone between runs while the others wait at a barrier: allow hours, not NCCL's
+            # default 10 minutes (a real suite's evaluation with lm-eval can take longer)
+            dist.init_process_group(backend=backend, timeout=timedelta(hours=12))
 
 
 def barrier() -> None:

@@ -95,10 +95,13 @@ def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
 
 
 def load_runs(results_dir: Path) -> list[dict[str, Any]]:
-    """Every run directory with a config.json, joined with its metrics.json (status 'incomplete' if missing)."""
+    """Run directories of the suite as last run (suite.json's run_ids; all when absent) with a config.json, joined
+    with its metrics.json (status 'incomplete' if missing). Folders of older configurations are kept, not read."""
     runs = []
+    suite_file = Path(results_dir) / "suite.json"
+    current = set(read_json(suite_file).get("run_ids") or []) if suite_file.is_file() else set()
     for d in sorted((Path(results_dir) / "runs").glob("*/")):
-        if not (d / "config.json").is_file():
+        if not (d / "config.json").is_file() or (current and d.name not in current):
             continue
         config = read_json(d / "config.json")
         metrics = read_json(d / "metrics.json") if (d / "metrics.json").is_file() else {"status": "incomplete"}

@@ -110,7 +110,9 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
         write_json_atomic(results_dir / "suite.json", {
             "name": suite.name, "path": suite.path, "hash": suite.raw_hash, "world": as_dict(suite.world),
             "budget": as_dict(suite.budget), "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
-            "entries": [as_dict(e) for e in suite.entries], "check": suite.check})
+            "entries": [as_dict(e) for e in suite.entries], "check": suite.check,
+            # every run of the suite as now configured: older configurations' folders stay but are not summarised
+            "run_ids": [s.run_id for s in expand(suite)]})
     stages = None
     if todo:
         from bench.stages import SharedStages
@@ -156,7 +158,7 @@ def write_world_record(results_dir: Path, stages) -> None:
 def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str | None:
     """Train and evaluate one run; return None on success, else the one-line error (recorded in metrics.json)."""
     from bench.algorithms.base import RunContext
-    from bench.budget import ComputeMeter, peak_memory_mb
+    from bench.budget import ComputeMeter, peak_memory_mb, reset_peak_memory
     from bench.provenance import provenance
 
     path = run_dir(results_dir, spec.run_id)
@@ -176,6 +178,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str 
         "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "provenance": provenance(device),
     })
     dist.barrier()  # the run folder exists before any rank trains
+    reset_peak_memory()
     meter = ComputeMeter(spec.budget.kind, spec.budget.amount)
     t0 = time.perf_counter()
     try:

@@ -26,7 +26,8 @@ from bench.algorithms.registry import Algorithm, TrainParams, register
 class DPOParams(TrainParams):
     beta: float = field(default=0.1, metadata={"gt": 0, "doc": "KL strength β (IPO: τ)"})
     precompute_ref_log_probs: bool = field(default=False, metadata={
-        "doc": "compute π_ref log-probs of the training pairs once before training (TRL); the pass is charged"})
+        "doc": "compute π_ref log-probs of the training pairs once before training (TRL); every run is charged "
+               "one reference forward over the pairs"})
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,13 @@ class DPOFamily(Algorithm):
         if ref is not None:
             tc.attach(ctx.meter, ref, "reference")
         budget_cb, cbs = tc.callbacks(ctx)
-        trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
-                             callbacks=cbs)
+        # TRL computes the reference log-probs in __init__ when precomputing, and caches them on disk across
+        # runs; every run is charged the full pass explicitly instead (one forward over the world's pairs)
+        with ctx.meter.paused():
+            trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
+                                 callbacks=cbs)
+        if p["precompute_ref_log_probs"]:
+            ctx.meter.charge("reference_precompute", 2 * n_params * tokens * len(train), int(tokens * len(train)))
         tc.quiet(trainer)
         trainer.train()
         out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")
@@ -89,18 +95,20 @@ class DPOFamily(Algorithm):
                             stop_reason=tc.stop_reason(budget_cb, ctx, steps), logs=tc.log_history(trainer))
 
 
-def _variant(name: str, summary: str, loss_type: str, params=DPOParams, version: str = "1"):
+def _variant(name: str, summary: str, loss_type: str, params=DPOParams, version: str = "1",
+             implicit_reward: str = "log_ratio"):
     def loss_kwargs(self, p: dict) -> dict:
         smoothing = {"label_smoothing": p["label_smoothing"]} if "label_smoothing" in p else {}
         return {"loss_type": [loss_type], **smoothing}
 
     cls = type(name.upper(), (DPOFamily,), {"summary": summary, "Params": params, "version": version,
-                                            "loss_kwargs": loss_kwargs})
+                                            "loss_kwargs": loss_kwargs, "implicit_reward": implicit_reward})
     return register(name)(cls)
 
 
 _variant("dpo", "DPO (Rafailov et al. 2023): TRL DPOTrainer, sigmoid loss", "sigmoid")
-_variant("ipo", "IPO (Azar et al. 2023): squared loss to margin 1/(2β), TRL per-token averaged", "ipo")
+_variant("ipo", "IPO (Azar et al. 2023): squared loss to margin 1/(2β), TRL per-token averaged", "ipo",
+         implicit_reward="avg_log_ratio")
 _variant("rdpo", "robust DPO (Chowdhury et al. 2024): unbiased noisy-label loss, TRL 'robust'", "robust",
          LabelSmoothingParams)
 _variant("slic", "SLiC-HF (Zhao et al. 2023): hinge loss on the log-ratio margin, TRL 'hinge'", "hinge")

@@ -35,6 +35,8 @@ def use_reward_model(ctx) -> tuple[Path, dict[str, Any]]:
     """The shared reward model for this run (trained once, cached), its training FLOPs charged to the run."""
     rm_dir, record = ctx.stages.reward_model(rm_settings(ctx.params))
     ctx.meter.charge("reward_model_training", record["flops"], record["tokens"])
+    if ctx.meter.budget_kind == "seconds":  # a seconds budget pays the reward model's measured training time
+        ctx.meter.train_seconds += float(record.get("seconds", 0.0))
     return rm_dir, record
 
 

@@ -25,9 +25,13 @@ def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, margi
     `margin` scales the step count laid out from the budget; algorithms whose step cost depends on what the
     policy generates (PPO, Online DPO) pass a larger one, since their estimate is rougher.
     """
+    from bench.distributed import world_size
+
     p = ctx.params
     spec = ctx.spec
-    per_step = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+    # an optimizer step consumes the global batch: every rank's share (step_flops comes in per rank)
+    per_step = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"] * world_size()
+    step_flops = step_flops * world_size() if step_flops else step_flops
     epoch_steps = max(1, math.ceil(rows / per_step))
     max_steps = epoch_steps * spec.budget.max_epochs
     ctx.step_cap = "data_exhausted"  # ended by budget.max_epochs passes over the data
@@ -108,7 +112,10 @@ def save_policy(trainer_or_model, tokenizer, path: Path) -> Path:
     from bench.distributed import is_main
 
     if is_main():
-        model = getattr(trainer_or_model, "model", trainer_or_model)
+        from transformers import Trainer
+
+        # a Trainer holds the policy in .model; a bare model's .model is its backbone (no LM head): never unwrap it
+        model = trainer_or_model.model if isinstance(trainer_or_model, Trainer) else trainer_or_model
         model = getattr(model, "module", model)  # unwrap DDP
         model.save_pretrained(str(path))
         tokenizer.save_pretrained(str(path))

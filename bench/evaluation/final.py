@@ -8,7 +8,8 @@ Estimators (all documented in bench/evaluation/estimators.py):
 - drift (chosen/rejected/margin deltas): Σ_t log π(y|x) now minus at step 0 (= π_ref), mean over the fixed
   held-out pairs, and (`train_` prefix) over the fixed subset of training pairs;
 - pref_accuracy: the algorithm's implicit reward ranks chosen above rejected on all held-out pairs (ties ½):
-  β·log π/π_ref for reference-based methods (sign only, so β drops out), average log-prob for SimPO, log-odds
+  β·log π/π_ref for reference-based methods (sign only, so β drops out; per token for TRL's IPO), average
+  log-prob for SimPO, log-odds
   of the average log-prob for ORPO, the reward model for PPO / Online DPO's proxy view;
 - val_win_rate: win rate on validation prompts disjoint from the test prompts; the only metric used to pick a
   sweep's best setting (selection on the test prompts would bias the reported win rate upward);
@@ -31,6 +32,8 @@ def implicit_rewards(kind: str | None, policy_lp, ref_lp, lengths, proxy_scores=
     """The algorithm's own reward of completions, from summed log-probs (numpy arrays)."""
     if kind == "log_ratio":
         return policy_lp - ref_lp
+    if kind == "avg_log_ratio":  # TRL's IPO: log-ratios averaged per completion token
+        return (policy_lp - ref_lp) / np.maximum(lengths, 1)
     if kind == "avg_logp":
         return policy_lp / np.maximum(lengths, 1)
     if kind == "log_odds":
@@ -102,7 +105,8 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     metrics["sample_logp"] = float(m.logp.mean())
     metrics["sample_entropy"] = float(m.entropy.mean())
     metrics["reference_gold_reward"] = float(np.mean(ref_scores))
-    if ev.validation_prompts and not outcome.extra.get("best_of_n"):
+    if ev.validation_prompts and not outcome.extra.get("best_of_n") and \
+            len(world.eval_prompts) > ev.prompts:  # validation prompts exist only after the test prompts
         # model selection for sweeps uses these prompts, never the test prompts above
         val, val_ref = generation_metrics(ctx, policy, ev.validation_prompts, offset=ev.prompts)
         if len(val.scores):
