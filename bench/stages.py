@@ -94,15 +94,12 @@ class SharedStages:
     def base_logps(self, split: str, n: int) -> dict[str, Any]:
         """π_ref's summed log-probs and token counts of the curve pairs: step 0 of every run's drift curve."""
         def build():
-            from bench.modeling import load_causal_lm, load_tokenizer, sequence_logps
+            from bench.evaluation.policy_metrics import pair_logps
+            from bench.evaluation.reference import reference_model
+            from bench.modeling import load_tokenizer
 
-            world = self.world()
-            pairs = self.curve_pairs(split, n)
-            tok = load_tokenizer(world.tokenizer_dir)
-            model = load_causal_lm(world.base_model_dir, self.device)
-            c, c_len = sequence_logps(model, tok, pairs["prompt"], pairs["chosen"])
-            r, r_len = sequence_logps(model, tok, pairs["prompt"], pairs["rejected"])
-            return {"chosen": c, "rejected": r, "chosen_len": c_len, "rejected_len": r_len}
+            tok = load_tokenizer(self.world().tokenizer_dir)
+            return pair_logps(reference_model(self), tok, self.curve_pairs(split, n))  # the cached π_ref
 
         return self._timed("base_logps", ("base_logps", split, n), build)
 

@@ -18,23 +18,22 @@ from bench.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_controlled_ci_suite_matches_committed_baseline(tmp_path):
+def run_and_check(tmp_path, suite_name: str, baseline_name: str) -> None:
+    """`bench run` the suite into tmp_path, then `bench check` it against its committed baseline."""
     results = tmp_path / "results"
     cache = os.environ.get("BENCH_CACHE") or str(tmp_path / "cache")
-    suite = ROOT / "suites" / "controlled-ci.toml"
+    suite = ROOT / "suites" / f"{suite_name}.toml"
     assert main(["run", str(suite), "--results", str(results), "--cache-dir", cache, "--no-report"]) == 0
-    out = results / "controlled-ci"
-    code = main(["check", str(out), "--baseline", str(ROOT / "results" / "baselines" / "controlled-ci.json")])
+    out = results / suite_name
+    code = main(["check", str(out), "--baseline", str(ROOT / "results" / "baselines" / baseline_name)])
     assert code == 0, (out / "check.md").read_text()
+
+
+def test_controlled_ci_suite_matches_committed_baseline(tmp_path):
+    run_and_check(tmp_path, "controlled-ci", "controlled-ci.json")
 
 
 @pytest.mark.slow
 def test_default_suite_matches_committed_baseline(tmp_path):
     """The full default suite (~5 min on 2 cores) against results/baselines/controlled.json: `pytest -m slow`."""
-    results = tmp_path / "results"
-    cache = os.environ.get("BENCH_CACHE") or str(tmp_path / "cache")
-    suite = ROOT / "suites" / "controlled.toml"
-    assert main(["run", str(suite), "--results", str(results), "--cache-dir", cache, "--no-report"]) == 0
-    out = results / "controlled"
-    code = main(["check", str(out), "--baseline", str(ROOT / "results" / "baselines" / "controlled.json")])
-    assert code == 0, (out / "check.md").read_text()
+    run_and_check(tmp_path, "controlled", "controlled.json")

@@ -12,7 +12,7 @@ import pytest
 
 from bench.worlds.controlled.config import ControlledWorldConfig
 from bench.worlds.controlled.language import (
-    EOS, INTENSIFIERS, NEGATIVE, NEUTRAL, NOUNS, POSITIVE, ReviewGenerator, gold_reward, is_grammatical,
+    EOS, INTENSIFIERS, NEGATIVE, NEUTRAL, POSITIVE, ReviewGenerator, gold_reward, is_grammatical,
     sentiment_terms, vocabulary,
 )
 from bench.worlds.controlled.pairs import Labeller, labeller_from, make_pairs
