@@ -45,6 +45,9 @@ METRICS: dict[str, tuple[int, float]] = {
     "rejected_logp_delta": (0, 3.0),
     "margin_delta": (0, 2.0),
     "length": (0, 3.0),
+    "grammatical_fraction": (+1, 0.05),
+    "ended_fraction": (+1, 0.05),
+    "heldout_nll_delta": (-1, 0.10),
 }
 
 

@@ -25,6 +25,14 @@ Columns of summary.csv (and keys of metrics.json):
     sample_logp, sample_entropy          mean log π and per-token entropy of the policy's own samples
     proxy_reward                         reward-model score of samples (ppo, online_dpo): over-optimisation
     implicit_gold_corr                   within-prompt correlation of implicit reward and gold reward
+    grammatical_fraction                 share of samples whose review parses under the controlled grammar
+    ended_fraction, capped_fraction      share of samples that emitted the end token / were cut at the cap
+    censored                             1 when > 5% of samples were capped: length and kl are censored
+    heldout_nll, heldout_nll_delta       nats/token on fresh reference text, and policy − π_ref (the tax)
+                                         (all five: bench/evaluation/quality.py)
+    train_implicit_margin, margin_target median implicit-reward margin on the tracked training pairs, and the
+                                         margin at the loss's finite optimum (IPO 1/(2β) per token; cDPO
+                                         log((1−ε)/ε)/β): is the bounded-optimum regime reached?
     val_win_rate                         win rate on validation prompts (disjoint from the test prompts);
                                          `best` marks each swept label's best setting by its mean over seeds
     flops, tokens, wall_s, train_s, eval_s, peak_mem_mb, steps, epochs, stop_reason
@@ -50,7 +58,8 @@ SUMMARY_METRICS = [
     "train_chosen_logp_delta", "train_rejected_logp_delta", "train_margin_delta",
     "chosen_logp_delta_per_token", "rejected_logp_delta_per_token",
     "pref_accuracy", "length", "sample_logp", "sample_entropy", "proxy_reward", "implicit_gold_corr",
-    "lm_eval_score", "val_win_rate", "flops", "tokens", "wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb", "steps", "epochs",
+    "lm_eval_score", "grammatical_fraction", "ended_fraction", "capped_fraction", "censored", "heldout_nll",
+    "heldout_nll_delta", "train_implicit_margin", "margin_target", "val_win_rate", "flops", "tokens", "wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb", "steps", "epochs",
     "stop_reason", "budget_fraction", "best", "error",
 ]
 

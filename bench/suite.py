@@ -79,7 +79,7 @@ class EvalConfig:
     prompts: int = field(default=256, metadata={"min": 1, "doc": "held-out prompts for win rate / KL / reward"})
     validation_prompts: int = field(default=128, metadata={"min": 0, "doc": "held-out prompts after the test "
                                     "prompts, used only to pick each algorithm's best sweep setting (val_win_rate)"})
-    max_new_tokens: int = field(default=24, metadata={"min": 1})
+    max_new_tokens: int = field(default=32, metadata={"min": 1})
     temperature: float = field(default=1.0, metadata={"gt": 0})
     curve_every: float = field(default=0.1, metadata={"gt": 0, "max": 1, "doc": "log-prob drift curve cadence, "
                                                                                 "as a fraction of the budget"})

@@ -17,7 +17,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 from bench.errors import UserError
 from bench.evaluation.lm_eval_adapter import (
     TASK_NAME,
+    TONE_TASK_NAME,
     build_controlled_grammar_task,
+    build_controlled_tasks,
     primary_metric,
     run_lm_eval,
     summary_score,
@@ -26,7 +28,7 @@ from bench.worlds.controlled.language import is_grammatical
 
 TINY = {"corpus_sentences": 600, "n_layer": 1, "n_embd": 32, "n_head": 2, "pairs": 32, "heldout_pairs": 8,
         "heldout_prompts": 16}
-DEFAULT_WORLD_CACHE = Path("/tmp/bcache")
+DEFAULT_WORLD_CACHE = Path(os.environ.get("BENCH_CACHE") or Path.home() / ".cache" / "daa-bench")
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +165,31 @@ def test_default_world_base_policy(tmp_path):
     if not (root / "world.json").is_file():
         pytest.skip(f"default controlled world not cached under {DEFAULT_WORLD_CACHE}")
     pytest.importorskip("lm_eval")
-    task = build_controlled_grammar_task(tmp_path)  # same seed: same docs as the world's own task
-    results = run_lm_eval(root / "base", root / "tokenizer", [TASK_NAME], include_path=task, limit=50)
+    task = build_controlled_tasks(tmp_path)  # same seed: same docs as the world's own tasks
+    results = run_lm_eval(root / "base", root / "tokenizer", [TASK_NAME, TONE_TASK_NAME], include_path=task,
+                          limit=None)
     assert results[TASK_NAME]["acc"] > 0.9, results
+    # the tone task leaves the base policy headroom in both directions: it can fall, and it can tell
+    assert 0.6 < results[TONE_TASK_NAME]["acc"] < 0.9, results
+
+
+def test_tone_task_docs(tmp_path):
+    """Both choices are well-formed reviews of equal length; they differ in one adjective's polarity, and the
+    labelled one carries the tone of every earlier sentiment-bearing adjective."""
+    from bench.worlds.controlled.language import POLARITY, is_well_formed
+
+    folder = build_controlled_tasks(tmp_path)
+    assert (folder / f"{TASK_NAME}.yaml").is_file()
+    yaml_text = (folder / f"{TONE_TASK_NAME}.yaml").read_text()
+    assert f"task: {TONE_TASK_NAME}\n" in yaml_text and str(folder / f"{TONE_TASK_NAME}.jsonl") in yaml_text
+    docs = [json.loads(line) for line in (folder / f"{TONE_TASK_NAME}.jsonl").read_text().splitlines()]
+    assert len(docs) == 400 and 0.4 < sum(d["label"] for d in docs) / len(docs) < 0.6
+    for d in docs:
+        true, wrong = d["choices"][d["label"]], d["choices"][1 - d["label"]]
+        assert is_well_formed(d["context"], true) and is_well_formed(d["context"], wrong)
+        assert len(true.split()) == len(wrong.split())
+        diff = [(a, b) for a, b in zip(true.split(), wrong.split()) if a != b]
+        assert len(diff) == 1 and POLARITY[diff[0][0]] == -POLARITY[diff[0][1]] != 0
+        earlier = [POLARITY[w] for w in d["context"].split() if POLARITY.get(w, 0)]
+        assert earlier and all(p == POLARITY[diff[0][0]] for p in earlier)
+    assert build_controlled_tasks(tmp_path) == folder  # cached

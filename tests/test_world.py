@@ -12,94 +12,9 @@ import pytest
 
 from bench.worlds.controlled.config import ControlledWorldConfig
 from bench.worlds.controlled.language import (
-    EOS, INTENSIFIERS, NEGATIVE, NEUTRAL, POSITIVE, ReviewGenerator, gold_reward, is_grammatical,
-    sentiment_terms, vocabulary,
+    EOS, INTENSIFIERS, ReviewGenerator, gold_reward, is_grammatical, sentiment_reward, vocabulary,
 )
 from bench.worlds.controlled.pairs import Labeller, labeller_from, make_pairs
-
-# ------------------------------------------------------------------------------------------- gold reward
-
-
-def clause(adj: str, noun: str = "plot", mods: str = "") -> str:
-    return f"the {noun} was {mods + ' ' if mods else ''}{adj}"
-
-
-def review(*clauses: str) -> str:
-    return " and ".join(clauses) + " ."
-
-
-def test_sign_of_gold_reward():
-    for w in POSITIVE:
-        assert gold_reward(review(clause(w))) > 0, w
-    for w in NEGATIVE:
-        assert gold_reward(review(clause(w))) < 0, w
-    for w in NEUTRAL:
-        assert gold_reward(review(clause(w))) == 0, w
-    assert gold_reward("") == 0
-    assert gold_reward("the plot was .") == 0
-
-
-def test_negation_flips_sign():
-    for w in ("great", "awful", "lovely", "dull"):
-        assert gold_reward(review(clause(w, mods="not"))) == pytest.approx(-gold_reward(review(clause(w))))
-    # negation is scoped to its clause
-    assert gold_reward("the plot was not great and the cast was superb .") == pytest.approx(0.0)
-    assert gold_reward("the plot was not dull and the cast was boring .") == pytest.approx(0.0)
-    # "not" only once in the grammar, but a double negation undoes itself
-    assert gold_reward("the plot was not not great .") == pytest.approx(gold_reward("the plot was great ."))
-
-
-def test_intensifier_increases_magnitude():
-    for w in ("great", "awful"):
-        plain = gold_reward(review(clause(w)))
-        for intens in INTENSIFIERS:
-            strong = gold_reward(review(clause(w, mods=intens)))
-            assert abs(strong) > abs(plain), (w, intens)
-            assert math.copysign(1, strong) == math.copysign(1, plain)
-        assert abs(gold_reward(review(clause(w, mods="utterly")))) > abs(gold_reward(review(clause(w, mods="quite"))))
-    # intensified and negated: still stronger, and flipped
-    assert gold_reward(review(clause("great", mods="not very"))) < gold_reward(review(clause("great", mods="not")))
-
-
-def test_diminishing_returns_for_repetition():
-    single = gold_reward("the plot was great .")
-    repeated = gold_reward("the plot was great and the cast was great and the music was great .")
-    distinct = gold_reward("the plot was great and the cast was superb and the music was lovely .")
-    assert single < repeated < 3 * single
-    assert repeated < distinct
-    assert sentiment_terms("great great great".split()) == [1.0, 0.5, 0.25]
-    # repetition count is over the whole completion, not per clause
-    assert gold_reward("a great movie and a great plot .") < gold_reward("a great movie and a superb plot .")
-
-
-def test_reward_is_asinh_of_the_sum():
-    for text in ("the plot was great .", "the plot was great and the cast was superb .",
-                 "i found the music utterly awful and a dull script but the ending was not bad ."):
-        s = sum(sentiment_terms(text.split()))
-        assert gold_reward(text) == pytest.approx(2 * math.asinh(s / 2))
-
-
-def test_reward_growth_is_concave():
-    adjs = POSITIVE[:12]
-    rewards = [gold_reward(review(*(clause(a) for a in adjs[:n]))) for n in range(1, len(adjs) + 1)]
-    gains = [b - a for a, b in zip(rewards, rewards[1:])]
-    assert all(g > 0 for g in gains)              # more (distinct) praise still helps ...
-    assert all(b < a for a, b in zip(gains, gains[1:]))  # ... each extra clause less
-    assert rewards[-1] < 2 * math.log(len(adjs)) + 2  # logarithmic, not linear, growth
-
-
-def test_reward_is_symmetric():
-    for pos, neg in zip(POSITIVE, NEGATIVE):
-        text_p = "honestly , " + review(clause(pos), clause(pos, "cast", "very"), clause("long"))
-        text_n = "honestly , " + review(clause(neg), clause(neg, "cast", "very"), clause("long"))
-        assert gold_reward(text_n) == pytest.approx(-gold_reward(text_p))
-
-
-def test_reward_ignores_end_token_and_unknown_words():
-    text = "the plot was great ."
-    assert gold_reward(text + f" {EOS}") == gold_reward(text)
-    assert gold_reward("the zorblax was great .") == gold_reward(text)
-
 
 # ------------------------------------------------------------------------------------------- tokenizer
 
@@ -225,10 +140,10 @@ def test_is_grammatical_rejects_without_raising():
 
 @pytest.fixture(scope="module")
 def completions():
+    # whole reviews as completions of an empty prompt: two independent, well-formed candidates per "prompt"
     gen = ReviewGenerator(5)
-    pcs = [gen.prompt_and_completion() for _ in range(10_000)]
-    prompts = [p for p, _ in pcs[:5000]]
-    return prompts, [c for _, c in pcs[:5000]], [c for _, c in pcs[5000:]]
+    reviews = [gen.review().text for _ in range(10_000)]
+    return [""] * 5000, reviews[:5000], reviews[5000:]
 
 
 def label(completions, labeller: Labeller, seed: int = 0) -> list[dict]:
@@ -246,7 +161,9 @@ def gold_agreement(rows: list[dict]) -> float:
 def test_rows_carry_scores_and_probability(completions):
     rows = label(completions, Labeller())
     for r in rows[:500]:
-        assert r["score_chosen"] == gold_reward(r["chosen"]) and r["score_rejected"] == gold_reward(r["rejected"])
+        assert r["score_chosen"] == gold_reward(r["chosen"], r["prompt"])
+        assert r["score_rejected"] == gold_reward(r["rejected"], r["prompt"])
+        assert r["label_score_chosen"] == r["score_chosen"]  # the gold labeller scores with the gold reward
         assert 0.0 < r["labeller_prob"] < 1.0
         assert r["len_chosen"] == len(r["chosen"].split())
         assert r["source"] == "base" and r["flipped"] is False
@@ -305,6 +222,20 @@ def test_identical_completions_are_skipped():
 def test_labeller_from_config():
     cfg = ControlledWorldConfig(beta_labeller=2.0, length_bias=0.1, deterministic=True, label_noise=0.05)
     assert labeller_from(cfg) == Labeller(beta=2.0, length_bias=0.1, deterministic=True, label_noise=0.05)
+    assert labeller_from(ControlledWorldConfig(labeller="sentiment")).scores == "sentiment"
+
+
+def test_sentiment_labeller_is_blind_to_grammar(completions):
+    """The proxy labeller prefers a positive word list to a well-formed review; the gold labeller never does."""
+    salad, review = "great superb lovely wonderful", "the plot was dull ."
+    proxy, gold = Labeller(deterministic=True, scores="sentiment"), Labeller(deterministic=True)
+    rng = random.Random(0)
+    assert proxy.label(salad, review, rng)[0] == salad
+    assert gold.label(salad, review, rng)[0] == review
+    rows = label(completions, proxy)
+    assert all(r["label_score_chosen"] == sentiment_reward(r["chosen"]) for r in rows[:200])
+    # on well-formed reviews the two agree often, not always (negation halves in the gold reward)
+    assert 0.7 < gold_agreement(rows) < 1.0
 
 
 # ------------------------------------------------------------------------------------------- the built world
@@ -342,8 +273,8 @@ def test_world_datasets(tiny_world):
         assert 0 < len(ds) <= n and len(ds) >= 0.9 * n  # identical completions are skipped, rarely
         for r in ds.to_list():
             assert r["prompt"] and r["chosen"] != r["rejected"]
-            assert r["score_chosen"] == pytest.approx(gold_reward(r["chosen"]))
-            assert r["score_rejected"] == pytest.approx(gold_reward(r["rejected"]))
+            assert r["score_chosen"] == pytest.approx(gold_reward(r["chosen"], r["prompt"]))
+            assert r["score_rejected"] == pytest.approx(gold_reward(r["rejected"], r["prompt"]))
             assert 0.0 < r["labeller_prob"] < 1.0
             assert EOS not in r["chosen"] and EOS not in r["rejected"]
     assert len(tiny_world.eval_prompts) == TINY.heldout_prompts

@@ -16,6 +16,7 @@ Adding a variant TRL already computes is one `_variant(...)` line below.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
@@ -96,19 +97,21 @@ class DPOFamily(Algorithm):
 
 
 def _variant(name: str, summary: str, loss_type: str, params=DPOParams, version: str = "1",
-             implicit_reward: str = "log_ratio"):
+             implicit_reward: str = "log_ratio", margin_target=None):
     def loss_kwargs(self, p: dict) -> dict:
         smoothing = {"label_smoothing": p["label_smoothing"]} if "label_smoothing" in p else {}
         return {"loss_type": [loss_type], **smoothing}
 
-    cls = type(name.upper(), (DPOFamily,), {"summary": summary, "Params": params, "version": version,
-                                            "loss_kwargs": loss_kwargs, "implicit_reward": implicit_reward})
-    return register(name)(cls)
+    attrs = {"summary": summary, "Params": params, "version": version, "loss_kwargs": loss_kwargs,
+             "implicit_reward": implicit_reward}
+    if margin_target is not None:
+        attrs["margin_target"] = classmethod(lambda cls, p: margin_target(p))
+    return register(name)(type(name.upper(), (DPOFamily,), attrs))
 
 
 _variant("dpo", "DPO (Rafailov et al. 2023): TRL DPOTrainer, sigmoid loss", "sigmoid")
 _variant("ipo", "IPO (Azar et al. 2023): squared loss to margin 1/(2β), TRL per-token averaged", "ipo",
-         implicit_reward="avg_log_ratio")
+         implicit_reward="avg_log_ratio", margin_target=lambda p: 1.0 / (2.0 * p["beta"]))
 _variant("rdpo", "robust DPO (Chowdhury et al. 2024): unbiased noisy-label loss, TRL 'robust'", "robust",
          LabelSmoothingParams)
 _variant("slic", "SLiC-HF (Zhao et al. 2023): hinge loss on the log-ratio margin, TRL 'hinge'", "hinge")
@@ -125,6 +128,11 @@ class CDPO(DPOFamily):
 
     summary = "conservative DPO (Mitchell 2023): label-smoothed DPO, finite optimum log((1−ε)/ε)/β"
     Params = LabelSmoothingParams
+
+    @classmethod
+    def margin_target(cls, p: dict) -> float | None:
+        eps = p["label_smoothing"]
+        return math.log((1 - eps) / eps) / p["beta"] if eps > 0 else None
 
     def loss_kwargs(self, p: dict) -> dict:
         eps = p["label_smoothing"]

@@ -22,7 +22,7 @@ from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, 
 @dataclass(frozen=True)
 class OnlineDPOParams(RewardModelParams, TrainParams):
     beta: float = field(default=0.1, metadata={"gt": 0})
-    max_new_tokens: int = field(default=24, metadata={"min": 1})
+    max_new_tokens: int = field(default=32, metadata={"min": 1})
     missing_eos_penalty: float = field(default=1.0, metadata={"min": 0})
 
 

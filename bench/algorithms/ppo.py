@@ -29,7 +29,7 @@ class PPOParams(RewardModelParams, TrainParams):
     cliprange: float = field(default=0.2, metadata={"gt": 0})
     vf_coef: float = field(default=0.1, metadata={"gt": 0})
     missing_eos_penalty: float = field(default=1.0, metadata={"min": 0})
-    response_length: int = field(default=24, metadata={"min": 1})
+    response_length: int = field(default=32, metadata={"min": 1})
 
 
 class BudgetSpent(Exception):

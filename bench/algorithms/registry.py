@@ -72,6 +72,12 @@ class Algorithm:
         raise NotImplementedError
 
     @classmethod
+    def margin_target(cls, params: dict[str, Any]) -> float | None:
+        """The implicit-reward margin (chosen − rejected, in `implicit_reward` units) at which the loss is
+        minimised on a pair, when the loss has a finite optimum (IPO, cDPO); None otherwise (DPO: +inf)."""
+        return None
+
+    @classmethod
     def param_fields(cls) -> dict[str, dataclasses.Field]:
         return {f.name: f for f in dataclasses.fields(cls.Params)}
 

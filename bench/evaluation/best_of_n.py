@@ -30,5 +30,6 @@ def best_of_n_metrics(ctx, n: int):
     kl = np.full(len(prompts), best_of_n_kl(n))
     _, ref_scores = reference_samples(stages, ev.prompts, ev.max_new_tokens, ev.temperature)
     m = SampleMetrics(prompts, completions, scores[np.arange(len(prompts)), best], kl, kl.copy(), logp, logp.copy(),
-                      np.full(len(prompts), np.nan), lengths.astype(np.float64))
+                      np.full(len(prompts), np.nan), lengths.astype(np.float64),
+                      np.asarray([s.ended[i] for i in pick], dtype=bool))
     return m, np.asarray(ref_scores)

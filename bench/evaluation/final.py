@@ -47,13 +47,13 @@ def implicit_rewards(kind: str | None, policy_lp, ref_lp, lengths, proxy_scores=
 def alignment_tax(ctx, outcome) -> dict[str, Any]:
     """lm-eval scores of the trained policy (the base policy for training-free references) on the suite's tasks.
 
-    The controlled world ships a local task (`controlled_grammar`); real suites list standard lm-eval tasks.
+    The controlled world ships local tasks (`controlled_grammar`, `controlled_tone`); real suites list standard lm-eval tasks.
     `lm_eval_score` is the mean of each task's primary metric; every metric is kept as `lm_eval/<task>/<m>`.
     """
-    from bench.evaluation.lm_eval_adapter import build_controlled_grammar_task, run_lm_eval, summary_score
+    from bench.evaluation.lm_eval_adapter import build_controlled_tasks, run_lm_eval, summary_score
 
     world, ev = ctx.stages.world(), ctx.spec.eval
-    include = build_controlled_grammar_task(world.root) if world.kind == "controlled" else None
+    include = build_controlled_tasks(world.root) if world.kind == "controlled" else None
     model_dir = outcome.policy_dir or world.base_model_dir
     results = run_lm_eval(model_dir, world.tokenizer_dir, list(ev.lm_eval_tasks), include_path=include,
                           limit=ev.lm_eval_limit, device=str(ctx.stages.device))
@@ -68,6 +68,7 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from bench.algorithms.registry import get_algorithm
     from bench.evaluation.judges import RewardModelJudge
     from bench.evaluation.policy_metrics import pair_logps
+    from bench.evaluation.quality import quality_metrics
     from bench.evaluation.reference import generation_metrics, reference_model, reference_samples
     from bench.modeling import load_causal_lm, load_tokenizer, sequence_logps
 
@@ -105,6 +106,7 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     metrics["sample_logp"] = float(m.logp.mean())
     metrics["sample_entropy"] = float(m.entropy.mean())
     metrics["reference_gold_reward"] = float(np.mean(ref_scores))
+    metrics.update(quality_metrics(ctx, policy, m))
     if ev.validation_prompts and not outcome.extra.get("best_of_n") and \
             len(world.eval_prompts) > ev.prompts:  # validation prompts exist only after the test prompts
         # model selection for sweeps uses these prompts, never the test prompts above
@@ -129,6 +131,18 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rr = implicit_rewards(kind, now["rejected"], base["rejected"], now["rejected_len"], proxy_r)
         if rc is not None:
             metrics["pref_accuracy"] = pairwise_accuracy(rc, rr)
+        if kind in ("log_ratio", "avg_log_ratio"):
+            # the margin the loss drives on pairs it trained on, beside its analytic optimum where finite
+            train_pairs = stages.curve_pairs("train", ev.curve_pairs)
+            base_train = stages.base_logps("train", ev.curve_pairs)
+            now_train = pair_logps(policy, tok, train_pairs)
+            margins = (implicit_rewards(kind, now_train["chosen"], base_train["chosen"], now_train["chosen_len"])
+                       - implicit_rewards(kind, now_train["rejected"], base_train["rejected"],
+                                          now_train["rejected_len"]))
+            metrics["train_implicit_margin"] = float(np.median(margins))
+            target = cls.margin_target(spec.param_dict)
+            if target is not None:
+                metrics["margin_target"] = float(target)
         corr_set = stages.limits()["corr_samples"]
         lp_now, lens = sequence_logps(policy, tok, corr_set["prompt"], corr_set["completion"])
         lp_ref = np.asarray(corr_set["ref_logp"])

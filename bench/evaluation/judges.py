@@ -1,6 +1,6 @@
 """Judges score (prompt, completion) batches. Win rate and reward are defined by the world's judge.
 
-- `GoldJudge`: the controlled world's gold reward r*(y) — known truth, never seen by a trainer.
+- `GoldJudge`: the controlled world's gold reward r*(x, y) (the completion read as the prompt's continuation) — known truth, never seen by a trainer.
 - `RewardModelJudge`: a Hugging Face sequence-classification model (num_labels = 1) scoring prompt+completion;
   the judge of real suites, and the *proxy* reward that `ppo` / `online_dpo` optimise (scored beside the gold
   reward to measure over-optimisation).
@@ -26,7 +26,7 @@ class GoldJudge:
     def score(self, prompts: list[str], completions: list[str]) -> np.ndarray:
         from bench.worlds.controlled.language import gold_reward
 
-        return np.array([gold_reward(c) for c in completions], dtype=np.float64)
+        return np.array([gold_reward(c, p) for p, c in zip(prompts, completions)], dtype=np.float64)
 
 
 class RewardModelJudge:

@@ -9,6 +9,11 @@ Two pieces:
   (the tokenizer is word-level), so their summed log-likelihoods compare without length normalisation, and
   `acc` (share of docs where the true rest scores higher) measures how well the policy still knows the
   language: chance is 0.5, the base policy scores well above it, and a drop after alignment is the tax.
+* `build_controlled_tone_task(world_root)` writes `controlled_tone`, a task the base policy does not saturate:
+  a review of a clear tone cut before its last sentiment-bearing adjective; the true rest against the same
+  rest with an adjective of the opposite polarity (`_tone_docs`). The grammar task only ranks a review above
+  word salad, so it reads ~1.0 for any policy that still emits words of the language; the tone task asks
+  whether the policy still models reviews of *both* tones, which a policy that collapsed onto one loses.
 * `run_lm_eval(model_dir, tokenizer_dir, tasks, include_path=..., limit=...)` loads the policy from disk, wraps
   it with lm-eval's `HFLM` and returns `{task: {metric: value}}` (numeric metrics only, lm-eval's ",none"
   filter suffix stripped, the standard error as `<metric>_stderr` when lm-eval computed one).
@@ -45,6 +50,7 @@ from pathlib import Path
 from bench.errors import UserError
 
 TASK_NAME = "controlled_grammar"
+TONE_TASK_NAME = "controlled_tone"
 TASK_FORMAT = 1  # bump when the task's construction changes (rebuilds cached task files)
 _TEMPLATE = Path(__file__).parent / "lm_eval_tasks" / f"{TASK_NAME}.yaml"
 _SHUFFLE_TRIES = 200
@@ -104,11 +110,62 @@ def _grammar_docs(heldout_reviews: int, seed: int, corruption: str) -> list[dict
     return docs
 
 
+def _tone_docs(heldout_reviews: int, seed: int, evidence: int = 1, flipped: int = 1) -> list[dict]:
+    """Tone coherence: a review of a clear tone (0.9 or 0.1) whose sentiment-bearing adjectives all carry the
+    tone's polarity, cut after its first `evidence` of them; the choices are the true rest and the same rest
+    with each of its (at least `flipped`) remaining sentiment-bearing adjectives replaced by one of the opposite
+    polarity. Both are grammatical and equally long: only the model's grasp of the review's tone separates
+    them (flipping several adjectives lets that signal outweigh the model's per-word frequency noise). A model
+    of the language that knows tones scores near 1; a policy that lost one tone falls towards 0.5 or below."""
+    from bench.worlds.controlled.language import NEGATIVE, POLARITY, POSITIVE, ReviewGenerator
+
+    gen = ReviewGenerator(seed + 40_009)
+    rng = random.Random(seed + 1)
+    docs, tries = [], 0
+    while len(docs) < heldout_reviews and tries < 500 * heldout_reviews:
+        tries += 1
+        review = gen.review()
+        if review.tone not in (0.9, 0.1):
+            continue
+        sign = 1 if review.tone > 0.5 else -1
+        words = list(review.words)
+        polar = [i for i, w in enumerate(words) if POLARITY.get(w, 0) != 0]
+        if len(polar) < evidence + flipped or any(POLARITY[words[i]] != sign for i in polar):
+            continue
+        cut = polar[evidence - 1] + 1
+        wrong = list(words)
+        for i in polar[evidence:]:
+            wrong[i] = rng.choice(NEGATIVE if sign > 0 else POSITIVE)
+        true_rest, wrong_rest = " ".join(words[cut:]), " ".join(wrong[cut:])
+        label = rng.randrange(2)
+        choices = [f" {wrong_rest}", f" {true_rest}"] if label else [f" {true_rest}", f" {wrong_rest}"]
+        docs.append({"context": " ".join(words[:cut]), "choices": choices, "label": label})
+    return docs
+
+
 def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def _write_task(world_root: Path, name: str, stamp: str, make_docs) -> Path:
+    """Write `<world_root>/lm_eval/<name>.{jsonl,yaml}` once (cached by `stamp`); return the folder."""
+    out = Path(world_root).resolve() / "lm_eval"
+    data_file = out / f"{name}.jsonl"
+    yaml_file = out / f"{name}.yaml"
+    yaml_text = _TEMPLATE.read_text(encoding="utf-8").replace("__DATA_FILE__", str(data_file))
+    yaml_text = yaml_text.replace(f"task: {TASK_NAME}\n", f"task: {name}\n")
+    yaml_text = stamp + yaml_text
+    if data_file.is_file() and yaml_file.is_file() and yaml_file.read_text(encoding="utf-8") == yaml_text:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    if not (data_file.is_file() and yaml_file.is_file()
+            and yaml_file.read_text(encoding="utf-8").splitlines()[:1] == [stamp.rstrip("\n")]):
+        _write_atomic(data_file, "".join(json.dumps(d) + "\n" for d in make_docs()))
+    _write_atomic(yaml_file, yaml_text)  # last: its presence (with this stamp) means the task is complete
+    return out
 
 
 def build_controlled_grammar_task(world_root: Path, heldout_reviews: int = 200, seed: int = 0,
@@ -122,22 +179,21 @@ def build_controlled_grammar_task(world_root: Path, heldout_reviews: int = 200, 
     """
     if corruption not in CORRUPTIONS:
         raise UserError(f"unknown corruption '{corruption}' for the {TASK_NAME} task; use one of {', '.join(CORRUPTIONS)}")
-    out = Path(world_root).resolve() / "lm_eval"
-    data_file = out / f"{TASK_NAME}.jsonl"
-    yaml_file = out / f"{TASK_NAME}.yaml"
-    yaml_text = _TEMPLATE.read_text(encoding="utf-8").replace("__DATA_FILE__", str(data_file))
     stamp = (f"# built by bench: format={TASK_FORMAT} heldout_reviews={heldout_reviews} seed={seed} "
              f"corruption={corruption}\n")
-    yaml_text = stamp + yaml_text
-    if data_file.is_file() and yaml_file.is_file() and yaml_file.read_text(encoding="utf-8") == yaml_text:
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    if not (data_file.is_file() and yaml_file.is_file()
-            and yaml_file.read_text(encoding="utf-8").splitlines()[:1] == [stamp.rstrip("\n")]):
-        docs = _grammar_docs(heldout_reviews, seed, corruption)
-        _write_atomic(data_file, "".join(json.dumps(d) + "\n" for d in docs))
-    _write_atomic(yaml_file, yaml_text)  # last: its presence (with this stamp) means the task is complete
-    return out
+    return _write_task(world_root, TASK_NAME, stamp, lambda: _grammar_docs(heldout_reviews, seed, corruption))
+
+
+def build_controlled_tone_task(world_root: Path, heldout_reviews: int = 400, seed: int = 0) -> Path:
+    """Write the `controlled_tone` task (see `_tone_docs`) beside the grammar task; return the folder."""
+    stamp = f"# built by bench: format={TASK_FORMAT} heldout_reviews={heldout_reviews} seed={seed} tone\n"
+    return _write_task(world_root, TONE_TASK_NAME, stamp, lambda: _tone_docs(heldout_reviews, seed))
+
+
+def build_controlled_tasks(world_root: Path) -> Path:
+    """Both local tasks of the controlled world, in one include folder."""
+    build_controlled_grammar_task(world_root)
+    return build_controlled_tone_task(world_root)
 
 
 # ------------------------------------------------------------------------------------------------ running it

@@ -37,6 +37,7 @@ class SampleMetrics:
     ref_logp: np.ndarray
     entropy: np.ndarray          # mean per-token entropy of π along the sample
     lengths: np.ndarray
+    ended: np.ndarray | None = None  # emitted the end token (False: cut at max_new_tokens)
 
 
 def _ids_batch(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad: int, device) -> dict:
@@ -86,4 +87,4 @@ def sample_metrics(policy, ref, tokenizer, judge, prompts: list[str], *, max_new
         entropy.append((ent.sum(-1) / n).cpu().numpy())
     cat = lambda xs: np.concatenate(xs).astype(np.float64)  # noqa: E731
     return SampleMetrics(list(prompts), s.completions, scores, cat(k1), cat(tokenwise), cat(logp), cat(ref_logp),
-                         cat(entropy), s.lengths.astype(np.float64))
+                         cat(entropy), s.lengths.astype(np.float64), np.asarray(s.ended, dtype=bool))

@@ -39,6 +39,8 @@ LEADERBOARD = (
     Metric("win_rate", "win rate", "vs π_ref", +1, ".3f"),
     Metric("gold_reward", "gold reward", "judge score", +1, ".2f"),
     Metric("kl", "KL(π‖π_ref)", "nats", -1, ".2f"),
+    Metric("grammatical_fraction", "grammatical", "share of samples", +1, ".3f"),
+    Metric("heldout_nll_delta", "Δ NLL", "nats/token, fresh text", -1, ".3f"),
     Metric("pref_accuracy", "pref. accuracy", "held-out pairs", +1, ".3f"),
     Metric("chosen_logp_delta", "Δ log π(y_c|x)", "nats", 0, ".2f"),
     Metric("rejected_logp_delta", "Δ log π(y_r|x)", "nats", 0, ".2f"),
@@ -46,7 +48,7 @@ LEADERBOARD = (
     Metric("flops", "compute", "FLOPs", 0, ".2e"),
     Metric("wall_s", "wall time", "s", 0, ".1f"),
 )
-EXTRA_METRICS = ("margin_delta", "proxy_reward", "lm_eval_score")
+EXTRA_METRICS = ("margin_delta", "proxy_reward", "lm_eval_score", "ended_fraction", "capped_fraction", "censored")
 AGGREGATED = tuple(m.key for m in LEADERBOARD) + EXTRA_METRICS
 
 

@@ -21,9 +21,9 @@ from bench.io import read_json, write_json_atomic
 from bench.schema import as_dict
 from bench.worlds.base import World
 from bench.worlds.controlled.config import ControlledWorldConfig
-from bench.worlds.controlled.language import EOS, ReviewGenerator, gold_reward
+from bench.worlds.controlled.language import EOS, ReviewGenerator, gold_reward, is_well_formed
 
-WORLD_FORMAT = 2  # bump when the build procedure changes what it produces
+WORLD_FORMAT = 3  # bump when the build procedure changes what it produces
 
 
 def world_key(cfg: ControlledWorldConfig) -> str:
@@ -140,6 +140,10 @@ def _build_into(cfg: ControlledWorldConfig, root: Path, progress) -> dict:
         split_stats[split] = {"pairs": len(rows), "skipped_identical": skipped,
                               "flip_rate": sum(r["flipped"] for r in rows) / max(len(rows), 1),
                               "gold_agreement": sum(r["score_chosen"] > r["score_rejected"] for r in rows)
+                              / max(len(rows), 1),
+                              "chosen_well_formed": sum(is_well_formed(r["prompt"], r["chosen"]) for r in rows)
+                              / max(len(rows), 1),
+                              "rejected_well_formed": sum(is_well_formed(r["prompt"], r["rejected"]) for r in rows)
                               / max(len(rows), 1)}
         Dataset.from_list(rows).save_to_disk(str(root / f"pairs_{split}"))
     write_json_atomic(root / "eval_prompts.json", eval_prompts)
@@ -148,14 +152,16 @@ def _build_into(cfg: ControlledWorldConfig, root: Path, progress) -> dict:
     # 5. what the base policy's own samples look like (its reward spread is what alignment can improve on)
     t3 = time.perf_counter()
     s = sample(base, tok, eval_prompts, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + 3)
-    rewards = [gold_reward(c) for c in s.completions]
-    from bench.worlds.controlled.language import is_grammatical
+    rewards = [gold_reward(c, p) for p, c in zip(eval_prompts, s.completions)]
+    from bench.worlds.controlled.language import gold_reward_bound, sentiment_reward
 
     base_samples = {
         "gold_reward_mean": statistics.fmean(rewards), "gold_reward_std": statistics.pstdev(rewards),
         "gold_reward_min": min(rewards), "gold_reward_max": max(rewards),
+        "gold_reward_bound": gold_reward_bound(cfg.max_new_tokens),  # the attainable maximum: headroom above
+        "sentiment_reward_mean": statistics.fmean(sentiment_reward(c) for c in s.completions),
         "length_mean": float(s.lengths.mean()), "ended_fraction": sum(s.ended) / len(s.ended),
-        "grammatical_fraction": sum(is_grammatical(p + " " + c) for p, c in zip(eval_prompts, s.completions))
+        "grammatical_fraction": sum(is_well_formed(p, c) for p, c in zip(eval_prompts, s.completions))
         / len(eval_prompts),
     }
     timings["base_samples_s"] = time.perf_counter() - t3

@@ -35,11 +35,15 @@ class ControlledWorldConfig:
                                                             "to the reward difference: prefers longer when > 0"})
     beta_labeller: float = field(default=1.0, metadata={"gt": 0, "doc": "Bradley-Terry temperature: "
                                                                         "P(a > b) = sigmoid((r_a - r_b) / beta_labeller)"})
+    labeller: str = field(default="gold", metadata={"choices": ("gold", "sentiment"), "doc":
+                          "what the simulated annotator scores: the gold reward, or grammar-blind sentiment (a proxy "
+                          "whose gap to the gold reward makes over-optimisation a controlled setting)"})
     pair_source: str = field(default="base", metadata={"choices": ("base", "weak", "mix"), "doc":
                              "which policy sampled the pair completions: base, the weak checkpoint, or a mix"})
     mix_fraction: float = field(default=0.5, metadata={"min": 0, "max": 1, "doc":
                                 "with pair_source = 'mix': fraction of pairs sampled from the weak checkpoint"})
-    max_new_tokens: int = field(default=24, metadata={"min": 4, "doc": "completion length cap (tokens)"})
+    max_new_tokens: int = field(default=32, metadata={"min": 4, "doc": "completion length cap for the pairs' samples "
+                                "(tokens, end token included); the language's reviews need at most 30, so 32 cuts none"})
 
     def estimated_sizes(self) -> dict[str, float]:
         """Policy parameters and tokens per sequence, for `bench run --dry-run` (no model is built).

@@ -12,19 +12,35 @@ Each review has a hidden tone (probability that a sentiment-bearing adjective is
 model learns topic-level coherence and its samples have a real spread of sentiment.
 A prompt is the review's first 3-5 words; the completion is the rest, ending with "." and the end token.
 
-Gold reward (never shown to a trainer; used to label pairs and to judge):
+Gold reward r*(x, y) (never shown to a trainer; used to label pairs and to judge). The completion y is read as
+the continuation of its prompt x: the review is x + y, parsed into clauses at conjunctions (after an opener).
 
-    s_i   = polarity(adj_i) * weight(intensifier_i) * (-1 if "not" precedes it in its clause)
-    S     = sum_i 0.5**(k_i) * s_i          k_i = earlier uses of the same adjective in the completion
-    r*(y) = 2 * asinh(S / 2)
+    well-formed   every clause parses, the review ends with its "." (then the end token), nothing follows it:
+                      s_i   = polarity(adj_i) * weight(intensifier_i) * (-1/2 if the clause says "not")
+                      S     = sum over adjectives *in y* of 0.5**k_i * s_i    k_i = earlier uses of that adjective
+                      r*    = 2 * asinh(S / 2)
+    ill-formed    otherwise (word salad, a clause that does not parse, text cut before its ".", words after it):
+                      r*    = -2 - B - U          B = clauses that do not parse, U = 1 if no "." ends the review
 
-- polarity is +1 (positive), -1 (negative) or 0 (neutral); intensifier weights are 1.25..2.0 (1 without one);
-- the 0.5**k discount gives diminishing returns for repetition: "great great great" scores 1.75, not 3;
-- asinh grows like log for large |S|: more praise helps, each extra clause less (about length: a sum would
-  reward length, which the field notes saw DPO and SimPO exploit; here length helps only logarithmically, and
-  any stronger length preference is the labeller's `length_bias` knob, measured, not built into the truth);
-- r* is symmetric and r*(neutral) = 0. A 24-token completion can reach about +4, base samples sit around 0
-  with a standard deviation of 1.5-2: headroom above the base policy, unlike a saturating reward.
+- polarity is +1 / -1 / 0; intensifier weights are 1.25..2.0 (1 without one). Negation flips *and halves*
+  ("not bad" is faint praise, not "great"), so negating never strengthens a clause.
+- The prompt is context: "the plot was not" + "great ." is negative; an adjective inside the prompt counts
+  towards repetition (k_i) but not towards S (it is not the policy's doing).
+- Sentiment counts only in well-formed reviews: garbage can never buy reward, so an optimiser that drifts
+  out of the language loses (r* <= -3 for any ill-formed text, far below the base policy's mean near 0).
+- 0.5**k gives diminishing returns for repetition; asinh grows like log, so length helps only logarithmically
+  (a stronger length preference is the labeller's `length_bias` knob, measured, not built into the truth).
+- Attainable maximum (`gold_reward_bound`): a clause holds one adjective, worth at most 2 (an intensifier of
+  weight 2); after the first, each clause costs at least 4 completion tokens (conjunction, article, adjective,
+  noun) and 5 with the intensifier, and the review needs "." and the end token. With a cap of T tokens the
+  best is one adjective finishing the prompt's clause, then A = (T - 3) // 5 intensified clauses and one
+  plain one if 4 tokens remain: S_max = 2 + 2A + [(T - 3) % 5 == 4], r*_max = 2 * asinh(S_max / 2)
+  (5.14 at T = 32). Base-policy samples sit around 0 with a standard deviation near 1.5: headroom.
+
+The grammar-blind *sentiment* reward (`sentiment_reward`, the first version of this world's gold) sums
+adjective polarities anywhere in y, ungrammatical or not. It is the proxy a `labeller = "sentiment"` world
+labels pairs with, so the gap between what the labels reward and the truth (the mechanism behind reward
+over-optimisation, Gao et al. 2022) is a controlled setting.
 """
 
 from __future__ import annotations
@@ -144,7 +160,8 @@ class ReviewGenerator:
 
 
 def sentiment_terms(words: list[str] | tuple[str, ...]) -> list[float]:
-    """Per-adjective contributions s_i * 0.5**k_i (see module docstring), in order of appearance."""
+    """Grammar-blind per-adjective contributions (the sentiment proxy): polarity x intensifier, flipped by
+    "not", discounted 0.5**k for the k-th repeat, wherever the adjective stands."""
     terms, uses = [], {}
     negated, weight = False, 1.0
     for w in words:
@@ -164,10 +181,111 @@ def sentiment_terms(words: list[str] | tuple[str, ...]) -> list[float]:
     return terms
 
 
-def gold_reward(completion: str) -> float:
-    """r*(y) = 2 * asinh(S / 2) on the completion text (prompt excluded); see the module docstring."""
+def sentiment_reward(completion: str, prompt: str = "") -> float:
+    """The grammar-blind proxy: 2 * asinh(S / 2) over every adjective of the completion (prompt ignored)."""
     words = completion.replace(EOS, " ").split()
     return 2.0 * math.asinh(sum(sentiment_terms(words)) / 2.0)
+
+
+@dataclass(frozen=True)
+class Parse:
+    """A review (prompt + completion) read by the grammar: what the gold reward and the quality metrics use."""
+
+    clauses: tuple[tuple[str, ...], ...]   # words of each clause (opener and "." excluded)
+    parsed: tuple[bool, ...]               # does each clause parse
+    finished: bool                         # a "." ends the review (and nothing follows it)
+    terms: tuple[float, ...]               # sentiment of the completion's adjectives, in parsed clauses
+
+    @property
+    def bad_clauses(self) -> int:
+        return sum(not p for p in self.parsed)
+
+    @property
+    def well_formed(self) -> bool:
+        return self.finished and self.bad_clauses == 0
+
+
+def parse_review(prompt: str, completion: str) -> Parse:
+    """Parse prompt + completion as one review; sentiment terms for the completion's adjectives only."""
+    p_words = prompt.replace(EOS, " ").split()
+    c_words = completion.replace(EOS, " ").split()
+    words = p_words + c_words
+    n_prompt = len(p_words)
+    finished = bool(words) and "." in words and words.index(".") == len(words) - 1 and len(c_words) > 0
+    if "." in words:
+        cut = words.index(".")
+        trailing = words[cut + 1:]
+        body, body_at = words[:cut], 0
+    else:
+        trailing, body, body_at = [], words, 0
+    for opener in OPENERS:
+        if tuple(body[:len(opener)]) == opener:
+            body_at = len(opener)
+            break
+    clauses, starts, current, start = [], [], [], body_at
+    for i in range(body_at, len(body)):
+        if body[i] in CONJUNCTIONS:
+            clauses.append(current)
+            starts.append(start)
+            current, start = [], i + 1
+        else:
+            current.append(body[i])
+    clauses.append(current)
+    starts.append(start)
+    parsed = [_parses_clause(c) for c in clauses]
+    if trailing:  # words after the review's "." are one more clause that does not parse
+        clauses.append(trailing)
+        starts.append(cut + 1)
+        parsed.append(False)
+    terms, uses = [], {}
+    for c, at, ok in zip(clauses, starts, parsed):
+        negated, weight = NOT in c, 1.0
+        for j, w in enumerate(c):
+            if w in INTENSIFIERS:
+                weight = INTENSIFIERS[w]
+            elif w in POLARITY:
+                k = uses.get(w, 0)
+                uses[w] = k + 1
+                if ok and at + j >= n_prompt:
+                    terms.append(POLARITY[w] * weight * (-0.5 if negated else 1.0) * 0.5 ** k)
+    return Parse(tuple(tuple(c) for c in clauses), tuple(parsed), finished, tuple(terms))
+
+
+ILL_FORMED_BASE = 2.0
+
+
+def gold_reward(completion: str, prompt: str = "") -> float:
+    """r*(x, y): 2*asinh(S/2) for a well-formed review, -2 - B - U otherwise (see the module docstring)."""
+    parse = parse_review(prompt, completion)
+    if parse.well_formed:
+        return 2.0 * math.asinh(sum(parse.terms) / 2.0)
+    return -ILL_FORMED_BASE - parse.bad_clauses - (0.0 if parse.finished else 1.0)
+
+
+def gold_reward_bound(max_new_tokens: int) -> float:
+    """The attainable maximum of r* for completions of at most `max_new_tokens` tokens (end token included)."""
+    room = max_new_tokens - 3   # first adjective, ".", end token
+    if room < 0:
+        return 2.0 * math.asinh(0.0)
+    s_max = 2.0 + 2.0 * (room // 5) + (1.0 if room % 5 == 4 else 0.0)
+    return 2.0 * math.asinh(s_max / 2.0)
+
+
+def best_review(max_new_tokens: int) -> tuple[str, str]:
+    """A (prompt, completion) that attains `gold_reward_bound(max_new_tokens)`: the bound is tight."""
+    room = max_new_tokens - 3
+    adjectives = iter(POSITIVE)
+    words = [next(adjectives)]
+    for _ in range(room // 5):
+        words += ["and", "a", "utterly", next(adjectives), "film"]
+    if room % 5 == 4:
+        words += ["and", "a", next(adjectives), "film"]
+    return "the plot was utterly", " ".join(words + ["."])
+
+
+def is_well_formed(prompt: str, completion: str) -> bool:
+    """Every clause of prompt + completion parses and the review ends with its "." (the grammatical fraction)."""
+    return parse_review(prompt, completion).well_formed
 
 
 def is_grammatical(text: str) -> bool:

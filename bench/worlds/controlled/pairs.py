@@ -1,10 +1,13 @@
 """Preference pairs for the controlled world: two samples per prompt, labelled by a simulated annotator.
 
-The labeller sees u(y) = r*(y) + length_bias * tokens(y) and prefers a over b with the Bradley–Terry
+The labeller sees u(x, y) = score(x, y) + length_bias * tokens(y), where score is the gold reward r*(x, y)
+(`labeller = "gold"`, the default) or the grammar-blind sentiment proxy (`labeller = "sentiment"`: the old
+gold, which pays for word salad; the proxy-gold gap as a knob), and prefers a over b with the Bradley–Terry
 probability p = σ((u_a − u_b) / beta_labeller), or by argmax when `deterministic` (ties broken by a coin);
 then each label is flipped with probability `label_noise`. Every row keeps what a margin-aware variant or an
 analysis needs: gold scores of both completions, the labeller's probability for the label it gave, whether
-it was flipped, which policy sampled the pair (`source`), and token lengths. Completions start with a space
+it was flipped, the labeller's own scores (`label_score_*`, equal to the gold ones for the gold labeller),
+which policy sampled the pair (`source`), and token lengths. Completions start with a space
 because every TRL trainer concatenates `prompt + completion` as strings.
 """
 
@@ -15,7 +18,9 @@ import random
 from dataclasses import dataclass
 
 from bench.worlds.controlled.config import ControlledWorldConfig
-from bench.worlds.controlled.language import gold_reward
+from bench.worlds.controlled.language import gold_reward, sentiment_reward
+
+LABELLER_SCORES = {"gold": gold_reward, "sentiment": sentiment_reward}
 
 
 @dataclass(frozen=True)
@@ -24,18 +29,22 @@ class Labeller:
     length_bias: float = 0.0
     deterministic: bool = False
     label_noise: float = 0.0
+    scores: str = "gold"
 
-    def utility(self, completion: str) -> float:
-        return gold_reward(completion) + self.length_bias * len(completion.split())
+    def score(self, completion: str, prompt: str = "") -> float:
+        return LABELLER_SCORES[self.scores](completion, prompt)
 
-    def prob_first(self, a: str, b: str) -> float:
+    def utility(self, completion: str, prompt: str = "") -> float:
+        return self.score(completion, prompt) + self.length_bias * len(completion.split())
+
+    def prob_first(self, a: str, b: str, prompt: str = "") -> float:
         """P(a ≻ b) under the labeller's Bradley–Terry model (before noise)."""
-        z = (self.utility(a) - self.utility(b)) / self.beta
+        z = (self.utility(a, prompt) - self.utility(b, prompt)) / self.beta
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
-    def label(self, a: str, b: str, rng: random.Random) -> tuple[str, str, float, bool]:
+    def label(self, a: str, b: str, rng: random.Random, prompt: str = "") -> tuple[str, str, float, bool]:
         """→ (chosen, rejected, labeller probability of this ordering before noise, flipped)."""
-        p = self.prob_first(a, b)
+        p = self.prob_first(a, b, prompt)
         if self.deterministic:
             first = p > 0.5 or (p == 0.5 and rng.random() < 0.5)
         else:
@@ -48,7 +57,7 @@ class Labeller:
 
 
 def labeller_from(cfg: ControlledWorldConfig) -> Labeller:
-    return Labeller(cfg.beta_labeller, cfg.length_bias, cfg.deterministic, cfg.label_noise)
+    return Labeller(cfg.beta_labeller, cfg.length_bias, cfg.deterministic, cfg.label_noise, cfg.labeller)
 
 
 def make_pairs(prompts: list[str], completions_a: list[str], completions_b: list[str], sources: list[str],
@@ -61,15 +70,17 @@ def make_pairs(prompts: list[str], completions_a: list[str], completions_b: list
         if a == b:
             skipped += 1
             continue
-        chosen, rejected, prob, flipped = labeller.label(a, b, rng)
+        chosen, rejected, prob, flipped = labeller.label(a, b, rng, prompt)
         # TRL joins prompt + completion as strings: completions start with a space (FIELD-NOTES / probe).
         chosen, rejected = " " + chosen, " " + rejected
         rows.append({
             "prompt": prompt,
             "chosen": chosen,
             "rejected": rejected,
-            "score_chosen": gold_reward(chosen),
-            "score_rejected": gold_reward(rejected),
+            "score_chosen": gold_reward(chosen, prompt),
+            "score_rejected": gold_reward(rejected, prompt),
+            "label_score_chosen": labeller.score(chosen, prompt),
+            "label_score_rejected": labeller.score(rejected, prompt),
             "labeller_prob": prob,
             "flipped": flipped,
             "source": source,
