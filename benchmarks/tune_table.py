@@ -1,0 +1,57 @@
+"""Print the tuning sweep behind the default suite's per-algorithm settings as a Markdown table.
+
+    python benchmarks/tune_table.py results/controlled-tune [more result dirs ...] > results/baselines/controlled-tune.md
+
+One row per setting: validation win rate (the selection metric; test prompts are never used to select), the
+share of grammatical samples, length, KL, the held-out NLL delta and steps. A setting is *eligible* when at
+least 80% of its samples are well-formed reviews and its length is at least 0.7x the base policy's (a policy
+that wins by leaving the language, or by collapsing to a few words, is not a setting anyone would ship);
+`chosen` marks each algorithm's eligible setting with the highest validation win rate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["val_win_rate", "grammatical_fraction", "length", "kl", "heldout_nll_delta", "steps"]
+HYPER = ["learning_rate", "beta", "label_smoothing", "simpo_gamma", "kl_coef"]
+
+
+def _with_params(path: str) -> pd.DataFrame:
+    """summary.csv with every run's resolved hyper-parameters (a value not swept in its suite is not a column)."""
+    frame = pd.read_csv(f"{path}/summary.csv")
+    for i, run_id in frame["run_id"].items():
+        params = json.loads((Path(path) / "runs" / run_id / "config.json").read_text())["params"]
+        for h in HYPER:
+            if h in params:
+                frame.loc[i, h] = params[h]
+    return frame
+
+
+def main(paths: list[str]) -> None:
+    frame = pd.concat([_with_params(p) for p in paths], ignore_index=True)
+    frame = frame[frame["status"] == "finished"]
+    sft_length = float(frame.loc[frame["algorithm"] == "sft", "length"].mean())
+    frame = frame[frame["algorithm"] != "sft"].copy()
+    frame["eligible"] = (frame["grammatical_fraction"] >= 0.8) & (frame["length"] >= 0.7 * sft_length)
+    hyper = [h for h in HYPER if h in frame.columns]
+    print(f"Tuning sweep (`{' '.join(paths)}`): base policy length {sft_length:.1f} tokens; eligible = "
+          "grammatical >= 0.8 and length >= 0.7x base; chosen = best eligible val_win_rate per algorithm.\n")
+    print("| algorithm | " + " | ".join(hyper + COLUMNS) + " | chosen |")
+    print("|" + "---|" * (len(hyper) + len(COLUMNS) + 2))
+    for algo, group in frame.groupby("algorithm", sort=False):
+        eligible = group[group["eligible"]]
+        best = eligible["val_win_rate"].idxmax() if len(eligible) else None
+        for idx, row in group.sort_values(hyper).iterrows():
+            cells = ["" if pd.isna(row[h]) else f"{row[h]:g}" for h in hyper]
+            cells += [f"{row[c]:.3g}" if pd.notna(row[c]) else "–" for c in COLUMNS]
+            mark = "**chosen**" if idx == best else ("" if row["eligible"] else "ineligible")
+            print(f"| {algo} | " + " | ".join(cells) + f" | {mark} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["results/controlled-tune"])
