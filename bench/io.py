@@ -2,7 +2,8 @@
 
 `write_text_atomic` writes a uniquely named temporary file beside the target, flushes and fsyncs it, renames it
 into place (atomic on POSIX) and fsyncs the directory, so after a power cut the file is either the old or the
-new version. A failed write removes its temporary file; temporaries left by killed processes (`.<name>.<pid>.
+new version ($BENCH_FSYNC=0 skips the fsyncs, for test suites on slow disks; atomicity is kept). A failed write
+removes its temporary file; temporaries left by killed processes (`.<name>.<pid>.
 <random>.tmp`) are removed by `clean_stale_temps` once their process is gone.
 
 JSON is written strictly (no NaN/Infinity tokens, which browsers and jq reject). A non-finite float is written as
@@ -30,7 +31,7 @@ from bench.errors import UserError
 # errors that say "this storage cannot take the write", not "the program is wrong"
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
 NON_FINITE_KEY = "_non_finite"
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:\.[0-9a-f]+)?\.tmp$")
+_TEMP = re.compile(r"^\.(?P<name>.+?)\.(?P<pid>\d+)(?:\.[0-9a-f]{8})?\.tmp$")
 
 
 class StorageError(UserError):
@@ -52,8 +53,14 @@ def is_storage_error(exc: BaseException) -> bool:
     return isinstance(exc, StorageError) or (isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS)
 
 
+def _durable() -> bool:
+    return os.environ.get("BENCH_FSYNC", "1") != "0"
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename in `path` durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    if not _durable():
+        return
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -74,7 +81,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if _durable():
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)
