@@ -109,7 +109,7 @@ def load_or_build(root: Path, build: Callable[[Path], dict[str, Any]], *, marker
         if record is not None:
             return record, True
         if root.exists() or why != f"{marker} missing":
-            warn(f"cached {what} at {root} is damaged ({why}); rebuilding it")
+            warn(f"cached {what} at {root} cannot be used ({why}); rebuilding it")
         for stale in root.parent.glob(root.name + ".building-*"):  # a builder that died (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=root.name + ".building-", dir=root.parent))

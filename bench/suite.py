@@ -261,8 +261,6 @@ def apply_override(data: dict[str, Any], item: str, where: str) -> None:
     keys = dotted.strip().split(".")
     if len(keys) < 2 or not all(keys):
         raise UserError(problem("--set", dotted, "expected SECTION.KEY", "e.g. --set algorithms.dpo.beta=0.1"))
-    if not text.strip():
-        raise UserError(problem("--set", item, "no value after '='", f"e.g. --set {dotted.strip()}=1e12"))
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
