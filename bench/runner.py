@@ -109,6 +109,13 @@ def _world_sizes(suite: Suite) -> dict[str, float]:
     return sizer() if callable(sizer) else {"n_params": 0.0, "tokens_per_sequence": 0.0, "pairs": 0}
 
 
+def _stamp(results_dir: Path, spec: RunSpec) -> int | None:
+    try:
+        return (run_dir(results_dir, spec.run_id) / "metrics.json").stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def _lock_path(results_dir: Path, run_id: str) -> Path:
     return Path(results_dir) / ".locks" / f"{run_id}.lock"
 
@@ -121,7 +128,9 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
     outcome = SuiteOutcome(results_dir)
     dist.ensure_initialized()
     todo = []  # decided by every rank before any rank writes
+    seen: dict[str, int | None] = {}  # metrics.json as scanned: a change later means another process wrote it
     for spec in specs:
+        seen[spec.run_id] = _stamp(results_dir, spec)
         state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
         if state.done:
             outcome.skipped.append(spec.run_id)
@@ -175,16 +184,13 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
                     continue
         try:
             state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
-            if claims and spec.run_id in waited and (state.done or state.status == "failed"):
-                # the other process finished (or failed) it: never train it twice
+            if claims and (state.done or state.status == "failed") and _stamp(results_dir, spec) != seen[spec.run_id]:
+                # another process finished (or failed) it since our scan: never train a run twice
                 outcome.by_others.append(spec.run_id)
                 if state.status == "failed":
                     outcome.failed.append((spec.run_id, state.reason))
                 elif state.status == "diverged":
                     outcome.diverged.append((spec.run_id, str((state.metrics or {}).get("error", ""))))
-                continue
-            if claims and state.done:  # finished by another process between our scan and our claim
-                outcome.by_others.append(spec.run_id)
                 continue
             report(progress, "runs", i, len(todo))
             i += 1
