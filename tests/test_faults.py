@@ -320,6 +320,58 @@ def test_a_run_claimed_elsewhere_is_waited_for_not_redone(tmp_path, env):
         pass
 
 
+_RUN_ON_FAKE_WORLD = """
+import sys
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+import bench.runner as runner
+import bench.worlds.controlled.build as cb
+from bench.algorithms.fake import Fake
+from bench.algorithms.registry import register
+
+def fake_build_into(cfg, root, progress):  # the real build is tested in test_world; this one counts builds
+    import time
+    with open({counter!r}, "a") as f:
+        f.write("built\\n")
+    time.sleep(1.0)
+    for sub in ("tokenizer", "base", "weak", "pairs_train", "pairs_heldout"):
+        (root / sub).mkdir()
+        (root / sub / "data.bin").write_bytes(sub.encode() * 100)
+    (root / "eval_prompts.json").write_text('["the film was"]')
+    return {{"kind": "controlled"}}
+
+cb._build_into = fake_build_into
+runner.write_world_record = lambda results_dir, stages: None  # limits would sample the (fake) base policy
+
+@register("fake_world")
+class FakeWorld(Fake):
+    needs_torch = True  # the runner resolves (builds) the world before training it
+
+from bench.cli import main
+sys.exit(main(["run", {suite!r}, "--results", {results!r}, "--cache-dir", {cache!r}, "--no-report"]))
+"""
+
+
+def test_two_bench_runs_on_a_fresh_cache_build_the_world_once(tmp_path, env):
+    path = write_suite(tmp_path, seeds=(0, 1), algorithms="[algorithms.fake_world]\nbeta = [0.05, 0.5]\n"
+                                                        "sleep = 0.2\n")
+    counter, cache = tmp_path / "builds", tmp_path / "fresh-cache"
+    code = _RUN_ON_FAKE_WORLD.format(repo=str(REPO), counter=str(counter), suite=str(path),
+                                     results=str(tmp_path / "results"), cache=str(cache))
+    child_env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=child_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert counter.read_text().splitlines() == ["built"], "the world was built once"
+    (world,) = [p for p in (cache / "worlds").iterdir() if p.is_dir()]
+    assert stage_cache.verify(world)[0] is not None and not list((cache / "worlds").glob("*.building-*"))
+    runs = trained(env)  # (fake_world is registered in the children only)
+    assert len(runs) == len(set(runs)) == 4, "every run trained exactly once"
+    rows = summary(tmp_path / "results" / "fk")
+    assert sorted(r["run_id"] for r in rows) == sorted(runs) and {r["status"] for r in rows} == {"finished"}
+
+
 # -------------------------------------------------------------------------------------- kills at write points
 def _fork_and_kill_at(path: Path, results_root: Path, point: int, phase: str) -> int:
     """Run the suite in a forked child that SIGKILLs itself at its `point`-th atomic write (before the temporary
