@@ -39,7 +39,9 @@ class StorageError(UserError):
 
 
 def storage_error(exc: OSError, path: Path | str | None = None) -> StorageError:
-    where = exc.filename or path or "?"
+    where = exc.filename
+    if not where or str(where).endswith(".tmp"):  # name the file being written, not its temporary
+        where = path or where or "?"
     reason = os.strerror(exc.errno) if exc.errno else str(exc)
     fix = {errno.ENOSPC: "free some space (finished runs are kept) and re-run the same command",
            errno.EDQUOT: "free some space (finished runs are kept) and re-run the same command",

@@ -577,6 +577,25 @@ def test_disk_full_or_read_only_is_one_line_exit_2(tmp_path, env, capsys, monkey
     assert not list((results / "runs").glob("*/traceback.txt"))
 
 
+def test_real_48k_disk_when_we_may_mount_one(tmp_path, env, capsys):
+    """The issue's 48 KiB disk, for real where a tmpfs can be mounted (root in a container); skipped elsewhere."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        path = write_suite(tmp_path, seeds=tuple(range(10)))
+        code = main(["run", str(path), "--results", str(disk / "results"), "--report-dir", str(disk / "report")])
+        err = capsys.readouterr().err
+        assert code == EXIT_USER and "No space left on device" in err and "Traceback" not in err
+        assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+        runs = [inspect_run(d) for d in (disk / "results" / "fk" / "runs").iterdir()]
+        assert any(r.status == "finished" for r in runs) and not [p for p in disk.rglob("*.tmp")]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_failing_world_leaves_suite_json_alone(tmp_path, env, capsys):
     path = write_suite(tmp_path, seeds=(0,))
     assert cli_run(path, tmp_path, "--no-report") == EXIT_OK
