@@ -9,6 +9,14 @@ parameters also books its backward (4·N·tokens): every such forward in these t
 Stages done outside a run's trainers (reward-model training, reference log-prob precompute) are charged with
 `charge()` from their own recorded counts, so a run pays for what it uses even when the stage is cached.
 
+Divergence guard (`DivergenceGuard`, run by the budget callback at every step and every log): training stops
+with `Diverged` (the run is recorded with status "diverged", the step, the quantity and its value, and its
+training logs) when
+- a logged loss (`loss`, or any key containing "loss") or the gradient norm (`grad_norm`) is NaN or ±inf;
+- the training loss explodes: |loss| > LOSS_EXPLOSION_FACTOR (1000) × max(|first logged loss|, 1), e.g. a DPO
+  loss that starts at 0.69 and passes 1000;
+- a policy parameter becomes NaN or ±inf after an optimizer step (checked before the curve callback samples).
+
 Attention's quadratic term is ignored (sequences here are short next to the model width); peak memory is the
 CUDA allocator's peak on GPU, else the process's peak resident set size.
 """
@@ -51,6 +59,77 @@ def count_tokens(args: tuple, kwargs: dict) -> int:
     return shape[0] * shape[1]
 
 
+LOSS_EXPLOSION_FACTOR = 1000.0
+
+
+class Diverged(Exception):
+    """Training diverged numerically: raised from the step callback, recorded as status "diverged"."""
+
+    def __init__(self, step: int, metric: str, value: float, logs: list[dict[str, Any]] | None = None):
+        self.step, self.metric, self.value = int(step), metric, value
+        self.logs = list(logs or [])
+        super().__init__(f"diverged at step {self.step}: {metric} = {_fmt_value(value)}")
+
+    def record(self) -> dict[str, Any]:
+        return {"step": self.step, "metric": self.metric, "value": _fmt_value(self.value)}
+
+
+def _fmt_value(value: Any) -> Any:
+    """A JSON-safe value: non-finite floats as the strings 'nan', 'inf', '-inf'."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+@dataclass
+class DivergenceGuard:
+    """Watches a run's training logs (and parameters) for numerical divergence; see the module docstring."""
+
+    factor: float = LOSS_EXPLOSION_FACTOR
+    first_loss: dict[str, float] = field(default_factory=dict)
+    step: int = 0
+    logs: list[dict[str, Any]] = field(default_factory=list)  # the trainer's log history (kept on failure)
+    checked: int = 0
+
+    def check_log(self, entry: dict[str, Any], step: int) -> None:
+        import math
+
+        self.step = step
+        for key, value in entry.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            watched = "loss" in key or key == "grad_norm"
+            if not watched:
+                continue
+            value = float(value)
+            if not math.isfinite(value):
+                raise Diverged(step, key, value, self.logs)
+            if key == "loss" or key.startswith("loss/"):
+                first = self.first_loss.setdefault(key, value)
+                if abs(value) > self.factor * max(abs(first), 1.0):
+                    raise Diverged(step, key, value, self.logs)
+
+    def check_history(self, history: list[dict[str, Any]], step: int) -> None:
+        self.logs = history
+        for entry in history[self.checked:]:
+            self.checked += 1
+            self.check_log(entry, int(entry.get("step", step) or step))
+
+    def check_parameters(self, model, step: int) -> None:
+        if model is None:
+            return
+        import torch
+
+        params = [p.detach() for p in model.parameters() if p.is_floating_point()]
+        if not params:
+            return
+        norms = torch._foreach_norm(params)
+        if not bool(torch.stack([n.float() for n in norms]).isfinite().all()):
+            raise Diverged(step, "parameters", float("nan"), self.logs)
+
+
 @dataclass
 class ComputeMeter:
     """FLOPs by component, plus tokens, wall time and peak memory. Pause it around evaluation."""
@@ -65,6 +144,7 @@ class ComputeMeter:
     _t_start: float | None = None
     _unsynced: float = 0.0
     _handles: list[Any] = field(default_factory=list)
+    guard: DivergenceGuard = field(default_factory=DivergenceGuard)
 
     # -- counting
     def attach(self, model, component: str, n_params: int | None = None) -> None:
@@ -204,7 +284,8 @@ def peak_memory_mb() -> float:
 
 
 def budget_callback(meter: ComputeMeter, on_step=None):
-    """A transformers `TrainerCallback` that stops training when the budget is spent.
+    """A transformers `TrainerCallback` that stops training when the budget is spent, or raises `Diverged`
+    when the run diverges numerically (`meter.guard`; see the module docstring).
 
     It stops *before* a step that would overrun (estimating a step's cost as the largest so far), so runs end
     within one optimizer step of the budget and, unless a step costs more than every earlier one, below it.
@@ -226,6 +307,9 @@ def budget_callback(meter: ComputeMeter, on_step=None):
         def on_step_end(self, args, state, control, **kwargs):
             from bench.distributed import sum_over_ranks
 
+            guard = meter.guard
+            guard.check_history(state.log_history, state.global_step)
+            guard.check_parameters(kwargs.get("model"), state.global_step)  # before the curve callback samples
             meter.sync()
             spent = meter.spent
             # the largest step so far: step costs vary with padding, so the last one alone can under-predict
@@ -238,6 +322,9 @@ def budget_callback(meter: ComputeMeter, on_step=None):
                 self.stopped_by_budget = True
                 control.should_training_stop = True
             return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            meter.guard.check_history(state.log_history, state.global_step)
 
         def on_train_end(self, args, state, control, **kwargs):
             meter.stop_clock()

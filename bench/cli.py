@@ -1,7 +1,15 @@
 """`bench` command line: run | report | check | baseline | compare | list | validate.
 
-Exit status: 0 success, 1 a check found a regression, 2 user error (one line per problem naming the file, the
-field and the fix; never a traceback). This module only parses arguments and prints; the work is in the library.
+Exit status (also in the README):
+    0  success
+    1  `bench check` found a regression (only `check` exits 1)
+    2  user error: one line per problem naming the file, the field and the fix, never a traceback; this includes
+       a full disk or a read-only / unwritable folder (the line names the path; finished runs are kept)
+    3  `bench run` completed but at least one run failed (each is listed; re-running retries only those);
+       diverged runs are results, not failures
+    4  internal error (a bug in daa-bench): the traceback is printed; please report it
+    130 interrupted (Ctrl-C); finished runs are kept
+This module only parses arguments and prints; the work is in the library.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from pathlib import Path
 
 from bench.errors import UserError
 
-EXIT_OK, EXIT_REGRESSION, EXIT_USER = 0, 1, 2
+EXIT_OK, EXIT_REGRESSION, EXIT_USER, EXIT_RUNS_FAILED, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,17 +90,50 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
+    from bench.io import is_storage_error, storage_error
+
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report,
                     "baseline": cmd_baseline, "check": cmd_check, "compare": cmd_compare}
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        sys.stdout.flush()
+        return code
     except UserError as err:
         for line in err.problems:
-            print(f"error: {line}", file=sys.stderr)
+            _say(f"error: {line}")
         return EXIT_USER
     except KeyboardInterrupt:
-        print("error: interrupted; finished runs are kept, re-run the same command to resume", file=sys.stderr)
-        return EXIT_USER
+        _say("error: interrupted; finished runs are kept, re-run the same command to resume")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `bench list | head`: the reader left; not an error
+        _silence_stdout()
+        return EXIT_OK
+    except Exception as exc:
+        if is_storage_error(exc):
+            _say(f"error: {storage_error(exc)}")
+            return EXIT_USER
+        import traceback
+
+        traceback.print_exc()
+        _say(f"error: internal error ({type(exc).__name__}); this is a bug in daa-bench, please report it with the "
+             f"traceback above (exit {EXIT_CRASH})")
+        return EXIT_CRASH
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _split(values: list[str]) -> list[str]:
@@ -165,16 +206,31 @@ def cmd_run(args) -> int:
     if not args.no_report:
         from bench.reporting import write_report
 
+        from bench.io import clean_stale_temps
+
+        clean_stale_temps(Path(args.report_dir) / suite.name)
         page = write_report(outcome.results_dir, Path(args.report_dir) / suite.name)
         print(f"report: {page}")
+    if outcome.failed:
+        print(f"error: {len(outcome.failed)} run(s) failed (exit {EXIT_RUNS_FAILED}); see their traceback.txt; "
+              "re-running the same command retries only them", file=sys.stderr)
+        return EXIT_RUNS_FAILED
     return EXIT_OK
 
 
 def cmd_report(args) -> int:
+    from bench.io import clean_stale_temps, warn
     from bench.reporting import write_report
+    from bench.results import damaged_line, damaged_runs
 
     results_dir = Path(args.results_dir)
+    if not results_dir.is_dir():
+        raise UserError(f"{results_dir}: no such results folder; run `bench run <suite>` first")
     out = Path(args.out) if args.out else Path("report") / results_dir.name
+    clean_stale_temps(out)
+    line = damaged_line(damaged_runs(results_dir))
+    if line:
+        warn(line)
     print(f"report: {write_report(results_dir, out)}")
     return EXIT_OK
 

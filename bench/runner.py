@@ -1,13 +1,22 @@
 """Suite runner: shared stages once, then every run under the same budget, each isolated from the others' failures.
 
-    suite → expand → filter (--only, --seeds) → world (cached) → for each run:
-        skip if finished · clear leftovers · config.json · train (budget + curve callbacks) · evaluate ·
-        curves.csv · samples.jsonl · metrics.json (last, atomic)
-    → summary.csv (rebuilt from the run folders)
+    suite → expand → filter (--only, --seeds) → world (cached) → suite.json → for each run:
+        claim it (lock) · skip if done · clear leftovers · config.json · train (budget, divergence guard and
+        curve callbacks) · evaluate · curves.csv · samples.jsonl · metrics.json (last, atomic) · release
+    → wait for the runs other processes hold → summary.csv (rebuilt from the run folders)
 
-A run that raises is recorded as status "failed" with its error and traceback, and the suite goes on. A run
-interrupted by a kill has no metrics.json, so the next `bench run` restarts it from a clean folder. Ctrl-C
-stops the suite; finished runs stay finished.
+A run that raises is recorded as status "failed" with its error and traceback, and the suite goes on; a run the
+divergence guard stops is recorded as "diverged" (step, quantity, value, training logs) and is not re-run. A run
+interrupted by a kill has no valid metrics.json, so the next `bench run` restarts it from a clean folder; a run
+folder whose files are damaged is named in one warning line and re-run. Ctrl-C stops the suite; finished runs
+stay finished. Disk full / read-only storage stops the suite with one line (`StorageError`).
+
+Concurrency: each run is claimed with a lock (`results/<suite>/.locks/<run_id>.lock`, `bench.locking`) for as
+long as it trains. Two `bench run` of the same suite share the work: each skips runs the other holds, re-checks a
+run after claiming it (it may have just finished), and at the end waits for the other's runs, so neither trains
+a run twice nor deletes the other's folders, and both end with the same complete summary. A run whose holder
+died (its lock is released by the OS) is taken over. The lock is the building block for parallel launchers.
+suite.json is written only once the world resolved (a suite that cannot start leaves the previous one intact).
 """
 
 from __future__ import annotations
@@ -20,9 +29,11 @@ from pathlib import Path
 from bench import distributed as dist
 from bench.algorithms.registry import get_algorithm
 from bench.errors import UserError
-from bench.io import cache_root, write_json_atomic
+from bench.io import cache_root, clean_stale_temps, is_storage_error, storage_error, warn, write_json_atomic
+from bench.locking import hold, try_hold
 from bench.progress import report
-from bench.results import is_finished, run_dir, write_curves, write_metrics, write_samples, write_summary
+from bench.results import damaged_line, inspect_run, run_dir, write_curves, write_metrics, write_samples, \
+    write_summary
 from bench.schema import as_dict
 from bench.suite import RunSpec, Suite, expand
 
@@ -33,12 +44,19 @@ class SuiteOutcome:
     finished: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    diverged: list[tuple[str, str]] = field(default_factory=list)
+    by_others: list[str] = field(default_factory=list)  # trained meanwhile by another process
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # run folders found damaged (re-run)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def summary_line(self) -> str:
-        text = (f"{len(self.finished)} runs trained, {len(self.skipped)} already finished, {len(self.failed)} failed "
-                f"in {self.seconds:.1f}s; results: {self.results_dir / 'summary.csv'}")
+        others = f", {len(self.by_others)} trained by another process" if self.by_others else ""
+        diverged = f", {len(self.diverged)} diverged" if self.diverged else ""
+        text = (f"{len(self.finished)} runs trained, {len(self.skipped)} already finished{others}{diverged}, "
+                f"{len(self.failed)} failed in {self.seconds:.1f}s; results: {self.results_dir / 'summary.csv'}")
+        for run_id, error in self.diverged:
+            text += f"\n  diverged: {run_id}: {error}"
         for run_id, error in self.failed:
             text += f"\n  failed: {run_id}: {error}"
         return text
@@ -91,6 +109,17 @@ def _world_sizes(suite: Suite) -> dict[str, float]:
     return sizer() if callable(sizer) else {"n_params": 0.0, "tokens_per_sequence": 0.0, "pairs": 0}
 
 
+def _stamp(results_dir: Path, spec: RunSpec) -> int | None:
+    try:
+        return (run_dir(results_dir, spec.run_id) / "metrics.json").stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _lock_path(results_dir: Path, run_id: str) -> Path:
+    return Path(results_dir) / ".locks" / f"{run_id}.lock"
+
+
 def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, seeds=None, device: str = "auto",
               progress=None) -> SuiteOutcome:
     t_start = time.perf_counter()
@@ -99,20 +128,19 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
     outcome = SuiteOutcome(results_dir)
     dist.ensure_initialized()
     todo = []  # decided by every rank before any rank writes
+    seen: dict[str, int | None] = {}  # metrics.json as scanned: a change later means another process wrote it
     for spec in specs:
-        if is_finished(run_dir(results_dir, spec.run_id)):
+        seen[spec.run_id] = _stamp(results_dir, spec)
+        state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
+        if state.done:
             outcome.skipped.append(spec.run_id)
         else:
             todo.append(spec)
+            if state.damaged:
+                outcome.damaged.append((spec.run_id, state.reason))
+    if outcome.damaged and dist.is_main():
+        warn(damaged_line(outcome.damaged))
     dist.barrier()
-    if dist.is_main():
-        results_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(results_dir / "suite.json", {
-            "name": suite.name, "path": suite.path, "hash": suite.raw_hash, "world": as_dict(suite.world),
-            "budget": as_dict(suite.budget), "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
-            "entries": [as_dict(e) for e in suite.entries], "check": suite.check,
-            # every run of the suite as now configured: older configurations' folders stay but are not summarised
-            "run_ids": [s.run_id for s in expand(suite)]})
     stages = None
     if todo:
         from bench.stages import SharedStages
@@ -126,13 +154,56 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
             dist.barrier()
             stages.world()
             outcome.stage_seconds["world"] = time.perf_counter() - t
-    for i, spec in enumerate(todo):
-        report(progress, "runs", i, len(todo))
-        error = execute_run(spec, results_dir, stages, progress)
-        if error is None:
-            outcome.finished.append(spec.run_id)
-        else:
-            outcome.failed.append((spec.run_id, error))
+    if dist.is_main():  # only now: a suite whose world cannot be resolved leaves the previous record intact
+        results_dir.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(results_dir)
+        every = expand(suite)
+        write_json_atomic(results_dir / "suite.json", {
+            "name": suite.name, "path": suite.path, "hash": suite.raw_hash, "world": as_dict(suite.world),
+            "budget": as_dict(suite.budget), "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
+            "entries": [as_dict(e) for e in suite.entries], "check": suite.check,
+            # every run of the suite as now configured: older configurations' folders stay but are not summarised
+            "run_ids": [s.run_id for s in every],
+            "runs": {s.run_id: {"label": s.label, "algorithm": s.algorithm, "seed": s.seed,
+                                "params": s.param_dict, "swept": list(s.swept)} for s in every}})
+    claims = dist.world_size() == 1  # multi-process runs are one launch: their ranks share each run instead
+    pending = list(todo)
+    waited: set[str] = set()
+    i = 0
+    while pending:
+        spec = pending.pop(0)
+        lock = None
+        if claims:
+            lock = try_hold(_lock_path(results_dir, spec.run_id))
+            if lock is None:  # another process trains it now: come back to it at the end
+                if spec.run_id in waited:
+                    lock = hold(_lock_path(results_dir, spec.run_id))
+                else:
+                    waited.add(spec.run_id)
+                    pending.append(spec)
+                    continue
+        try:
+            state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
+            if claims and (state.done or state.status == "failed") and _stamp(results_dir, spec) != seen[spec.run_id]:
+                # another process finished (or failed) it since our scan: never train a run twice
+                outcome.by_others.append(spec.run_id)
+                if state.status == "failed":
+                    outcome.failed.append((spec.run_id, state.reason))
+                elif state.status == "diverged":
+                    outcome.diverged.append((spec.run_id, str((state.metrics or {}).get("error", ""))))
+                continue
+            report(progress, "runs", i, len(todo))
+            i += 1
+            status, error = execute_run(spec, results_dir, stages, progress)
+            if status == "finished":
+                outcome.finished.append(spec.run_id)
+            elif status == "diverged":
+                outcome.diverged.append((spec.run_id, error))
+            else:
+                outcome.failed.append((spec.run_id, error))
+        finally:
+            if lock is not None:
+                lock.release()
         if dist.is_main():
             write_summary(results_dir)  # after every run: a killed suite still has an up-to-date summary
     report(progress, "runs", len(todo), len(todo))
@@ -155,32 +226,53 @@ def write_world_record(results_dir: Path, stages) -> None:
         write_json_atomic(results_dir / "limits.json", limits)
 
 
-def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str | None:
-    """Train and evaluate one run; return None on success, else the one-line error (recorded in metrics.json)."""
+def _headline_non_finite(metrics: dict) -> tuple[str, float] | None:
+    """The first headline metric that is NaN/inf: a run whose result is not a number has diverged."""
+    import math
+
+    for key in ("win_rate", "gold_reward", "kl", "chosen_logp_delta", "rejected_logp_delta", "margin_delta",
+                "pref_accuracy", "length"):
+        v = metrics.get(key)
+        if isinstance(v, float) and not math.isfinite(v):
+            return key, v
+    return None
+
+
+def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tuple[str, str]:
+    """Train and evaluate one run; return (status, one-line error): ("finished", ""), ("diverged", why) or
+    ("failed", why). Every outcome is recorded in metrics.json; storage errors stop the suite (StorageError)."""
     from bench.algorithms.base import RunContext
-    from bench.budget import ComputeMeter, peak_memory_mb, reset_peak_memory
+    from bench.budget import ComputeMeter, Diverged, peak_memory_mb, reset_peak_memory
     from bench.provenance import provenance
 
     path = run_dir(results_dir, spec.run_id)
     cls = get_algorithm(spec.algorithm)
     device = stages.device if stages is not None else "cpu"
     if not dist.is_main():
-        return _follow_run(spec, path, stages, progress)
-    if path.exists():  # leftovers of an interrupted or failed attempt: start clean
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    write_json_atomic(path / "config.json", {
-        "run_id": spec.run_id, "config_hash": spec.config_hash, "suite": spec.suite, "label": spec.label,
-        "algorithm": spec.algorithm, "algorithm_version": spec.algorithm_version, "seed": spec.seed,
-        "params": spec.param_dict, "swept": list(spec.swept), "world": as_dict(spec.world),
-        "world_key": stages.world_key() if stages is not None and cls.needs_torch else None,
-        "world_revisions": stages.world().info.get("revisions") if stages is not None and cls.needs_torch else None,
-        "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "provenance": provenance(device),
-    })
+        error = _follow_run(spec, path, stages, progress)
+        return ("finished", "") if error is None else ("failed", error)
+    ids = {"run_id": spec.run_id, "config_hash": spec.config_hash}
+    try:
+        if path.exists():  # leftovers of an interrupted or failed attempt (we hold the run's lock): start clean
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        write_json_atomic(path / "config.json", {
+            "run_id": spec.run_id, "config_hash": spec.config_hash, "suite": spec.suite, "label": spec.label,
+            "algorithm": spec.algorithm, "algorithm_version": spec.algorithm_version, "seed": spec.seed,
+            "params": spec.param_dict, "swept": list(spec.swept), "world": as_dict(spec.world),
+            "world_key": stages.world_key() if stages is not None and cls.needs_torch else None,
+            "world_revisions": stages.world().info.get("revisions") if stages is not None and cls.needs_torch else None,
+            "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "provenance": provenance(device),
+        })
+    except OSError as exc:
+        if is_storage_error(exc):
+            raise storage_error(exc, path) from None
+        raise
     dist.barrier()  # the run folder exists before any rank trains
     reset_peak_memory()
     meter = ComputeMeter(spec.budget.kind, spec.budget.amount)
     t0 = time.perf_counter()
+    ctx = None
     try:
         ctx = RunContext(spec=spec, world=None, run_dir=path, meter=meter, device=device, stages=stages,
                          curves=None, progress=progress)
@@ -206,28 +298,66 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> str 
         write_curves(path / "curves.csv", curves)
         write_samples(path / "samples.jsonl", samples)
         record = meter.record()
+        bad = _headline_non_finite(metrics)
+        status = "finished" if bad is None else "diverged"
         metrics.update({
-            "status": "finished", "flops": record["flops"], "tokens": record["tokens"],
+            "status": status, "flops": record["flops"], "tokens": record["tokens"],
             "budget_fraction": record["budget_fraction"], "train_s": train_s, "eval_s": eval_s,
             "curve_s": ctx.curves.seconds if ctx.curves is not None else 0.0,
             "wall_s": time.perf_counter() - t0, "peak_mem_mb": peak_memory_mb(), "steps": train_out.steps,
             "epochs": train_out.epochs, "stop_reason": train_out.stop_reason, "compute": record,
             "train_logs": train_out.logs[-50:], **{f"extra_{k}": v for k, v in train_out.extra.items()},
         })
+        error = ""
+        if bad is not None:
+            info = Diverged(train_out.steps, bad[0], bad[1])
+            metrics["diverged"], metrics["error"] = info.record(), str(info)
+            error = str(info)
         if (path / "work").exists():
             shutil.rmtree(path / "work")
-        write_metrics(path, metrics)
-        return None
+        write_metrics(path, metrics, **ids)
+        return status, error
     except (KeyboardInterrupt, UserError):
         raise
     except Exception as exc:  # failure isolation: record it, the suite goes on
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        (path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
-        write_metrics(path, {"status": "failed", "error": message, "wall_s": time.perf_counter() - t0,
-                             "compute": meter.record()})
-        return message
+        if is_storage_error(exc):  # the disk is full or read-only: every later write fails too; stop, one line
+            raise (exc if isinstance(exc, UserError) else storage_error(exc, path)) from None
+        diverged = exc if isinstance(exc, Diverged) else _sampler_divergence(exc, meter)
+        logs = (diverged.logs if diverged is not None else None) or meter.guard.logs
+        curves = ctx.curves.rows if ctx is not None and ctx.curves is not None else []
+        try:
+            if diverged is not None:  # the guard stopped it: a result (status diverged), kept with its logs
+                write_curves(path / "curves.csv", curves)
+                write_samples(path / "samples.jsonl", [])
+                if (path / "work").exists():
+                    shutil.rmtree(path / "work")
+                write_metrics(path, {"status": "diverged", "error": str(diverged), "diverged": diverged.record(),
+                                     "steps": diverged.step, "stop_reason": "diverged",
+                                     "wall_s": time.perf_counter() - t0, "compute": meter.record(),
+                                     "flops": meter.flops, "train_logs": [dict(h) for h in logs[-50:]]}, **ids)
+                return "diverged", str(diverged)
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            (path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            write_metrics(path, {"status": "failed", "error": message, "wall_s": time.perf_counter() - t0,
+                                 "compute": meter.record(), "train_logs": [dict(h) for h in logs[-50:]]}, **ids)
+            return "failed", message
+        except OSError as write_exc:
+            if is_storage_error(write_exc):
+                raise storage_error(write_exc, path) from None
+            raise
     finally:
         meter.detach()
+
+
+def _sampler_divergence(exc: Exception, meter):
+    """A sampler that meets inf/NaN probabilities mid-training means the policy diverged (torch.multinomial's
+    "probability tensor contains either `inf`, `nan` or element < 0"): record it as such, at the guard's step."""
+    from bench.budget import Diverged
+
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and "probability tensor contains" in text:
+        return Diverged(meter.guard.step, "policy probabilities", float("nan"), meter.guard.logs)
+    return None
 
 
 def _follow_run(spec: RunSpec, path: Path, stages, progress) -> str | None:

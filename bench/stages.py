@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.io import read_json, write_json_atomic
+from bench.io import write_json_atomic
 from bench.progress import report
 
 
@@ -64,20 +64,32 @@ class SharedStages:
 
         def build():
             from bench import distributed as dist
+            from bench.cache import load_or_build, verify
 
-            record_path = root / "record.json"
-            if record_path.is_file():
-                return root / "model", read_json(record_path)
-            from bench.algorithms.reward_model import train_reward_model
+            def train(out: Path) -> dict:
+                from bench.algorithms.reward_model import train_reward_model
 
-            # every rank trains (TRL shards the pairs); rank 0 saves the model and the record
-            report(self.progress, "stage: reward model", 0, 1)
-            record = train_reward_model(world, settings, root / "model", device=self.device,
-                                        world_config=self.suite.world, max_length=world.info.get("max_length", 128))
-            if dist.is_main():
-                write_json_atomic(record_path, record)
-            dist.barrier()
-            report(self.progress, "stage: reward model", 1, 1)
+                # every rank trains (TRL shards the pairs); rank 0 saves the model
+                report(self.progress, "stage: reward model", 0, 1)
+                record = train_reward_model(world, settings, out / "model", device=self.device,
+                                            world_config=self.suite.world,
+                                            max_length=world.info.get("max_length", 128))
+                report(self.progress, "stage: reward model", 1, 1)
+                return record
+
+            if dist.world_size() == 1:  # under the stage lock, into a temporary folder, manifest verified on load
+                record, _ = load_or_build(root, train, marker="record.json", what="reward model")
+                record.pop("manifest", None)
+                return root / "model", record
+            record, _why = verify(root, "record.json")  # multi-process: every rank trains, rank 0 writes
+            if record is None:
+                record = train(root)
+                if dist.is_main():
+                    from bench.cache import manifest
+
+                    write_json_atomic(root / "record.json", {**record, "manifest": manifest(root, ("record.json",))})
+                dist.barrier()
+            record.pop("manifest", None)
             return root / "model", record
 
         return self._timed("reward_model", ("rm", key), build)

@@ -29,6 +29,10 @@ from bench.errors import UserError, did_you_mean, problem
 from bench.schema import as_dict, check_value, coerce, read_table, type_name
 
 SECTIONS = ("suite", "world", "budget", "eval", "train", "algorithms", "check")
+MAX_NAME = 64            # suite names and entry labels name folders; run ids must stay under file-name limits
+MAX_RUN_ID = 200
+MAX_RUNS = 10_000        # a grid larger than this is almost surely a mistake (and would take days to expand)
+SEED_LIMIT = 2**32       # numpy / torch accept seeds in [0, 2^32)
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,11 @@ class SuiteMeta:
         out = []
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name or ""):
             out.append(("name", f"{self.name!r} must be letters, digits, '_', '-', '.' (it names a folder)"))
+        elif len(self.name) > MAX_NAME:
+            out.append(("name", f"is {len(self.name)} characters long; at most {MAX_NAME} (it names a folder)"))
+        bad = [s for s in self.seeds if not 0 <= s < SEED_LIMIT]
+        if bad:
+            out.append(("seeds", f"{bad[0]} is out of range; seeds must be integers with 0 <= seed < 2**32"))
         if not self.seeds:
             out.append(("seeds", "is empty; give at least one seed, e.g. seeds = [0]"))
         if len(set(self.seeds)) != len(self.seeds):
@@ -91,8 +100,27 @@ class EvalConfig:
     limit_samples: int = field(default=64, metadata={"min": 2, "doc": "π_ref samples per prompt for the limits"})
     limit_prompts: int = field(default=128, metadata={"min": 1})
     bootstrap: int = field(default=1000, metadata={"min": 100})
-    lm_eval_tasks: tuple[str, ...] = ()
+    lm_eval_tasks: tuple[str, ...] = field(default=(), metadata={"doc": "registered lm-eval task names (and the "
+                                           "world's own tasks); a path to a task file needs trust_task_code"})
     lm_eval_limit: int | None = field(default=None, metadata={"min": 1})
+    trust_task_code: bool = field(default=False, metadata={"doc": "allow lm_eval_tasks entries that are local "
+                                  "task files or folders: lm-eval's `!function` imports Python next to them "
+                                  "(runs code)"})
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        for task in self.lm_eval_tasks:
+            if is_task_path(task) and not self.trust_task_code:
+                out.append(("lm_eval_tasks", f"{task!r} is a path to a local lm-eval task: lm-eval imports Python "
+                            "code next to such files (`!function`), so a suite could run arbitrary code; use a "
+                            "registered task name, or set [eval] trust_task_code = true if you trust the file"))
+        return out
+
+
+def is_task_path(task: str) -> bool:
+    """A task given as a file or folder rather than a registered name (only those can bring their own code)."""
+    return ("/" in task or "\\" in task or task.startswith((".", "~")) or task.endswith((".yaml", ".yml", ".py"))
+            or Path(task).expanduser().exists())
 
 
 @dataclass(frozen=True)
@@ -144,7 +172,7 @@ class RunSpec:
             "seed": self.seed,
             "world": as_dict(self.world),
             "budget": as_dict(self.budget),
-            "eval": as_dict(self.eval),
+            "eval": _eval_dict(self.eval),
         }
 
     @property
@@ -160,6 +188,15 @@ class RunSpec:
     @property
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
+
+
+def _eval_dict(ev: EvalConfig) -> dict[str, Any]:
+    """[eval] as hashed: the trust flag permits code but does not change results, so it is not part of a run's
+    identity (runs and baselines keep their ids)."""
+    out = as_dict(ev)
+    if not out.get("trust_task_code"):
+        out.pop("trust_task_code", None)
+    return out
 
 
 def _short(value: Any) -> str:
@@ -184,14 +221,36 @@ def load_suite(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     if not path.is_file():
         raise UserError(problem(where, None, "no such suite file", "pass a path to a .toml suite (see suites/)"))
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a UTF-8 BOM (Windows editors) is fine
     except tomllib.TOMLDecodeError as exc:
         raise UserError(problem(where, None, f"invalid TOML: {exc}", "fix the syntax at that line")) from None
     except UnicodeDecodeError:
         raise UserError(problem(where, None, "not UTF-8 text", "save the suite as UTF-8")) from None
     for item in overrides:
         apply_override(data, item, where)
-    return parse_suite(data, where)
+    try:
+        return parse_suite(data, where)
+    except UserError as err:
+        raise UserError(*_blame_overrides(err.problems, overrides, where)) from None
+
+
+def _blame_overrides(problems: list[str], overrides, where: str) -> list[str]:
+    """A problem in a field set with --set names the flag, not the suite file."""
+    fields = {}
+    for item in overrides:
+        dotted = item.split("=", 1)[0].strip()
+        keys = dotted.split(".")
+        if len(keys) >= 2:
+            fields[f"[{'.'.join(keys[:-1])}].{keys[-1]}"] = item
+            fields[f"[{'.'.join(keys)}]"] = item
+    out = []
+    for line in problems:
+        for f, item in fields.items():
+            if line.startswith(f"{where}: {f}:"):
+                line = f"--set {item}: {f}:" + line[len(f"{where}: {f}:"):]
+                break
+        out.append(line)
+    return out
 
 
 def apply_override(data: dict[str, Any], item: str, where: str) -> None:
@@ -243,6 +302,7 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     if not isinstance(check, dict):
         problems.append(problem(where, "[check]", "must be a table"))
         check = {}
+    problems += _check_table_problems(check, where)
 
     registry = all_algorithms()
     train = data.get("train", {})
@@ -266,11 +326,44 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         if entry is not None:
             entries.append(entry)
 
+    if not problems:
+        runs = sum(_grid_size(e) for e in entries) * len(meta.seeds)
+        if runs > MAX_RUNS:
+            problems.append(problem(where, "[algorithms]", f"the grid expands to {runs:,} runs (at most {MAX_RUNS:,})",
+                                    "sweep fewer values, or split the suite into several files"))
     if problems:
         raise UserError(*problems)
-    canonical = {"suite": as_dict(meta), "world": as_dict(world), "budget": as_dict(budget), "eval": as_dict(eval_cfg),
+    canonical = {"suite": as_dict(meta), "world": as_dict(world), "budget": as_dict(budget), "eval": _eval_dict(eval_cfg),
                  "entries": [as_dict(e) for e in entries], "check": check}
     return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical))
+
+
+def _grid_size(entry: AlgorithmEntry) -> int:
+    n = 1
+    for _, values in entry.grid:
+        n *= len(values)
+    return n
+
+
+def _check_table_problems(check: dict[str, Any], where: str) -> list[str]:
+    """[check]: per-metric tolerances (finite numbers >= 0) and `alpha` (0 < alpha < 1)."""
+    import math
+
+    from bench.check import METRICS
+
+    out = []
+    for key, value in check.items():
+        field_name = f"[check].{key}"
+        if key != "alpha" and key not in METRICS:
+            out.append(problem(where, field_name, "not a checked metric", did_you_mean(key, [*METRICS, "alpha"])))
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            out.append(problem(where, field_name, f"expected a finite number, got {value!r}"))
+        elif key == "alpha" and not 0 < value < 1:
+            out.append(problem(where, field_name, f"must be between 0 and 1 (exclusive), got {value!r}"))
+        elif key != "alpha" and value < 0:
+            out.append(problem(where, field_name, f"a tolerance must be >= 0, got {value!r}"))
+    return out
 
 
 def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[str, Any], where: str,
@@ -281,6 +374,10 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
         return None
     if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", label):
         problems.append(problem(where, f"[{section}]", "label must be lower-case letters, digits and '_'"))
+        return None
+    if len(label) > MAX_NAME:
+        problems.append(problem(where, f"[{section}]", f"label is {len(label)} characters long; at most "
+                                f"{MAX_NAME} (it names run folders)"))
         return None
     name = table.get("algorithm", label)
     if not isinstance(name, str) or name not in registry:
@@ -346,6 +443,11 @@ def expand(suite: Suite) -> list[RunSpec]:
             for seed in suite.meta.seeds:
                 specs.append(RunSpec(suite.name, entry.label, entry.algorithm, cls.version,
                                      tuple(sorted(params.items())), swept, seed, suite.world, suite.budget, suite.eval))
+    for s in specs:
+        if len(s.run_id) > MAX_RUN_ID:
+            raise UserError(problem(suite.path, f"[algorithms.{s.label}]", f"run id {s.run_id[:60]}... is "
+                                    f"{len(s.run_id)} characters long (at most {MAX_RUN_ID}): too many swept values",
+                                    "sweep fewer hyper-parameters in one entry, or use shorter values"))
     seen: dict[str, str] = {}
     for s in specs:  # two entries that resolve to the same run would train it twice: refuse
         if s.config_hash in seen:

@@ -10,6 +10,7 @@ import contextlib
 import csv
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,30 @@ def test_dpo_is_deterministic(adapter_runs, adapter_suite, adapter_cache, tmp_pa
     assert second["status"] == "finished", second.get("error")
     for key in ("win_rate", "kl", "chosen_logp_delta", "rejected_logp_delta", "flops", "steps"):
         assert second[key] == first[key], f"dpo: {key} differs between identical runs: {first[key]} vs {second[key]}"
+
+
+def test_divergence_guard_stops_real_dpo(adapter_runs, adapter_cache, tmp_path):
+    """Absurd learning rates (issue 12): lr 1e4 explodes the loss, lr 1e6 turns the parameters to NaN. Both end
+    as status `diverged` with the step, the quantity and its value, their training logs kept, and are not
+    shown as wins (before the guard: lr 1e4 was "finished" with the best win rate on the board)."""
+    body = HEADER.replace(f"flops = {BUDGET:g}\n", f"flops = {BUDGET:g}\nmax_steps = 4\n") + textwrap.dedent("""
+        [algorithms.hot]
+        algorithm = "dpo"
+        learning_rate = 1e4
+
+        [algorithms.boil]
+        algorithm = "dpo"
+        learning_rate = 1e6
+        """)
+    path = tmp_path / "diverge.toml"
+    path.write_text(body, encoding="utf-8")
+    with one_thread():
+        outcome = run_suite(load_suite(path), results_root=tmp_path / "res", cache_dir=adapter_cache, device="cpu")
+    assert not outcome.finished and not outcome.failed and len(outcome.diverged) == 2
+    for spec in expand(load_suite(path)):
+        m = json.loads((outcome.results_dir / "runs" / spec.run_id / "metrics.json").read_text())
+        assert m["status"] == "diverged" and m["stop_reason"] == "diverged", m.get("error")
+        assert m["diverged"]["step"] >= 1 and m["diverged"]["metric"] in ("loss", "grad_norm", "parameters")
+        assert m["train_logs"] and "win_rate" not in m
+    rows = read_csv(outcome.results_dir / "summary.csv")
+    assert {r["status"] for r in rows} == {"diverged"} and all("diverged at step" in r["error"] for r in rows)

@@ -135,8 +135,10 @@ def test_failing_run_is_isolated(tmp_path, quiet, capsys):
         """, seeds=(0, 1))
     code = main(["run", str(path), "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
                  "--no-report"])
-    out = capsys.readouterr().out
-    assert code == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 3  # a run failed: its own exit status (not 0, not 1 = regression)
+    assert "2 run(s) failed" in captured.err
     results = tmp_path / "results" / "fk"
     dirs = run_dirs(results)
     bad = {k: v for k, v in dirs.items() if k.startswith("bad_")}

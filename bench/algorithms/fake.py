@@ -1,12 +1,15 @@
 """`fake`: a torch-free algorithm for instant end-to-end tests of the runner, results, report and check.
 
 Its "metrics" are a deterministic function of (seed, beta) with seed noise, so sweeps, CIs and regressions can
-be exercised in milliseconds. `fail = true` raises (failure isolation); `sleep` waits (kill-and-resume tests).
+be exercised in milliseconds. `fail = true` raises (failure isolation); `sleep` waits (kill-and-resume tests);
+`diverge = true` makes the divergence guard stop it at step 3 (loss 3e10); `nan_metric = "kl"` reports that metric
+as NaN. With $BENCH_FAKE_TRAIN_LOG set, every training appends its run id to that file (tests count trainings).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,6 +25,8 @@ class FakeParams:
     fail: bool = False
     sleep: float = field(default=0.0, metadata={"min": 0})
     noise: float = field(default=0.02, metadata={"min": 0})
+    diverge: bool = False
+    nan_metric: str = ""
 
 
 @register("fake")
@@ -33,6 +38,15 @@ class Fake(Algorithm):
 
     def train(self, ctx) -> TrainOutcome:
         p = ctx.params
+        log = os.environ.get("BENCH_FAKE_TRAIN_LOG")
+        if log:
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(f"{ctx.spec.run_id} {os.getpid()}\n")
+        if p["diverge"]:
+            guard = ctx.meter.guard
+            for step, loss in enumerate((0.69, 0.5, 3e10), 1):  # as the step callback would see them
+                guard.logs.append({"step": step, "loss": loss, "grad_norm": 1.0})
+                guard.check_history(guard.logs, step)
         if p["fail"]:
             raise RuntimeError("fake algorithm asked to fail (fail = true)")
         if p["sleep"]:
@@ -56,5 +70,7 @@ class Fake(Algorithm):
             "val_win_rate": win + noise(),
         }
         metrics["margin_delta"] = metrics["chosen_logp_delta"] - metrics["rejected_logp_delta"]
+        if p["nan_metric"]:
+            metrics[p["nan_metric"]] = float("nan")
         ctx.meter.charge("policy", budget if ctx.spec.budget.kind == "flops" else 0.0, 1000)
         return TrainOutcome(steps=10, epochs=1.0, stop_reason="budget", metrics=metrics, curves=curves)

@@ -56,7 +56,8 @@ def alignment_tax(ctx, outcome) -> dict[str, Any]:
     include = build_controlled_tasks(world.root) if world.kind == "controlled" else None
     model_dir = outcome.policy_dir or world.base_model_dir
     results = run_lm_eval(model_dir, world.tokenizer_dir, list(ev.lm_eval_tasks), include_path=include,
-                          limit=ev.lm_eval_limit, device=str(ctx.stages.device))
+                          limit=ev.lm_eval_limit, device=str(ctx.stages.device),
+                          trust_task_code=getattr(ev, "trust_task_code", False))
     out: dict[str, Any] = {"lm_eval_score": summary_score(results)}
     for task, values in results.items():
         for metric, value in values.items():

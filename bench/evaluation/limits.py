@@ -15,7 +15,6 @@ from __future__ import annotations
 
 
 from bench.evaluation.estimators import best_of_n_expected, best_of_n_kl, kl_optimal_limit
-from bench.io import read_json, write_json_atomic
 
 BETAS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 CORR_PROMPTS, CORR_SAMPLES = 32, 8
@@ -30,8 +29,13 @@ def world_limits(stages, ev) -> dict:
                        "samples": ev.limit_samples, "max_new_tokens": ev.max_new_tokens,
                        "temperature": ev.temperature})[:12]
     path = world.root / f"limits-{key}.json"
-    if path.is_file():
-        return read_json(path)
+    from bench.cache import load_json_cache
+
+    # built under a lock; a limits file that does not parse is rebuilt with one warning line
+    return load_json_cache(path, lambda: _compute_limits(stages, world, ev), what="limits")
+
+
+def _compute_limits(stages, world, ev) -> dict:
     from bench.evaluation.reference import reference_model
     from bench.modeling import load_tokenizer, sample, sequence_logps
 
@@ -60,7 +64,6 @@ def world_limits(stages, ev) -> dict:
            "corr_samples": {"prompt": corr_prompts, "completion": corr_completions,
                             "gold": [float(gold[i]) for i in idx], "ref_logp": [float(x) for x in ref_lp],
                             "group": [i // ev.limit_samples for i in idx]}}
-    write_json_atomic(path, out)
     return out
 
 

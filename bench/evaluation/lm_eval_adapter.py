@@ -278,14 +278,22 @@ def _is_task_file(spec: str) -> bool:
     return spec.endswith((".yaml", ".yml")) and Path(spec).is_file()
 
 
-def resolve_task_manager(tasks: list[str], include_path: Path | None):
+def resolve_task_manager(tasks: list[str], include_path: Path | None, trust_task_code: bool = False):
     """The cheapest TaskManager that knows every task in `tasks`; `UserError` naming the first unknown one.
 
-    Names are exact task, group or tag names (lm-eval's `simple_evaluate` does not expand globs), or paths to
-    task YAML files.
+    Names are exact task, group or tag names (lm-eval's `simple_evaluate` does not expand globs), or — only with
+    `trust_task_code` — paths to task YAML files: lm-eval's `!function` tag imports the Python file beside such a
+    YAML, so a task path can run arbitrary code. `include_path` is the harness's own task folder (trusted).
     """
     if not tasks:
         raise UserError("no lm-eval tasks given; check [eval].lm_eval_tasks")
+    from bench.suite import is_task_path
+
+    untrusted = [t for t in tasks if is_task_path(t)]
+    if untrusted and not trust_task_code:
+        raise UserError(f"[eval].lm_eval_tasks: {untrusted[0]!r} is a path to a local lm-eval task, which can run "
+                        "Python code (`!function`); use a registered task name, or set [eval] trust_task_code = "
+                        "true if you trust the file")
     named = [t for t in tasks if not _is_task_file(t)]
     local: list[str] = []
     if include_path is not None:
@@ -324,7 +332,7 @@ def _numeric_metrics(task_results: dict) -> dict[str, float]:
 
 def run_lm_eval(model_dir: Path, tokenizer_dir: Path, tasks: list[str], *, include_path: Path | None,
                 limit: int | None, device: str = "cpu", batch_size: int = 64,
-                bootstrap_iters: int = 100) -> dict[str, dict[str, float]]:
+                bootstrap_iters: int = 100, trust_task_code: bool = False) -> dict[str, dict[str, float]]:
     """Evaluate the causal LM saved in `model_dir` on lm-eval `tasks`; `{task: {metric: value}}`.
 
     `include_path`: a folder of local task YAMLs (e.g. from `build_controlled_grammar_task`), or None for
@@ -333,7 +341,7 @@ def run_lm_eval(model_dir: Path, tokenizer_dir: Path, tasks: list[str], *, inclu
     errors (closed form for `acc`-style means, so it costs nothing there); 0 skips them. Prints nothing.
     """
     tasks = list(tasks)
-    tm = resolve_task_manager(tasks, include_path)  # fails fast, before the model is loaded
+    tm = resolve_task_manager(tasks, include_path, trust_task_code)  # fails fast, before the model is loaded
 
     import lm_eval
     import torch

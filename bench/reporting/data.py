@@ -103,10 +103,11 @@ def load_results(results_dir: Path) -> Results:
         run_id = run["config"]["run_id"]
         res.configs[run_id] = run["config"]
         res.metrics[run_id] = run["metrics"] if (run["dir"] / "metrics.json").is_file() else {}
-        c = _read_curves(run["dir"] / "curves.csv", run_id)
+        damaged = getattr(run.get("state"), "damaged", False)  # files that do not parse are not read
+        c = None if damaged else _read_curves(run["dir"] / "curves.csv", run_id)
         if c is not None:
             curves.append(c)
-        res.samples[run_id] = _read_samples(run["dir"] / "samples.jsonl")
+        res.samples[run_id] = [] if damaged else _read_samples(run["dir"] / "samples.jsonl")
     if curves:
         res.curves = pd.concat(curves, ignore_index=True, sort=False)
     metric_files = sorted((results_dir / "runs").glob("*/metrics.json"))

@@ -6,13 +6,14 @@
         eval_prompts.json                   held-out prompts, disjoint from the training prompts
         world.json                          build record; written last, so its presence means "complete"
 
-A second build with the same config is a cache hit that loads in milliseconds. Building happens in a temporary
-sibling directory that is renamed into place, so an interrupted build never leaves a half world behind.
+A second build with the same config is a cache hit that loads in milliseconds. Building happens under a file
+lock in a unique temporary sibling directory that is renamed into place, so an interrupted or concurrent build
+never leaves a half world behind; world.json records a manifest (size and sha256 of every file) that is
+verified on load, and a damaged world is rebuilt with one warning line (`bench.cache`).
 """
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from bench.worlds.controlled.config import ControlledWorldConfig
 from bench.worlds.controlled.language import EOS, ReviewGenerator, gold_reward, is_well_formed
 
 WORLD_FORMAT = 3  # bump when the build procedure changes what it produces
+REQUIRED = ("tokenizer", "base", "weak", "pairs_train", "pairs_heldout", "eval_prompts.json")  # checked on load
 
 
 def world_key(cfg: ControlledWorldConfig) -> str:
@@ -45,20 +47,18 @@ def _world(cfg: ControlledWorldConfig, root: Path, info: dict) -> World:
 
 
 def build_world(cfg: ControlledWorldConfig, cache_dir: Path, progress=None) -> World:
-    """Return the world for `cfg`, building it on a cache miss. `progress(stage, done, total)` is optional."""
+    """Return the world for `cfg`, building it on a cache miss. `progress(stage, done, total)` is optional.
+
+    Concurrent callers build once (a file lock); a build goes into a unique temporary folder renamed into place;
+    every load verifies the manifest of files recorded in world.json and rebuilds a damaged world (one line).
+    """
+    from bench.cache import load_or_build
+
     root = world_dir(cfg, cache_dir)
-    if (root / "world.json").is_file():
-        info = read_json(root / "world.json")
-        info["cache_hit"] = True
-        return _world(cfg, root, info)
-    tmp = root.with_name(root.name + ".building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    info = _build_into(cfg, tmp, progress)
-    write_json_atomic(tmp / "world.json", info)
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
-    info["cache_hit"] = False
+    info, hit = load_or_build(root, lambda tmp: _build_into(cfg, tmp, progress), marker="world.json",
+                              what="controlled world", required=REQUIRED)
+    info.pop("manifest", None)
+    info["cache_hit"] = hit
     return _world(cfg, root, info)
 
 

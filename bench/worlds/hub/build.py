@@ -13,8 +13,9 @@ The cache key is the hash of the `[world]` settings *and* the revisions resolved
 the judge (Hub commits, or fingerprints of local paths). The policy itself is not copied: `base_model_dir` is
 the model's local directory (a local path, or its snapshot in the Hugging Face cache). Everything that can fail
 for a user reason (ids, network, splits, no usable rows) fails before world.json exists, as one `UserError`
-line; building happens in a sibling `.building` directory renamed into place, under a file lock so that
-several processes (e.g. `accelerate launch` ranks) build once.
+line; building happens in a unique sibling `.building-*` directory renamed into place, under a file lock so that
+several processes (e.g. `accelerate launch` ranks) build once; world.json's manifest (size and sha256 of every
+cached file) is verified on load and a damaged world is rebuilt with one warning line (`bench.cache`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from bench.worlds.hub.sources import Source, check_judge, load_splits, resolve_d
 WORLD_FORMAT = 1       # bump when the build procedure changes what it produces
 CHUNK = 512            # rows validated and tokenized together
 TEMPLATE_CHECKS = 32   # pairs whose chat-template rendering is cross-checked against TRL's conversational one
+REQUIRED = ("tokenizer", "pairs_train", "pairs_heldout", "eval_prompts.json", "prompt_messages.json")
 PAD_CANDIDATES = ("<|endoftext|>", "<pad>", "<|pad|>", "[PAD]", "<|finetune_right_pad_id|>",
                   "<|reserved_special_token_0|>")
 
@@ -67,29 +69,16 @@ def resolve(cfg: HubWorldConfig) -> tuple[Source, Source, Source, dict]:
 
 def build_hub_world(cfg: HubWorldConfig, cache_dir: Path, progress=None) -> World:
     """Return the world for `cfg`, building it on a cache miss. `progress(stage, done, total)` is optional."""
-    from filelock import FileLock
+    from bench.cache import load_or_build
 
     model, data, judge, judge_info = resolve(cfg)
     key = world_key(cfg, model, data, judge)
     root = Path(cache_dir) / "worlds" / f"hub-{key[:12]}"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
-        if (root / "world.json").is_file():
-            info = read_json(root / "world.json")
-            info["cache_hit"] = True
-            return _world(root, key, model, info)
-        tmp = root.with_name(root.name + ".building")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            info = _build_into(cfg, tmp, key, model, data, judge, judge_info, progress)
-            write_json_atomic(tmp / "world.json", info)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        shutil.rmtree(root, ignore_errors=True)
-        tmp.rename(root)
-    info["cache_hit"] = False
+    info, hit = load_or_build(
+        root, lambda tmp: _build_into(cfg, tmp, key, model, data, judge, judge_info, progress), marker="world.json",
+        what="hub world", required=REQUIRED)
+    info.pop("manifest", None)
+    info["cache_hit"] = hit
     return _world(root, key, model, info)
 
 

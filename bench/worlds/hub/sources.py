@@ -277,6 +277,30 @@ def _offline_datasets():
         datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
 
 
+def check_jsonl(path: Path, field: str = "[world].dataset") -> None:
+    """A local .jsonl must hold at least one row and every line must parse: a one-line UserError naming the file
+    and the row otherwise (`datasets` says "StopIteration" for an empty file and loses the row number)."""
+    path = Path(path)
+    rows = 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"{field}: {path}: row {n} (line {n}) is not valid JSON ({exc.msg}, column "
+                                    f"{exc.colno}); a truncated file? fix or drop that line") from None
+                if not isinstance(row, dict):
+                    raise UserError(f"{field}: {path}: row {n} is a JSON {type(row).__name__}, not an object")
+                rows += 1
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{field}: {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    if rows == 0:
+        raise UserError(f"{field}: {path} is empty (no rows); give a .jsonl file with one JSON object per line")
+
+
 def load_splits(src: Source, cfg, scratch: Path):
     """(train Dataset, test Dataset, record) for a resolved data source; one-line UserError on failure.
 
@@ -289,6 +313,8 @@ def load_splits(src: Source, cfg, scratch: Path):
     try:
         if src.kind == "file":
             fmt = DATA_EXTENSIONS[src.path.suffix.lower()]
+            if src.path.suffix.lower() == ".jsonl":
+                check_jsonl(src.path)
             full = load_dataset(fmt, data_files=str(src.path), split="train", cache_dir=str(scratch))
             train, test = split_by_prompt(full, cfg.test_fraction, cfg.seed)
             record.update(train_split=f"{src.path.name} ({1 - cfg.test_fraction:.0%} of prompts)",
@@ -301,6 +327,8 @@ def load_splits(src: Source, cfg, scratch: Path):
                 if len(formats) > 1:
                     raise UserError(f"[world].dataset: '{src.ref}' mixes {' and '.join(sorted(formats))} files; "
                                     "use one format for both splits")
+                for f in [f for fs in files.values() for f in fs if f.lower().endswith(".jsonl")]:
+                    check_jsonl(Path(f))
                 dd = load_dataset(formats.pop(), data_files=files, cache_dir=str(scratch))
             else:
                 dd = load_dataset(str(src.path), name=cfg.dataset_config, cache_dir=str(scratch))
