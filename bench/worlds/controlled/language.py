@@ -289,24 +289,8 @@ def is_well_formed(prompt: str, completion: str) -> bool:
 
 
 def is_grammatical(text: str) -> bool:
-    """Whether `text` (a whole review or a completion) parses as clauses of the grammar; for the lm-eval task."""
-    words = [w for w in text.replace(EOS, " ").split()]
-    if not words or words[-1] != ".":
-        return False
-    body = words[:-1]
-    for opener in OPENERS:
-        if tuple(body[:len(opener)]) == opener:
-            body = body[len(opener):]
-            break
-    clauses, current = [], []
-    for w in body:
-        if w in CONJUNCTIONS:
-            clauses.append(current)
-            current = []
-        else:
-            current.append(w)
-    clauses.append(current)
-    return all(_parses_clause(c) for c in clauses)
+    """Whether `text` (a whole review, or prompt and completion joined) parses as one review of the grammar."""
+    return parse_review("", text).well_formed
 
 
 def _parses_clause(c: list[str]) -> bool:
