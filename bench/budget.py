@@ -9,6 +9,12 @@ parameters also books its backward (4·N·tokens): every such forward in these t
 Stages done outside a run's trainers (reward-model training, reference log-prob precompute) are charged with
 `charge()` from their own recorded counts, so a run pays for what it uses even when the stage is cached.
 
+Two budget views (`[budget] view`): under `end_to_end` every FLOP a run's result depends on counts, the shared
+reward model's training included (charged in full to every PPO / Online DPO run, though it is trained once);
+under `amortised` the components in `amortised` (the reward model's training) are booked apart
+(`flops_amortised`, listed in the report) and the budget pays for policy optimisation only, so every algorithm
+gets the same optimisation compute.
+
 Attention's quadratic term is ignored (sequences here are short next to the model width); peak memory is the
 CUDA allocator's peak on GPU, else the process's peak resident set size.
 """
@@ -57,7 +63,9 @@ class ComputeMeter:
 
     budget_kind: str = "flops"      # "flops" | "seconds"
     budget: float = float("inf")
+    amortised: frozenset = frozenset()  # components booked outside the budget (the amortised view)
     flops: float = 0.0
+    flops_amortised: float = 0.0
     by_component: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     paused_depth: int = 0
@@ -96,6 +104,11 @@ class ComputeMeter:
     def charge(self, component: str, flops: float, tokens: int = 0, per_rank: bool = False) -> None:
         """Book FLOPs. `per_rank`: spent by this process only (its shard of a multi-process step), to be summed
         over ranks by `sync()`; shared stages charged identically on every rank are not per-rank."""
+        if component in self.amortised:  # recorded, listed apart, not paid from the budget
+            self.flops_amortised += flops
+            self.by_component[component] += flops
+            self.tokens[component] += tokens
+            return
         self.flops += flops
         self.by_component[component] += flops
         self.tokens[component] += tokens
@@ -160,6 +173,7 @@ class ComputeMeter:
             "tokens": int(sum(self.tokens.values())),
             "tokens_by_component": dict(self.tokens),
             "train_seconds": self.seconds,
+            "flops_amortised": self.flops_amortised,
             "budget_kind": self.budget_kind,
             "budget": self.budget,
             "budget_fraction": self.fraction,

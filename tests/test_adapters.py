@@ -131,10 +131,11 @@ def finished(runs: dict, name: str) -> dict:
 def test_run_finishes(adapter_runs, name):
     m = finished(adapter_runs, name)
     run = adapter_runs[name]
-    for key in ("win_rate", "win_rate_lo", "win_rate_hi", "gold_reward", "kl", "chosen_logp_delta",
+    for key in ("win_rate", "win_rate_run_lo", "win_rate_run_hi", "tie_rate", "gold_reward", "kl", "chosen_logp_delta",
                 "rejected_logp_delta", "length", "flops", "wall_s"):
         assert isinstance(m.get(key), (int, float)) and math.isfinite(m[key]), f"{name}: {key} = {m.get(key)!r}"
-    assert 0.0 <= m["win_rate_lo"] <= m["win_rate"] <= m["win_rate_hi"] <= 1.0
+    assert 0.0 <= m["win_rate_run_lo"] <= m["win_rate"] <= m["win_rate_run_hi"] <= 1.0
+    assert (run["dir"] / "per_prompt.csv").is_file() and (run["dir"] / "per_pair.csv").is_file()
     assert (run["dir"] / "samples.jsonl").read_text().strip(), f"{name}: no samples"
     assert run["config"]["world_key"], f"{name}: config.json lacks the world it ran on"
     assert not (run["dir"] / "work").exists(), f"{name}: scratch folder left behind"
