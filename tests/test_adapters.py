@@ -252,3 +252,28 @@ def test_dpo_is_deterministic(adapter_runs, adapter_suite, adapter_cache, tmp_pa
     assert second["status"] == "finished", second.get("error")
     for key in ("win_rate", "kl", "chosen_logp_delta", "rejected_logp_delta", "flops", "steps"):
         assert second[key] == first[key], f"dpo: {key} differs between identical runs: {first[key]} vs {second[key]}"
+
+
+def test_no_interval_leaves_its_metric_range(adapter_runs):
+    """Over a real suite's results: every interval column of summary.csv and of the report's leaderboard lies in
+    its metric's range (win rate in [0, 1], KL >= 0, ...) and contains its point estimate."""
+    from bench.evaluation.uncertainty import bounds_of
+    from bench.reporting.tables import leaderboard
+    from bench.results import summary_frame
+
+    results_dir = next(iter(adapter_runs.values()))["outcome"].results_dir
+    frame = summary_frame(results_dir)
+    done = frame[frame["status"] == "finished"]
+    assert len(done) >= len(EXPECTED) - 1
+    for m in ("win_rate", "gold_reward", "kl"):
+        low, high = bounds_of(m)
+        for lo_col, hi_col in ((f"{m}_lo", f"{m}_hi"), (f"{m}_run_lo", f"{m}_run_hi")):
+            lo, hi, mean = (done[c].astype(float) for c in (lo_col, hi_col, m))
+            assert ((lo >= low) & (hi <= high) & (lo <= hi)).all(), (m, done[["run_id", lo_col, hi_col]])
+            assert ((lo <= mean.clip(low, high) + 1e-12) & (mean.clip(low, high) <= hi + 1e-12)).all(), m
+    board = leaderboard(frame)
+    for m in ("win_rate", "gold_reward", "kl", "pref_accuracy", "length", "chosen_fell_fraction", "flops", "wall_s"):
+        low, high = bounds_of(m)
+        rows = board[board[m].notna()]
+        assert ((rows[f"{m}_lo"] >= low) & (rows[f"{m}_hi"] <= high)).all(), (m, rows[["setting", f"{m}_lo"]])
+        assert ((rows[f"{m}_lo"] <= rows[m] + 1e-9) & (rows[m] <= rows[f"{m}_hi"] + 1e-9)).all(), m

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib as mpl
@@ -392,7 +393,8 @@ def displacement(board: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame) 
 
 DRIFT = (("chosen_logp_delta", "#0072B2", "-", "Δ log π(y_c|x), chosen"),
          ("rejected_logp_delta", "#D55E00", "-", "Δ log π(y_r|x), rejected"),
-         ("margin_delta", "#000000", "--", "Δ margin (chosen − rejected)"))
+         ("margin_delta", "#000000", "--", "Δ margin (chosen − rejected)"),
+         ("control_logp_delta", "#009E73", ":", "Δ log π on fresh π_ref samples (control: global drift)"))
 
 
 def _displacement(board, runs, curves):
@@ -422,13 +424,14 @@ def _displacement(board, runs, curves):
             ax.plot(x / scale, mean, color=color, ls=ls, lw=1.5, label=name)
             if n > 1:
                 ax.fill_between(x / scale, lo, hi, color=color, alpha=0.18, lw=0)
-        ax.set_title(f"{_text(setting)} · {drawn[0][4]} seed{'s' if drawn[0][4] != 1 else ''}")
+        title = f"{_text(setting)} · {drawn[0][4]} seed{'s' if drawn[0][4] != 1 else ''}"
+        ax.set_title(textwrap.fill(title, 38), fontsize=8)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.supxlabel(f"training compute [{unit}]", fontsize=9)
     fig.supylabel("change of log π(y|x) on held-out pairs [nats]", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=3)
+    fig.legend(handles, labels, loc="outside upper center", ncols=2)
     return fig
 
 

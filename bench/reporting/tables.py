@@ -37,6 +37,7 @@ class Metric:
 
 LEADERBOARD = (
     Metric("win_rate", "win rate", "vs π_ref", +1, ".3f"),
+    Metric("tie_rate", "ties", "share of comparisons", 0, ".3f"),
     Metric("gold_reward", "gold reward", "judge score", +1, ".2f"),
     Metric("kl", "KL(π‖π_ref)", "nats", -1, ".2f"),
     Metric("pref_accuracy", "pref. accuracy", "held-out pairs", +1, ".3f"),
