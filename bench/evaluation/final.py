@@ -112,7 +112,8 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     ref = reference_model(stages)
     metrics: dict[str, Any] = {}
 
-    # drift: the final curve point (also the only point of training-free references)
+    # drift: the final curve point (also the only point of training-free references); the held-out values are
+    # replaced below by the same quantities over ALL held-out pairs, the train_ ones stay on the tracked subset
     ctx.curves.maybe_record(policy, outcome.steps, final=True)
     for row in ctx.curves.rows[-2:]:
         prefix = "" if row["split"] == "heldout" else "train_"

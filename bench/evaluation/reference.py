@@ -49,9 +49,19 @@ def reference_samples(stages, n: int, max_new_tokens: int, temperature: float, o
     start, size = _region(stages, n, offset)
 
     def build():
+        from bench.io import read_json, write_json_atomic
         from bench.modeling import load_tokenizer, sample
+        from bench.suite import stable_hash
 
         world = stages.world()
+        # cached beside the world (like the limits): a real suite's K draws on hundreds of prompts are not cheap
+        key = stable_hash({"format": 1, "world": world.key, "start": start, "size": size, "k": k,
+                           "max_new_tokens": max_new_tokens, "temperature": temperature,
+                           "seed": REFERENCE_SEED})[:12]
+        path = world.root / f"reference-{key}.json"
+        if path.is_file():
+            cached = read_json(path)
+            return cached["completions"], np.asarray(cached["scores"], dtype=np.float64)
         tok = load_tokenizer(world.tokenizer_dir)
         prompts = eval_prompts(stages, size, start)
         repeated = [p for p in prompts for _ in range(k)]
@@ -59,6 +69,10 @@ def reference_samples(stages, n: int, max_new_tokens: int, temperature: float, o
                    seed=REFERENCE_SEED + start)
         scores = world.judge().score(repeated, s.completions).reshape(len(prompts), k)
         completions = [s.completions[i * k:(i + 1) * k] for i in range(len(prompts))]
+        from bench import distributed as dist
+
+        if dist.is_main():
+            write_json_atomic(path, {"completions": completions, "scores": scores.tolist()})
         return completions, scores
 
     completions, scores = stages._timed("reference_samples",

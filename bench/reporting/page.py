@@ -182,7 +182,10 @@ def context(res: Results) -> dict[str, Any]:
         "pairs": [{"a": r["a"], "b": r["b"], "d": tables.format_number(r["difference"], "+.3f"),
                    "ci": f"[{tables.format_number(r['lo'], '+.3f')}, {tables.format_number(r['hi'], '+.3f')}]",
                    "hw": tables.format_number(r["half_width"], ".3f"), "seeds": int(r["seeds"]),
-                   "sig": bool(r["significant"])} for _, r in pairs.iterrows()],
+                   "sig": bool(r["significant"]),
+                   "need": "" if not tables.present(r["seeds_needed"]) else str(int(r["seeds_needed"]))}
+                  for _, r in pairs.iterrows()],
+        "power_target": tables.POWER_TARGET,
         "max_half_width": tables.format_number(pairs["half_width"].max(), ".3f") if len(pairs) else "",
         "n_boot": n_boot, "reference_samples": (res.suite.get("eval") or {}).get("reference_samples") or 1,
         "params": params, "charts": charts, "reward_name": reward_name, "limits": bool(res.limits),

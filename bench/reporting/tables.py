@@ -5,8 +5,9 @@ a 95% interval over seeds AND prompts (and reference draws) from the one uncerta
 (bench/evaluation/uncertainty.py: a crossed bootstrap, clipped to each metric's range; `<m>_lo/_hi`). Only
 finished runs enter the statistics; the others are counted (`not_finished`) and listed by `failed_runs`.
 
-"Best" per column follows the metric's direction (higher win rate, gold reward and preference accuracy; lower
-KL) and is chosen among trained algorithms only: the training-free references `sft` (KL = 0 by construction)
+"Best" per column follows the metric's direction (higher win rate, gold reward and preference accuracy; KL has
+none: it is the price paid for reward, read against reward on the frontier, and the lowest KL is won by barely
+training) and is chosen among trained algorithms only: the training-free references `sft` (KL = 0 by construction)
 and `best_of_n` (picks with the judge itself: an oracle) would otherwise win columns they cannot lose. A column's
 leader is marked only when it beats the runner-up *significantly*: the paired difference's 95% interval (same
 seeds, prompts and reference draws) excludes 0. For a label with a grid, only the setting the runner selected (on
@@ -39,7 +40,8 @@ LEADERBOARD = (
     Metric("win_rate", "win rate", "vs π_ref", +1, ".3f"),
     Metric("tie_rate", "ties", "share of comparisons", 0, ".3f"),
     Metric("gold_reward", "gold reward", "judge score", +1, ".2f"),
-    Metric("kl", "KL(π‖π_ref)", "nats", -1, ".2f"),
+    # no "best" KL: it is the price of reward, read on the frontier; the lowest KL is won by barely training
+    Metric("kl", "KL(π‖π_ref)", "nats", 0, ".2f"),
     Metric("pref_accuracy", "pref. accuracy", "held-out pairs", +1, ".3f"),
     Metric("chosen_logp_delta", "Δ log π(y_c|x)", "nats", 0, ".2f"),
     Metric("rejected_logp_delta", "Δ log π(y_r|x)", "nats", 0, ".2f"),
@@ -159,10 +161,15 @@ def competitors(board: pd.DataFrame) -> pd.Series:
     return trained & (board["selected"] | ~has_selection)
 
 
-def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate") -> pd.DataFrame:
+POWER_TARGET = 0.05  # the paired win-rate difference a suite should resolve (issue 11: half-width <= 0.05)
+
+
+def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float = POWER_TARGET) -> pd.DataFrame:
     """Paired differences `a − b` of `metric` between every two competing settings (a listed before b), with the
-    95% interval over the seeds both finished, prompts and reference draws; `significant` when it excludes 0."""
-    cols = ["a", "b", "difference", "lo", "hi", "half_width", "seeds", "significant"]
+    95% interval over the seeds both finished, prompts and reference draws; `significant` when it excludes 0;
+    `seeds_needed`: seeds for a half-width <= `target`, assuming the half-width shrinks like 1/sqrt(seeds) (the
+    seed factor dominates: prompts and reference draws are shared by every seed)."""
+    cols = ["a", "b", "difference", "lo", "hi", "half_width", "seeds", "significant", "seeds_needed"]
     names = list(board.loc[competitors(board), "setting"]) if len(board) else []
     rows = []
     for i, a in enumerate(names):
@@ -172,7 +179,9 @@ def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate") -> pd.DataFrame
                 continue
             rows.append({"a": a, "b": b, "difference": iv.mean, "lo": iv.lo, "hi": iv.hi,
                          "half_width": iv.half_width, "seeds": iv.seeds,
-                         "significant": bool(iv.lo > 0 or iv.hi < 0)})
+                         "significant": bool(iv.lo > 0 or iv.hi < 0),
+                         "seeds_needed": math.ceil(iv.seeds * (iv.half_width / target) ** 2)
+                         if math.isfinite(iv.half_width) else np.nan})
     return pd.DataFrame(rows, columns=cols)
 
 
