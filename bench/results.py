@@ -192,8 +192,10 @@ def _mark_best(frame) -> None:
     frame["best"] = ""
     if not len(frame):
         return
-    params = param_columns(frame)
-    for label, group in frame.groupby("label"):
+    params = [p for p in param_columns(frame) if p not in AXIS_COLUMNS]  # budgets, views, worlds: conditions,
+    axes = [a for a in param_columns(frame) if a in AXIS_COLUMNS]         # not knobs: selected within each
+    for _, group in frame.groupby(["label", *axes], dropna=False):
+        label = group["label"].iloc[0]
         keys = [p for p in params if group[p].notna().any() and group[p].nunique() > 1]
         if not keys:
             continue
@@ -203,7 +205,7 @@ def _mark_best(frame) -> None:
         means = finished.groupby(keys)["val_win_rate"].mean()
         best = means.idxmax()
         best = best if isinstance(best, tuple) else (best,)
-        mask = (frame["label"] == label)
+        mask = (frame["label"] == label) & frame.index.isin(group.index)
         for k, v in zip(keys, best):
             mask &= frame[k] == v
         frame.loc[mask, "best"] = "best"

@@ -11,8 +11,13 @@ bench/evaluation/estimators.py). Column convention, used everywhere:
 The units come from each run's per_prompt.csv / per_pair.csv (written by bench/evaluation/final.py); a metric
 with no per-unit file (the torch-free fake algorithm, older results, scalars such as steps or wall time) is
 bootstrapped over seeds alone, the same estimator with one unit per seed. Intervals are clipped to the metric's
-range (`BOUNDS`). Differences between two settings are paired: the seeds both have (common random numbers: the
-same data order and sampling seed per seed), the same prompts, the same reference draws.
+range (`bounds_of`). Differences between two settings are paired: the seeds both have (common random numbers:
+the same data order and sampling seed per seed), the same prompts, the same reference draws.
+
+With `world.seed` swept, the replicate unit is (world seed, training seed): each world is one more draw of the
+data, the base policy and the prompts, so its spread enters the seed factor. (Prompt i of two worlds is then not
+the same prompt; resampling the prompt index jointly across worlds keeps the estimator's expectation, since the
+worlds' prompts are independent draws.)
 """
 
 from __future__ import annotations

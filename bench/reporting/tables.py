@@ -171,9 +171,12 @@ def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float =
     seed factor dominates: prompts and reference draws are shared by every seed)."""
     cols = ["a", "b", "difference", "lo", "hi", "half_width", "seeds", "significant", "seeds_needed"]
     names = list(board.loc[competitors(board), "setting"]) if len(board) else []
+    budget = dict(zip(board["setting"], board["budget_flops"].astype(str))) if "budget_flops" in board else {}
     rows = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
+            if budget and budget.get(a) != budget.get(b):  # under a budget sweep: comparisons at equal budget
+                continue
             iv = unc.difference(a, b, metric)
             if not present(iv.mean) or not math.isfinite(iv.mean):
                 continue
