@@ -34,7 +34,7 @@ def main() -> None:
     print(f"\npaired win-rate differences (a - b), half-width target {args.target}")
     worst = 0.0
     for _, p in pairs.sort_values("half_width", ascending=False).iterrows():
-        need = math.ceil(p["seeds"] * (p["half_width"] / args.target) ** 2)
+        need = math.ceil(p["seeds"] * (p["half_width"] / args.target) ** 2) if p["seeds"] >= 2 else float("nan")
         worst = max(worst, p["half_width"])
         print(f"  {p['a']:<14} - {p['b']:<14} {p['difference']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]  "
               f"hw {p['half_width']:.3f}  seeds {int(p['seeds'])} -> ~{need} for hw <= {args.target}"

@@ -156,6 +156,9 @@ def t_quantile(q: float, df: int) -> float:
 def seed_ci(values, alpha: float = 0.05) -> tuple[float, float, float]:
     """Mean over seeds with a Student-t CI: mean -/+ t_{1-alpha/2, n-1} * sd / sqrt(n).
 
+    Not used for any interval the harness reports (those all come from `crossed_bootstrap_means`, the one
+    uncertainty model below); kept as a library function. Unbounded: with few seeds it can leave a metric's range.
+
     NaNs are dropped; n = 1 gives lo = hi = mean; n = 0 gives NaNs.
     """
     v = _np(values).ravel()

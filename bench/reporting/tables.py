@@ -184,7 +184,7 @@ def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float =
                          "half_width": iv.half_width, "seeds": iv.seeds,
                          "significant": bool(iv.lo > 0 or iv.hi < 0),
                          "seeds_needed": math.ceil(iv.seeds * (iv.half_width / target) ** 2)
-                         if math.isfinite(iv.half_width) else np.nan})
+                         if math.isfinite(iv.half_width) and iv.seeds >= 2 else np.nan})  # 1 seed: no seed spread
     return pd.DataFrame(rows, columns=cols)
 
 
