@@ -16,6 +16,11 @@ training logs) when
 - the training loss explodes: |loss| > LOSS_EXPLOSION_FACTOR (1000) × max(|first logged loss|, 1), e.g. a DPO
   loss that starts at 0.69 and passes 1000;
 - a policy parameter becomes NaN or ±inf after an optimizer step (checked before the curve callback samples).
+Two budget views (`[budget] view`): under `end_to_end` every FLOP a run's result depends on counts, the shared
+reward model's training included (charged in full to every PPO / Online DPO run, though it is trained once);
+under `amortised` the components in `amortised` (the reward model's training) are booked apart
+(`flops_amortised`, listed in the report) and the budget pays for policy optimisation only, so every algorithm
+gets the same optimisation compute.
 
 Attention's quadratic term is ignored (sequences here are short next to the model width); peak memory is the
 CUDA allocator's peak on GPU, else the process's peak resident set size.
@@ -136,7 +141,9 @@ class ComputeMeter:
 
     budget_kind: str = "flops"      # "flops" | "seconds"
     budget: float = float("inf")
+    amortised: frozenset = frozenset()  # components booked outside the budget (the amortised view)
     flops: float = 0.0
+    flops_amortised: float = 0.0
     by_component: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     paused_depth: int = 0
@@ -176,6 +183,11 @@ class ComputeMeter:
     def charge(self, component: str, flops: float, tokens: int = 0, per_rank: bool = False) -> None:
         """Book FLOPs. `per_rank`: spent by this process only (its shard of a multi-process step), to be summed
         over ranks by `sync()`; shared stages charged identically on every rank are not per-rank."""
+        if component in self.amortised:  # recorded, listed apart, not paid from the budget
+            self.flops_amortised += flops
+            self.by_component[component] += flops
+            self.tokens[component] += tokens
+            return
         self.flops += flops
         self.by_component[component] += flops
         self.tokens[component] += tokens
@@ -240,6 +252,7 @@ class ComputeMeter:
             "tokens": int(sum(self.tokens.values())),
             "tokens_by_component": dict(self.tokens),
             "train_seconds": self.seconds,
+            "flops_amortised": self.flops_amortised,
             "budget_kind": self.budget_kind,
             "budget": self.budget,
             "budget_fraction": self.fraction,

@@ -5,7 +5,8 @@
     bench compare  results/A results/B                                         (the same table, no verdict)
 
 A *setting* is (label, swept hyper-parameter values); the baseline stores, per setting and metric, the per-seed
-values with mean and 95% Student-t CI, plus the suite hash, the world identity and provenance.
+values with mean and 95% interval (the crossed bootstrap of bench/evaluation/uncertainty.py over the seed values,
+clipped to the metric's range), plus the suite hash, the world identity and provenance.
 
 A metric regresses when BOTH hold (asv-style: a factor alone flags noise, a test alone flags tiny effects):
   1. it moved in its bad direction by more than its tolerance (absolute, per metric; defaults below, override in
@@ -55,15 +56,12 @@ def _setting_key(label: str, params: dict[str, Any]) -> str:
     return label + "".join(f"|{k}={params[k]}" for k in sorted(params))
 
 
-def _non_param() -> set[str]:
-    from bench.results import SUMMARY_HEAD, SUMMARY_METRICS
-
-    return set(SUMMARY_HEAD) | set(SUMMARY_METRICS)
-
-
 def collect(results_dir: Path) -> dict[str, Any]:
     """Per setting: per-seed values of every checked metric, mean and CI; plus identity and failures."""
-    from bench.evaluation.estimators import seed_ci
+    import numpy as np
+
+    from bench.evaluation.estimators import crossed_bootstrap_ci
+    from bench.evaluation.uncertainty import bounds_of
     from bench.results import load_runs, summary_frame
 
     results_dir = Path(results_dir)
@@ -72,7 +70,9 @@ def collect(results_dir: Path) -> dict[str, Any]:
     frame = summary_frame(results_dir)
     suite = read_json(results_dir / "suite.json") if (results_dir / "suite.json").is_file() else {}
     world = read_json(results_dir / "world.json") if (results_dir / "world.json").is_file() else {}
-    params = [c for c in frame.columns if c not in _non_param()]
+    from bench.results import param_columns
+
+    params = param_columns(frame)
     settings: dict[str, Any] = {}
     for _, row in frame.iterrows():
         p = {k: _plain(row[k]) for k in params if not _isnan(row[k])}
@@ -91,7 +91,10 @@ def collect(results_dir: Path) -> dict[str, Any]:
             present = [v for v in vals if v is not None]
             if not present:
                 continue
-            mean, lo, hi = seed_ci(present)
+            # the harness's one uncertainty model, over seeds (one value per seed here), within the metric's range
+            # (the mean itself is the plain mean of the seeds' values: what the regression test compares)
+            _, lo, hi = crossed_bootstrap_ci(np.array(present)[:, None], bounds=bounds_of(m))
+            mean = float(np.mean(present))
             s["metrics"][m] = {"values": vals, "mean": mean, "lo": lo, "hi": hi}
     runs = load_runs(results_dir)
     provenance = runs[0]["config"].get("provenance", {}) if runs else {}

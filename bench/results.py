@@ -22,11 +22,21 @@ trains it again, the summary and the report list it as "incomplete" with the rea
 
 Columns of summary.csv (and keys of metrics.json):
     run_id, label, algorithm, seed, <each hyper-parameter swept in the suite>, status, error,
-    win_rate, win_rate_lo, win_rate_hi   P(judge(y_π) > judge(y_ref)) + ½P(tie), 95% bootstrap CI over prompts
-    gold_reward                          mean judge score of policy samples (gold reward in the controlled world)
-    kl, kl_lo, kl_hi                     Monte-Carlo KL(π‖π_ref) per prompt (k1 estimator on policy samples)
+    Interval convention (one uncertainty model, bench/evaluation/uncertainty.py; 95%, percentile, clipped to
+    the metric's range):
+      <m>_run_lo, <m>_run_hi   within this run: bootstrap over its prompts (and reference draws)
+      <m>_lo, <m>_hi           over the setting's seeds and prompts (and reference draws): the crossed bootstrap;
+                               the same on every seed's row of a setting (use these to compare settings)
+    win_rate (+ _lo/_hi, _run_lo/_run_hi)   P(judge(y_π) > judge(y_ref)) + ½P(tie), each prompt's sample against
+                                         K π_ref draws (eval.reference_samples)
+    tie_rate                             fraction of those comparisons that tie (each counts ½)
+    gold_reward (+ intervals)            mean judge score of policy samples (gold reward in the controlled world)
+    kl (+ intervals)                     Monte-Carlo KL(π‖π_ref) per prompt (k1 estimator on policy samples)
     kl_tokenwise                         exact per-token KL summed along sampled prefixes (lower variance)
-    chosen_logp_delta, rejected_logp_delta, margin_delta      held-out pairs: change of Σ_t log π(y|x) from step 0
+    chosen_logp_delta, rejected_logp_delta, margin_delta      ALL held-out pairs: change of Σ_t log π(y|x) from step 0
+    chosen_fell_fraction                 fraction of held-out pairs whose chosen log-prob fell (Razin et al. 2024)
+    control_logp_delta(_per_token)       the same change on fresh π_ref samples (the control set: global drift)
+    chosen_vs_control_per_token          Δ chosen per token − Δ control per token (displacement net of drift)
     train_chosen_logp_delta, ...         the same on a fixed subset of training pairs
     *_per_token                          the same divided by completion length
     pref_accuracy                        implicit-reward ranking accuracy on held-out pairs
@@ -44,6 +54,8 @@ Columns of summary.csv (and keys of metrics.json):
                                          log((1−ε)/ε)/β): is the bounded-optimum regime reached?
     val_win_rate                         win rate on validation prompts (disjoint from the test prompts);
                                          `best` marks each swept label's best setting by its mean over seeds
+    budget_view                          end_to_end (reward model charged to each run) | amortised (listed apart)
+    flops_amortised                      FLOPs booked outside the budget under the amortised view (reward model)
     flops, tokens, wall_s, train_s, eval_s, peak_mem_mb, steps, epochs, stop_reason
                                          (train_s includes curve_s, the curve measurements made during training;
                                          eval_s is the final evaluation; the FLOP meter excludes both)
@@ -69,15 +81,29 @@ TEXT_COLUMNS = {"status", "stop_reason", "best", "error"}
 
 SUMMARY_HEAD = ["run_id", "label", "algorithm", "seed"]
 SUMMARY_METRICS = [
-    "status", "win_rate", "win_rate_lo", "win_rate_hi", "gold_reward", "gold_reward_lo", "gold_reward_hi",
-    "kl", "kl_lo", "kl_hi", "kl_tokenwise", "chosen_logp_delta", "rejected_logp_delta", "margin_delta",
+    "status", "win_rate", "win_rate_lo", "win_rate_hi", "win_rate_run_lo", "win_rate_run_hi", "tie_rate",
+    "gold_reward", "gold_reward_lo", "gold_reward_hi", "gold_reward_run_lo", "gold_reward_run_hi",
+    "kl", "kl_lo", "kl_hi", "kl_run_lo", "kl_run_hi", "kl_tokenwise",
+    "chosen_logp_delta", "rejected_logp_delta", "margin_delta", "chosen_fell_fraction",
+    "control_logp_delta", "control_logp_delta_per_token", "chosen_vs_control_per_token",
     "train_chosen_logp_delta", "train_rejected_logp_delta", "train_margin_delta",
     "chosen_logp_delta_per_token", "rejected_logp_delta_per_token",
     "pref_accuracy", "length", "sample_logp", "sample_entropy", "proxy_reward", "implicit_gold_corr",
     "lm_eval_score", "grammatical_fraction", "ended_fraction", "capped_fraction", "censored", "heldout_nll",
-    "heldout_nll_delta", "train_implicit_margin", "margin_target", "val_win_rate", "flops", "tokens", "wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb", "steps", "epochs",
+    "heldout_nll_delta", "train_implicit_margin", "margin_target", "val_win_rate", "budget_view", "flops",
+    "flops_amortised", "tokens", "wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb", "steps", "epochs",
     "stop_reason", "budget_fraction", "best", "error",
 ]
+
+
+AXIS_COLUMNS = ("budget_flops", "budget_view", "world_seed")  # suite-level sweep axes (bench/suite.py AXES)
+
+
+def param_columns(frame) -> list[str]:
+    """The columns that tell settings apart: swept hyper-parameters, and the suite-level axes that vary."""
+    fixed = set(SUMMARY_HEAD) | set(SUMMARY_METRICS) | {"setting"}
+    return [c for c in frame.columns
+            if c not in fixed or (c in AXIS_COLUMNS and frame[c].dropna().astype(str).nunique() > 1)]
 
 
 def run_dir(results_dir: Path, run_id: str) -> Path:
@@ -319,16 +345,22 @@ def damaged_line(damaged: list[tuple[str, str]]) -> str:
     return f"{len(damaged)} run folder(s) damaged, to be re-run: {names}"
 
 
-def summary_frame(results_dir: Path):
-    """One row per run (pandas DataFrame), columns as documented above, sorted by label, params, seed."""
+SETTING_INTERVALS = ("win_rate", "gold_reward", "kl")  # summary.csv's over-seeds `_lo/_hi` columns
+
+
+def summary_frame(results_dir: Path, intervals: bool = True):
+    """One row per run (pandas DataFrame), columns as documented above, sorted by label, params, seed.
+
+    `intervals`: fill the over-seeds `<m>_lo/_hi` columns from the crossed bootstrap (else left as recorded)."""
     import pandas as pd
 
     rows, swept = [], []
     for run in load_runs(results_dir):
         cfg, m = run["config"], run["metrics"]
         row = {"run_id": cfg["run_id"], "label": cfg["label"], "algorithm": cfg["algorithm"], "seed": cfg["seed"]}
-        for key in cfg.get("swept", []) or []:
-            row[key] = (cfg.get("params") or {}).get(key)
+        axes = cfg.get("axes") or {}
+        for key in [*cfg.get("swept", []), *axes]:  # swept hyper-parameters, then suite-level axes
+            row[key] = (cfg.get("params") or {})[key] if key in (cfg.get("params") or {}) else axes[key]
             if key not in swept:
                 swept.append(key)
         nan = non_finite(m)
@@ -342,11 +374,24 @@ def summary_frame(results_dir: Path):
             d = m["diverged"]
             row["error"] = f"diverged at step {d.get('step')}: {d.get('metric')} = {d.get('value')}"
         rows.append(row)
-    columns = SUMMARY_HEAD + swept + SUMMARY_METRICS
+    columns = SUMMARY_HEAD + swept + [c for c in SUMMARY_METRICS if c not in swept]  # budget_view: once
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame = frame.sort_values(["label", *swept, "seed"], kind="stable").reset_index(drop=True)
+        if intervals:
+            _setting_intervals(results_dir, frame)
     return frame
+
+
+def _setting_intervals(results_dir: Path, frame) -> None:
+    from bench.evaluation.uncertainty import from_results
+
+    unc = from_results(results_dir, frame)
+    for setting, run_ids in unc.settings.items():
+        rows = frame["run_id"].isin(run_ids)
+        for m in SETTING_INTERVALS:
+            iv = unc.interval(setting, m)
+            frame.loc[rows, f"{m}_lo"], frame.loc[rows, f"{m}_hi"] = iv.lo, iv.hi
 
 
 def write_summary(results_dir: Path) -> Path:
@@ -366,8 +411,10 @@ def _mark_best(frame) -> None:
     frame["best"] = ""
     if not len(frame):
         return
-    params = [c for c in frame.columns if c not in SUMMARY_HEAD and c not in SUMMARY_METRICS]
-    for label, group in frame.groupby("label"):
+    params = [p for p in param_columns(frame) if p not in AXIS_COLUMNS]  # budgets, views, worlds: conditions,
+    axes = [a for a in param_columns(frame) if a in AXIS_COLUMNS]         # not knobs: selected within each
+    for _, group in frame.groupby(["label", *axes], dropna=False):
+        label = group["label"].iloc[0]
         keys = [p for p in params if group[p].notna().any() and group[p].nunique() > 1]
         if not keys:
             continue
@@ -377,7 +424,7 @@ def _mark_best(frame) -> None:
         means = finished.groupby(keys)["val_win_rate"].mean()
         best = means.idxmax()
         best = best if isinstance(best, tuple) else (best,)
-        mask = (frame["label"] == label)
+        mask = (frame["label"] == label) & frame.index.isin(group.index)
         for k, v in zip(keys, best):
             mask &= frame[k] == v
         frame.loc[mask, "best"] = "best"

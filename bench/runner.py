@@ -142,18 +142,33 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
         warn(damaged_line(outcome.damaged))
     dist.barrier()
     stages = None
-    if todo:
-        from bench.stages import SharedStages
+    worlds = suite.worlds  # several when world.seed is swept: each world's runs together, its stages once
+    todo.sort(key=lambda s: worlds.index(s.world) if s.world in worlds else len(worlds))
+    first_stages = None
 
-        needs_world = any(get_algorithm(s.algorithm).needs_torch for s in todo)
-        stages = SharedStages(suite, cache_root(cache_dir), device=device, progress=progress)
-        if needs_world:
-            t = time.perf_counter()
-            if dist.is_main():
-                stages.world()  # built once (cached on disk); the other ranks load it after the barrier
-            dist.barrier()
-            stages.world()
-            outcome.stage_seconds["world"] = time.perf_counter() - t
+    def stages_for(spec):
+        """The shared stages of `spec`'s world, resolved (world built or loaded) on first use."""
+        nonlocal stages, first_stages
+        if stages is None or stages.world_config != spec.world:
+            from bench.stages import SharedStages
+
+            if stages is not None:
+                outcome.stage_seconds.update({k: outcome.stage_seconds.get(k, 0.0) + v
+                                              for k, v in stages.seconds.items() if k != "world"})
+            stages = SharedStages(suite, cache_root(cache_dir), device=device, progress=progress,
+                                  world_config=spec.world)
+            first_stages = first_stages or stages
+            if any(get_algorithm(s.algorithm).needs_torch for s in todo if s.world == spec.world):
+                t = time.perf_counter()
+                if dist.is_main():
+                    stages.world()  # built once (cached on disk); the other ranks load it after the barrier
+                dist.barrier()
+                stages.world()
+                outcome.stage_seconds["world"] = outcome.stage_seconds.get("world", 0.0) + time.perf_counter() - t
+        return stages
+
+    if todo:
+        stages_for(todo[0])
     if dist.is_main():  # only now: a suite whose world cannot be resolved leaves the previous record intact
         results_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(results_dir)
@@ -194,7 +209,7 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
                 continue
             report(progress, "runs", i, len(todo))
             i += 1
-            status, error = execute_run(spec, results_dir, stages, progress)
+            status, error = execute_run(spec, results_dir, stages_for(spec), progress)
             if status == "finished":
                 outcome.finished.append(spec.run_id)
             elif status == "diverged":
@@ -208,11 +223,12 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
             write_summary(results_dir)  # after every run: a killed suite still has an up-to-date summary
     report(progress, "runs", len(todo), len(todo))
     if dist.is_main():
-        if stages is not None and stages._world is not None:
-            write_world_record(results_dir, stages)
+        if first_stages is not None and first_stages._world is not None:
+            write_world_record(results_dir, first_stages)  # the first world's record (world.seed's first value)
         write_summary(results_dir)
     if stages is not None:
-        outcome.stage_seconds.update(stages.seconds)
+        outcome.stage_seconds.update({k: outcome.stage_seconds.get(k, 0.0) + v for k, v in stages.seconds.items()
+                                      if k != "world"})
     outcome.seconds = time.perf_counter() - t_start
     return outcome
 
@@ -262,7 +278,8 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
             "params": spec.param_dict, "swept": list(spec.swept), "world": as_dict(spec.world),
             "world_key": stages.world_key() if stages is not None and cls.needs_torch else None,
             "world_revisions": stages.world().info.get("revisions") if stages is not None and cls.needs_torch else None,
-            "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "provenance": provenance(device),
+            "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "axes": dict(spec.axes),
+            "budget_view": spec.budget.view, "provenance": provenance(device),
         })
     except OSError as exc:
         if is_storage_error(exc):
@@ -270,7 +287,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
         raise
     dist.barrier()  # the run folder exists before any rank trains
     reset_peak_memory()
-    meter = ComputeMeter(spec.budget.kind, spec.budget.amount)
+    meter = ComputeMeter(spec.budget.kind, spec.budget.amount, amortised=spec.budget.amortised_components)
     t0 = time.perf_counter()
     ctx = None
     try:
@@ -302,6 +319,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
         status = "finished" if bad is None else "diverged"
         metrics.update({
             "status": status, "flops": record["flops"], "tokens": record["tokens"],
+            "budget_view": spec.budget.view, "flops_amortised": record["flops_amortised"],
             "budget_fraction": record["budget_fraction"], "train_s": train_s, "eval_s": eval_s,
             "curve_s": ctx.curves.seconds if ctx.curves is not None else 0.0,
             "wall_s": time.perf_counter() - t0, "peak_mem_mb": peak_memory_mb(), "steps": train_out.steps,
@@ -367,7 +385,7 @@ def _follow_run(spec: RunSpec, path: Path, stages, progress) -> str | None:
 
     cls = get_algorithm(spec.algorithm)
     dist.barrier()
-    meter = ComputeMeter(spec.budget.kind, spec.budget.amount)
+    meter = ComputeMeter(spec.budget.kind, spec.budget.amount, amortised=spec.budget.amortised_components)
     try:
         ctx = RunContext(spec=spec, world=None, run_dir=path, meter=meter, device=stages.device, stages=stages,
                          curves=None, progress=None)

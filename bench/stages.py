@@ -19,8 +19,9 @@ from bench.progress import report
 
 
 class SharedStages:
-    def __init__(self, suite, cache_dir: Path, *, device: str = "auto", progress=None):
+    def __init__(self, suite, cache_dir: Path, *, device: str = "auto", progress=None, world_config=None):
         self.suite = suite
+        self.world_config = suite.world if world_config is None else world_config  # one world of the suite
         self.cache_dir = Path(cache_dir)
         self.progress = progress
         self._device_pref = device
@@ -39,8 +40,8 @@ class SharedStages:
             from bench.worlds import WORLDS
 
             t = time.perf_counter()
-            kind = WORLDS[self.suite.world.kind]
-            self._world = kind.build(self.suite.world, self.cache_dir, progress=self.progress)
+            kind = WORLDS[self.world_config.kind]
+            self._world = kind.build(self.world_config, self.cache_dir, progress=self.progress)
             self.seconds["world"] = time.perf_counter() - t
         return self._world
 
@@ -72,7 +73,7 @@ class SharedStages:
                 # every rank trains (TRL shards the pairs); rank 0 saves the model
                 report(self.progress, "stage: reward model", 0, 1)
                 record = train_reward_model(world, settings, out / "model", device=self.device,
-                                            world_config=self.suite.world,
+                                            world_config=self.world_config,
                                             max_length=world.info.get("max_length", 128))
                 report(self.progress, "stage: reward model", 1, 1)
                 return record

@@ -33,6 +33,10 @@ MAX_NAME = 64            # suite names and entry labels name folders; run ids mu
 MAX_RUN_ID = 200
 MAX_RUNS = 10_000        # a grid larger than this is almost surely a mistake (and would take days to expand)
 SEED_LIMIT = 2**32       # numpy / torch accept seeds in [0, 2^32)
+BUDGET_VIEWS = ("end_to_end", "amortised")
+# suite-level sweep axes: a list value in one of these fields expands like a hyper-parameter sweep. Their values
+# appear in summary.csv under these column names (and in each run's config.json under "axes").
+AXES = {"budget_flops": ("budget", "flops"), "budget_view": ("budget", "view"), "world_seed": ("world", "seed")}
 
 
 @dataclass(frozen=True)
@@ -68,11 +72,25 @@ class BudgetConfig:
                                                                   "(recorded as data_exhausted)"})
     max_steps: int | None = field(default=None, metadata={"min": 1, "doc": "optional cap on optimizer steps "
                                                                             "(benchmarks, smoke tests)"})
+    view: str = field(default="end_to_end", metadata={"choices": BUDGET_VIEWS, "doc":
+                      "end_to_end: the shared reward model's training is charged to every run that uses it (ppo, "
+                      "online_dpo); amortised: it is trained once for all, listed apart (flops_amortised), and the "
+                      "budget pays for policy optimisation only. A list sweeps both views"})
 
     def problems(self) -> list[tuple[str, str]]:
         if (self.flops is None) == (self.seconds is None):
             return [("", "set exactly one of `flops` or `seconds`")]
+        if self.view not in BUDGET_VIEWS:
+            return [("view", f"unknown budget view {self.view!r}; use one of {list(BUDGET_VIEWS)}")]
+        if self.view == "amortised" and self.seconds is not None:
+            return [("view", "the amortised view needs a FLOP budget (a seconds budget times the reward model's "
+                             "training with the run); set `flops` or use view = \"end_to_end\"")]
         return []
+
+    @property
+    def amortised_components(self) -> frozenset[str]:
+        """Meter components booked outside the budget under this view."""
+        return frozenset({"reward_model_training"}) if self.view == "amortised" else frozenset()
 
     @property
     def kind(self) -> str:
@@ -93,9 +111,13 @@ class EvalConfig:
     curve_every: float = field(default=0.1, metadata={"gt": 0, "max": 1, "doc": "log-prob drift curve cadence, "
                                                                                 "as a fraction of the budget"})
     curve_pairs: int = field(default=64, metadata={"min": 1, "doc": "held-out pairs (and train pairs) tracked"})
-    curve_generation_every: float = field(default=0.5, metadata={"gt": 0, "max": 1, "doc":
+    curve_generation_every: float = field(default=0.1, metadata={"gt": 0, "max": 1, "doc":
                                           "win rate / KL curve cadence (coarser: it samples)"})
     curve_generation_prompts: int = field(default=64, metadata={"min": 1})
+    reference_samples: int = field(default=8, metadata={"min": 1, "doc": "π_ref draws per prompt that each policy "
+                                   "sample is compared with (win rate); resampled in the bootstrap"})
+    control_prompts: int = field(default=64, metadata={"min": 1, "doc": "fresh π_ref samples whose Δ log π is "
+                                 "tracked during training (the global-drift control of the displacement curves)"})
     best_of_n: int = field(default=16, metadata={"min": 1, "doc": "n of the best_of_n reference"})
     limit_samples: int = field(default=64, metadata={"min": 2, "doc": "π_ref samples per prompt for the limits"})
     limit_prompts: int = field(default=128, metadata={"min": 1})
@@ -142,6 +164,33 @@ class Suite:
     entries: tuple[AlgorithmEntry, ...]
     check: dict[str, Any]
     raw_hash: str  # sha256 of the canonical resolved suite (path excluded)
+    axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # suite-level sweeps: (AXES name, values), several values
+
+    def axis_points(self) -> list[dict[str, Any]]:
+        """Every combination of the suite-level axes (one empty dict when nothing is swept)."""
+        names = [k for k, _ in self.axes]
+        return [dict(zip(names, point)) for point in itertools.product(*(v for _, v in self.axes))]
+
+    def world_for(self, point: dict[str, Any]):
+        return dataclasses.replace(self.world, seed=point["world_seed"]) if "world_seed" in point else self.world
+
+    def budget_for(self, point: dict[str, Any]) -> "BudgetConfig":
+        changes = {}
+        if "budget_flops" in point:
+            changes["flops"] = point["budget_flops"]
+        if "budget_view" in point:
+            changes["view"] = point["budget_view"]
+        return dataclasses.replace(self.budget, **changes) if changes else self.budget
+
+    @property
+    def worlds(self) -> list[Any]:
+        """The distinct worlds of the suite (several when world.seed is swept), in axis order."""
+        out = []
+        for point in self.axis_points():
+            w = self.world_for(point)
+            if w not in out:
+                out.append(w)
+        return out
 
     @property
     def name(self) -> str:
@@ -162,6 +211,7 @@ class RunSpec:
     world: Any
     budget: BudgetConfig
     eval: EvalConfig
+    axes: tuple[tuple[str, Any], ...] = ()  # this run's values of the suite's swept axes (AXES), sorted
 
     def canonical(self) -> dict[str, Any]:
         """What defines the run's result; its hash is the run id's suffix. `suite` and `label` are names only."""
@@ -183,6 +233,7 @@ class RunSpec:
     def run_id(self) -> str:
         """Readable and unique: label, swept values, seed, then 8 hex digits of the config hash."""
         parts = [self.label] + [f"{k}{_short(v)}" for k, v in self.params if k in self.swept]
+        parts += [f"{_AXIS_TAG[k]}{_short(v)}" for k, v in self.axes if v != "-"]
         return "_".join(parts + [f"s{self.seed}", self.config_hash[:8]])
 
     @property
@@ -197,6 +248,7 @@ def _eval_dict(ev: EvalConfig) -> dict[str, Any]:
     if not out.get("trust_task_code"):
         out.pop("trust_task_code", None)
     return out
+_AXIS_TAG = {"budget_flops": "F", "budget_view": "", "world_seed": "w"}
 
 
 def _short(value: Any) -> str:
@@ -282,6 +334,22 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         if key not in SECTIONS:
             problems.append(problem(where, f"[{key}]", "unknown section", did_you_mean(key, SECTIONS)))
 
+    # suite-level axes (AXES): a list becomes its first value for parsing; the others are validated below
+    axes: list[tuple[str, tuple[Any, ...]]] = []
+    for axis, (section, key) in AXES.items():
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), list):
+            values = table[key]
+            if not values:
+                problems.append(problem(where, f"[{section}].{key}", "empty sweep list", "give at least one value"))
+                continue
+            if len(set(map(repr, values))) != len(values):
+                problems.append(problem(where, f"[{section}].{key}", f"has duplicates: {values}"))
+                continue
+            data = {**data, section: {**table, key: values[0]}}
+            if len(values) > 1:
+                axes.append((axis, tuple(values)))
+
     meta = read_table(SuiteMeta, data.get("suite", {"name": Path(where).stem}), where, "suite", problems)
 
     world_table = data.get("world", {"kind": "controlled"})
@@ -297,6 +365,12 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         world = read_table(WORLDS[kind].config, world_table, where, "world", problems)
 
     budget = read_table(BudgetConfig, data.get("budget", {}), where, "budget", problems)
+    for axis, values in axes:  # every other value of an axis validated like a single one
+        section, key = AXES[axis]
+        cls = BudgetConfig if section == "budget" else (WORLDS[kind].config if world is not None else None)
+        for v in values[1:]:
+            if cls is not None:
+                read_table(cls, {**data[section], key: v}, where, section, problems)
     eval_cfg = read_table(EvalConfig, data.get("eval", {}), where, "eval", problems)
     check = data.get("check", {})
     if not isinstance(check, dict):
@@ -335,7 +409,9 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         raise UserError(*problems)
     canonical = {"suite": as_dict(meta), "world": as_dict(world), "budget": as_dict(budget), "eval": _eval_dict(eval_cfg),
                  "entries": [as_dict(e) for e in entries], "check": check}
-    return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical))
+    if axes:
+        canonical["axes"] = [[k, list(v)] for k, v in axes]
+    return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical), tuple(axes))
 
 
 def _grid_size(entry: AlgorithmEntry) -> int:
@@ -431,6 +507,7 @@ def expand(suite: Suite) -> list[RunSpec]:
     from bench.algorithms.registry import get_algorithm
 
     specs = []
+    shared: set[str] = set()  # runs two budget views share (no reward model: the view changes nothing)
     for entry in suite.entries:
         cls = get_algorithm(entry.algorithm)
         names = [k for k, _ in entry.grid]
@@ -440,9 +517,25 @@ def expand(suite: Suite) -> list[RunSpec]:
             params = dict(defaults)
             params.update(zip(names, point))
             cls.Params(**params)  # typed construction doubles as a final check
-            for seed in suite.meta.seeds:
-                specs.append(RunSpec(suite.name, entry.label, entry.algorithm, cls.version,
-                                     tuple(sorted(params.items())), swept, seed, suite.world, suite.budget, suite.eval))
+            for axis_point in suite.axis_points():
+                budget, axes = suite.budget_for(axis_point), dict(axis_point)
+                if not getattr(cls, "uses_reward_model", False):
+                    # the view only decides who pays for the reward model: one run serves both views
+                    budget = dataclasses.replace(budget, view="end_to_end")
+                    if "budget_view" in axes:
+                        axes["budget_view"] = "both"
+                if not cls.trains:  # training-free references: the budget does not apply (one run per world)
+                    budget = dataclasses.replace(suite.budget, view="end_to_end")
+                    axes = {k: ("-" if k != "world_seed" else v) for k, v in axes.items()}
+                for seed in suite.meta.seeds:
+                    spec = RunSpec(suite.name, entry.label, entry.algorithm, cls.version,
+                                   tuple(sorted(params.items())), swept, seed, suite.world_for(axis_point),
+                                   budget, suite.eval, tuple(sorted(axes.items())))
+                    if not cls.trains or axes.get("budget_view") == "both":
+                        if spec.run_id in shared:
+                            continue
+                        shared.add(spec.run_id)
+                    specs.append(spec)
     for s in specs:
         if len(s.run_id) > MAX_RUN_ID:
             raise UserError(problem(suite.path, f"[algorithms.{s.label}]", f"run id {s.run_id[:60]}... is "

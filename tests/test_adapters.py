@@ -132,10 +132,11 @@ def finished(runs: dict, name: str) -> dict:
 def test_run_finishes(adapter_runs, name):
     m = finished(adapter_runs, name)
     run = adapter_runs[name]
-    for key in ("win_rate", "win_rate_lo", "win_rate_hi", "gold_reward", "kl", "chosen_logp_delta",
+    for key in ("win_rate", "win_rate_run_lo", "win_rate_run_hi", "tie_rate", "gold_reward", "kl", "chosen_logp_delta",
                 "rejected_logp_delta", "length", "flops", "wall_s"):
         assert isinstance(m.get(key), (int, float)) and math.isfinite(m[key]), f"{name}: {key} = {m.get(key)!r}"
-    assert 0.0 <= m["win_rate_lo"] <= m["win_rate"] <= m["win_rate_hi"] <= 1.0
+    assert 0.0 <= m["win_rate_run_lo"] <= m["win_rate"] <= m["win_rate_run_hi"] <= 1.0
+    assert (run["dir"] / "per_prompt.csv").is_file() and (run["dir"] / "per_pair.csv").is_file()
     assert (run["dir"] / "samples.jsonl").read_text().strip(), f"{name}: no samples"
     assert run["config"]["world_key"], f"{name}: config.json lacks the world it ran on"
     assert not (run["dir"] / "work").exists(), f"{name}: scratch folder left behind"
@@ -279,3 +280,28 @@ def test_divergence_guard_stops_real_dpo(adapter_runs, adapter_cache, tmp_path):
         assert m["train_logs"] and "win_rate" not in m
     rows = read_csv(outcome.results_dir / "summary.csv")
     assert {r["status"] for r in rows} == {"diverged"} and all("diverged at step" in r["error"] for r in rows)
+
+
+def test_no_interval_leaves_its_metric_range(adapter_runs):
+    """Over a real suite's results: every interval column of summary.csv and of the report's leaderboard lies in
+    its metric's range (win rate in [0, 1], KL >= 0, ...) and contains its point estimate."""
+    from bench.evaluation.uncertainty import bounds_of
+    from bench.reporting.tables import leaderboard
+    from bench.results import summary_frame
+
+    results_dir = next(iter(adapter_runs.values()))["outcome"].results_dir
+    frame = summary_frame(results_dir)
+    done = frame[frame["status"] == "finished"]
+    assert len(done) >= len(EXPECTED) - 1
+    for m in ("win_rate", "gold_reward", "kl"):
+        low, high = bounds_of(m)
+        for lo_col, hi_col in ((f"{m}_lo", f"{m}_hi"), (f"{m}_run_lo", f"{m}_run_hi")):
+            lo, hi, mean = (done[c].astype(float) for c in (lo_col, hi_col, m))
+            assert ((lo >= low) & (hi <= high) & (lo <= hi)).all(), (m, done[["run_id", lo_col, hi_col]])
+            assert ((lo <= mean.clip(low, high) + 1e-12) & (mean.clip(low, high) <= hi + 1e-12)).all(), m
+    board = leaderboard(frame)
+    for m in ("win_rate", "gold_reward", "kl", "pref_accuracy", "length", "chosen_fell_fraction", "flops", "wall_s"):
+        low, high = bounds_of(m)
+        rows = board[board[m].notna()]
+        assert ((rows[f"{m}_lo"] >= low) & (rows[f"{m}_hi"] <= high)).all(), (m, rows[["setting", f"{m}_lo"]])
+        assert ((rows[f"{m}_lo"] <= rows[m] + 1e-9) & (rows[m] <= rows[f"{m}_hi"] + 1e-9)).all(), m

@@ -25,8 +25,26 @@ def run_and_check(tmp_path, suite_name: str, baseline_name: str) -> None:
     suite = ROOT / "suites" / f"{suite_name}.toml"
     assert main(["run", str(suite), "--results", str(results), "--cache-dir", cache, "--no-report"]) == 0
     out = results / suite_name
+    check_intervals(out)
     code = main(["check", str(out), "--baseline", str(ROOT / "results" / "baselines" / baseline_name)])
     assert code == 0, (out / "check.md").read_text()
+
+
+def check_intervals(out: Path) -> None:
+    """The uncertainty model on a real suite: every over-seeds interval in its metric's range, and sft (π_ref
+    against itself) reading 0.5 within its win-rate interval (K reference draws per prompt, resampled)."""
+    from bench.evaluation.uncertainty import bounds_of
+    from bench.results import summary_frame
+
+    frame = summary_frame(out)
+    done = frame[frame["status"] == "finished"]
+    for m in ("win_rate", "gold_reward", "kl"):
+        low, high = bounds_of(m)
+        assert ((done[f"{m}_lo"] >= low) & (done[f"{m}_hi"] <= high)).all(), m
+        assert ((done[f"{m}_run_lo"] >= low) & (done[f"{m}_run_hi"] <= high)).all(), m
+    sft = done[done["algorithm"] == "sft"]
+    assert len(sft) and (sft["win_rate_lo"] <= 0.5).all() and (sft["win_rate_hi"] >= 0.5).all(), \
+        sft[["seed", "win_rate", "win_rate_lo", "win_rate_hi"]]
 
 
 def test_controlled_ci_suite_matches_committed_baseline(tmp_path):

@@ -63,7 +63,7 @@ class Fake(Algorithm):
         for row in curves:
             row["margin"] = row["chosen_logp"] - row["rejected_logp"]
         metrics = {
-            "win_rate": win, "win_rate_lo": win - 0.05, "win_rate_hi": win + 0.05,
+            "win_rate": win, "win_rate_run_lo": max(0.0, win - 0.05), "win_rate_run_hi": min(1.0, win + 0.05),
             "gold_reward": 2 * quality + noise(), "kl": 5 * quality + abs(noise()),
             "chosen_logp_delta": -3 * quality + noise(), "rejected_logp_delta": -6 * quality + noise(),
             "pref_accuracy": 0.5 + 0.3 * quality + noise(), "length": 10 + noise(),

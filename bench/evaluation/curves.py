@@ -9,7 +9,9 @@ Rows (`curves.csv`), one per (point, split):
     step, flops, budget_fraction, train_seconds, split (heldout | train),
     chosen_logp, rejected_logp, margin (means of Σ_t log π), chosen_logp_delta, rejected_logp_delta,
     margin_delta (from the π_ref value, i.e. step 0), *_per_token,
-    and on generation points (split = heldout only): win_rate, gold_reward, kl, kl_tokenwise, length.
+    control_logp_delta(_per_token) (split = heldout: the same change on fresh π_ref samples, the drift control),
+    and on generation points (split = heldout only, every `curve_generation_every`, default 10% of the budget):
+    win_rate (vs K π_ref draws per prompt), tie_rate, gold_reward, kl, kl_tokenwise, length.
 """
 
 from __future__ import annotations
@@ -88,18 +90,34 @@ class CurveRecorder:
                 ref = ctx.stages.base_logps(split, ev.curve_pairs)
                 now = pair_logps(policy, self.tokenizer, pairs)
                 row = dict(base, split=split, **drift_row(now, ref))
+                if split == "heldout":
+                    row.update(self._control_point(policy))
                 if with_generation and split == "heldout":
                     row.update(self._generation_point(policy))
                 self.rows.append(row)
             policy.train(was_training)
 
+    def _control_point(self, policy) -> dict[str, float]:
+        """Δ log π on fresh π_ref samples (the control set): how far the policy moved on π_ref's own text."""
+        from bench.evaluation.reference import control_set
+        from bench.modeling import sequence_logps
+
+        ev = self.ctx.spec.eval
+        control = control_set(self.ctx.stages, ev.control_prompts, ev.max_new_tokens, ev.temperature)
+        lp, _ = sequence_logps(policy, self.tokenizer, control["prompt"], control["completion"])
+        d = np.asarray(lp) - control["ref_logp"]
+        return {"control_logp_delta": float(d.mean()),
+                "control_logp_delta_per_token": float((d / np.maximum(control["len"], 1)).mean())}
+
     def _generation_point(self, policy) -> dict[str, float]:
-        from bench.evaluation.estimators import win_rate
+        from bench.evaluation.estimators import win_matrix
         from bench.evaluation.reference import generation_metrics
 
         ctx = self.ctx
         m, ref_scores = generation_metrics(ctx, policy, n_prompts=ctx.spec.eval.curve_generation_prompts)
-        return {"win_rate": win_rate(m.scores, ref_scores), "gold_reward": float(m.scores.mean()),
+        wins = win_matrix(m.scores, ref_scores)
+        return {"win_rate": float(wins.mean()), "tie_rate": float((wins == 0.5).mean()),
+                "gold_reward": float(m.scores.mean()),
                 "kl": float(m.kl_k1.mean()), "kl_tokenwise": float(m.kl_tokenwise.mean()),
                 "length": float(m.lengths.mean())}
 

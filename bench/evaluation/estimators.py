@@ -22,6 +22,7 @@ __all__ = [
     "best_of_n_kl", "best_of_n_expected",
     "OptimalLimit", "kl_optimal_limit",
     "within_prompt_corr",
+    "crossed_bootstrap_means", "crossed_bootstrap_ci", "percentile_interval", "paired_difference_ci", "win_matrix",
 ]
 
 
@@ -154,6 +155,9 @@ def t_quantile(q: float, df: int) -> float:
 
 def seed_ci(values, alpha: float = 0.05) -> tuple[float, float, float]:
     """Mean over seeds with a Student-t CI: mean -/+ t_{1-alpha/2, n-1} * sd / sqrt(n).
+
+    Not used for any interval the harness reports (those all come from `crossed_bootstrap_means`, the one
+    uncertainty model below); kept as a library function. Unbounded: with few seeds it can leave a metric's range.
 
     NaNs are dropped; n = 1 gives lo = hi = mean; n = 0 gives NaNs.
     """
@@ -314,3 +318,97 @@ def within_prompt_corr(x, y, groups) -> float:
         if den > 0:
             corrs.append(float((xc * yc).sum()) / den)
     return float(np.mean(corrs)) if corrs else math.nan
+
+
+# --------------------------------------------------------------------------- the one uncertainty model
+# Every interval the harness reports comes from `crossed_bootstrap_means`: a percentile bootstrap over the crossed
+# factors of the design — seeds (training randomness: init of the trainer, data order, sampling), prompts (or
+# held-out pairs) and, for win rates, the reference draws each policy sample is compared with. The factors are
+# crossed, not nested (every seed is evaluated on the same prompts against the same reference draws), so each
+# replicate resamples every factor independently and applies the same indices to all cells: the "pigeonhole"
+# bootstrap of Owen (2007, Ann. Appl. Stat. 1(1), "The pigeonhole bootstrap"), mildly conservative for a grand
+# mean. Because the draws depend only on (shape, seed), two settings bootstrapped with the same seed and shape
+# are resampled identically: their replicates are *paired* (same seeds, prompts, reference draws), which is what
+# a paired difference needs (common random numbers across algorithms).
+# With S seeds the seed factor is resampled from S values, which under-states its variance by (S-1)/S (the
+# plug-in variance); `seed_inflation=True` rescales the seed-level deviations by sqrt(S/(S-1)) to undo that.
+
+
+def _resample_weights(rng: np.random.Generator, n_boot: int, n: int) -> np.ndarray:
+    """[n_boot, n] multinomial counts / n: the weight of each unit in one bootstrap replicate (rows sum to 1)."""
+    if n == 1:
+        return np.ones((n_boot, 1))
+    idx = rng.integers(0, n, size=(n_boot, n))
+    w = np.zeros((n_boot, n))
+    np.add.at(w, (np.arange(n_boot)[:, None], idx), 1.0)
+    return w / n
+
+
+def crossed_bootstrap_means(x, *, n_boot: int = 1000, seed: int = 0, seed_inflation: bool = True) -> np.ndarray:
+    """Bootstrap replicates [n_boot] of the grand mean of ``x`` = [seeds, units] or [seeds, units, draws].
+
+    Each replicate reweights seeds, units (prompts or pairs) and draws (reference samples) by independent
+    multinomial resampling (see the section comment). NaN cells are not allowed (align first). Deterministic for a
+    given (shape, seed): replicates of two arrays of the same shape are paired.
+    """
+    x = _np(x)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3 or x.size == 0:
+        raise ValueError(f"x must be [seeds, units] or [seeds, units, draws], got shape {x.shape}")
+    if np.isnan(x).any():
+        raise ValueError("x has NaN cells; align seeds and units before bootstrapping")
+    s, p, k = x.shape
+    rng = np.random.default_rng([seed, s, p, k])
+    ws, wp, wk = (_resample_weights(rng, n_boot, n) for n in (s, p, k))
+    grand = float(x.mean())
+    if seed_inflation and s > 1:
+        # per-seed means deviate from the grand mean; scaling those deviations by sqrt(S/(S-1)) makes the
+        # bootstrap variance of the seed factor match the unbiased estimate instead of the plug-in one
+        seed_means = x.mean(axis=(1, 2))
+        x = x + ((math.sqrt(s / (s - 1)) - 1) * (seed_means - grand))[:, None, None]
+    return np.einsum("bs,bp,bk,spk->b", ws, wp, wk, x, optimize=True)
+
+
+def percentile_interval(replicates, *, alpha: float = 0.05, bounds: tuple[float, float] = (-math.inf, math.inf)
+                        ) -> tuple[float, float]:
+    """Two-sided percentile interval of bootstrap replicates, clipped to the metric's range ``bounds``.
+
+    The clip matters only where single observations can leave the range of the quantity (the k1 KL estimate of
+    one sample can be negative while KL >= 0); for means of in-range values it never binds.
+    """
+    r = _np(replicates)
+    lo, hi = np.quantile(r, [alpha / 2, 1 - alpha / 2])
+    return float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
+
+
+def crossed_bootstrap_ci(x, *, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
+                         bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float]:
+    """(grand mean, lo, hi) of ``x`` [seeds, units(, draws)] under the crossed bootstrap, clipped to ``bounds``."""
+    x = _np(x)
+    mean = float(np.clip(x.mean(), *bounds))
+    lo, hi = percentile_interval(crossed_bootstrap_means(x, n_boot=n_boot, seed=seed), alpha=alpha, bounds=bounds)
+    return mean, min(lo, mean), max(hi, mean)
+
+
+def paired_difference_ci(a, b, *, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+                         ) -> tuple[float, float, float]:
+    """(mean(a) - mean(b), lo, hi): both [seeds, units(, draws)] on the same seeds, units and draws, resampled
+    together (paired). A difference of two [0, 1] quantities lies in [-1, 1]."""
+    a, b = _np(a), _np(b)
+    if a.shape != b.shape:
+        raise ValueError(f"paired arrays must have the same shape, got {a.shape} and {b.shape}")
+    reps = crossed_bootstrap_means(a - b, n_boot=n_boot, seed=seed)
+    d = float(a.mean() - b.mean())
+    lo, hi = percentile_interval(reps, alpha=alpha)
+    return d, min(lo, d), max(hi, d)
+
+
+def win_matrix(policy_scores, reference_scores, *, ties_eps: float = 0.0) -> np.ndarray:
+    """[prompts, draws] of 1 / ½ / 0: each prompt's policy sample ([P]) against each reference draw ([P, K])."""
+    p, r = _np(policy_scores), _np(reference_scores)
+    if r.ndim == 1:
+        r = r[:, None]
+    if p.ndim != 1 or len(p) != len(r):
+        raise ValueError(f"need policy scores [P] and reference scores [P, K], got {p.shape} and {r.shape}")
+    return _win_scores(np.repeat(p[:, None], r.shape[1], axis=1), r, ties_eps)

@@ -1,12 +1,19 @@
 """Final metrics of a run (metrics.json) and its samples (samples.jsonl). One code path for every algorithm.
 
 Estimators (all documented in bench/evaluation/estimators.py):
-- win_rate: P(judge(y_π) > judge(y_ref)) + ½P(tie), paired per prompt, 95% percentile bootstrap over prompts;
-- gold_reward: mean judge score of policy samples (bootstrap CI);
+- win_rate: P(judge(y_π) > judge(y_ref)) + ½P(tie): each prompt's policy sample against K = eval.reference_samples
+  π_ref draws for that prompt; `win_rate_run_lo/_run_hi` is the 95% interval *within this run* (crossed bootstrap
+  over prompts and reference draws); `tie_rate` the fraction of comparisons that tie;
+- gold_reward: mean judge score of policy samples (`_run_lo/_run_hi`: over prompts);
 - kl: Monte-Carlo k1 = mean over policy samples of Σ_t log π − log π_ref (bootstrap CI); kl_tokenwise: exact
   per-token KL along the sampled prefixes (same expectation, lower variance);
-- drift (chosen/rejected/margin deltas): Σ_t log π(y|x) now minus at step 0 (= π_ref), mean over the fixed
-  held-out pairs, and (`train_` prefix) over the fixed subset of training pairs;
+- drift (chosen/rejected/margin deltas): Σ_t log π(y|x) now minus at step 0 (= π_ref), mean over ALL held-out
+  pairs (the curves track a fixed subset), and (`train_` prefix) over the fixed subset of training pairs;
+  `chosen_fell_fraction`: fraction of held-out pairs whose chosen log-prob fell (Razin et al. 2024);
+  `control_logp_delta(_per_token)`: the same change on fresh π_ref samples (the control set), i.e. global drift,
+  and `chosen_vs_control_per_token` = Δ chosen per token − Δ control per token (displacement net of drift);
+- per-prompt and per-pair values are written to per_prompt.csv / per_pair.csv in the run folder: the units of
+  the suite-level bootstrap (bench/evaluation/uncertainty.py);
 - pref_accuracy: the algorithm's implicit reward ranks chosen above rejected on all held-out pairs (ties ½):
   β·log π/π_ref for reference-based methods (sign only, so β drops out; per token for TRL's IPO), average
   log-prob for SimPO, log-odds
@@ -23,7 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.evaluation.estimators import mean_ci, pairwise_accuracy, win_rate, win_rate_ci, within_prompt_corr
+from bench.evaluation.estimators import (
+    crossed_bootstrap_ci,
+    pairwise_accuracy,
+    win_matrix,
+    within_prompt_corr,
+)
 
 SAMPLES_KEPT = 64
 
@@ -42,6 +54,28 @@ def implicit_rewards(kind: str | None, policy_lp, ref_lp, lengths, proxy_scores=
     if kind == "reward_model":
         return proxy_scores
     return None
+
+
+def final_drift(now: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> dict[str, float]:
+    """Drift of the final policy on every held-out pair: the curve row's quantities plus the fraction of pairs
+    whose chosen log-prob fell (Razin et al. 2024, "Unintentional unalignment")."""
+    from bench.evaluation.curves import drift_row
+
+    row = drift_row(now, base)
+    out = {k: row[k] for k in ("chosen_logp_delta", "rejected_logp_delta", "margin_delta",
+                               "chosen_logp_delta_per_token", "rejected_logp_delta_per_token")}
+    out["chosen_fell_fraction"] = float((now["chosen"] < base["chosen"] - 1e-6).mean())
+    return out
+
+
+def write_table(path, columns: dict[str, np.ndarray]) -> None:
+    """A per-unit CSV (one row per prompt or pair), the input of the suite-level bootstrap."""
+    import pandas as pd
+
+    from bench.io import write_text_atomic
+
+    write_text_atomic(path, pd.DataFrame(columns).to_csv(index=False, float_format="%.12g"))  # exact enough that
+    # the intervals built from these units contain the point estimates in metrics.json
 
 
 def alignment_tax(ctx, outcome) -> dict[str, Any]:
@@ -70,7 +104,7 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from bench.evaluation.judges import RewardModelJudge
     from bench.evaluation.policy_metrics import pair_logps
     from bench.evaluation.quality import quality_metrics
-    from bench.evaluation.reference import generation_metrics, reference_model, reference_samples
+    from bench.evaluation.reference import control_set, generation_metrics, reference_model, reference_samples
     from bench.modeling import load_causal_lm, load_tokenizer, sequence_logps
 
     spec, ev, stages = ctx.spec, ctx.spec.eval, ctx.stages
@@ -81,7 +115,8 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     ref = reference_model(stages)
     metrics: dict[str, Any] = {}
 
-    # drift: the final curve point (also the only point of training-free references)
+    # drift: the final curve point (also the only point of training-free references); the held-out values are
+    # replaced below by the same quantities over ALL held-out pairs, the train_ ones stay on the tracked subset
     ctx.curves.maybe_record(policy, outcome.steps, final=True)
     for row in ctx.curves.rows[-2:]:
         prefix = "" if row["split"] == "heldout" else "train_"
@@ -97,23 +132,30 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         m, ref_scores = best_of_n_samples(ctx, int(outcome.extra["best_of_n"]))
     else:
         m, ref_scores = generation_metrics(ctx, policy, ev.prompts)
-    metrics["win_rate"], metrics["win_rate_lo"], metrics["win_rate_hi"] = win_rate_ci(
-        m.scores, ref_scores, n_boot=ev.bootstrap, seed=spec.seed)
-    metrics["gold_reward"], metrics["gold_reward_lo"], metrics["gold_reward_hi"] = mean_ci(
-        m.scores, n_boot=ev.bootstrap, seed=spec.seed)
-    metrics["kl"], metrics["kl_lo"], metrics["kl_hi"] = mean_ci(m.kl_k1, n_boot=ev.bootstrap, seed=spec.seed)
+    wins = win_matrix(m.scores, ref_scores)  # [prompts, reference draws]
+    metrics["win_rate"], metrics["win_rate_run_lo"], metrics["win_rate_run_hi"] = crossed_bootstrap_ci(
+        wins[None], n_boot=ev.bootstrap, seed=spec.seed, bounds=(0.0, 1.0))
+    metrics["tie_rate"] = float((wins == 0.5).mean())
+    metrics["gold_reward"], metrics["gold_reward_run_lo"], metrics["gold_reward_run_hi"] = crossed_bootstrap_ci(
+        m.scores[None], n_boot=ev.bootstrap, seed=spec.seed)
+    metrics["kl"], metrics["kl_run_lo"], metrics["kl_run_hi"] = crossed_bootstrap_ci(
+        m.kl_k1[None], n_boot=ev.bootstrap, seed=spec.seed, bounds=(0.0, np.inf))
+    per_prompt = {"prompt_index": np.arange(len(m.scores)), "gold_reward": m.scores, "kl": m.kl_k1,
+                  "kl_tokenwise": m.kl_tokenwise, "length": m.lengths,
+                  **{f"win_ref{j}": wins[:, j] for j in range(wins.shape[1])}}
     metrics["kl_tokenwise"] = float(m.kl_tokenwise.mean())
     metrics["length"] = float(m.lengths.mean())
     metrics["sample_logp"] = float(m.logp.mean())
     metrics["sample_entropy"] = float(m.entropy.mean())
     metrics["reference_gold_reward"] = float(np.mean(ref_scores))
     metrics.update(quality_metrics(ctx, policy, m))
-    if ev.validation_prompts and not outcome.extra.get("best_of_n") and \
+    if ev.validation_prompts and not outcome.extra.get("best_of_n") and spec.swept and \
             len(world.eval_prompts) > ev.prompts:  # validation prompts exist only after the test prompts
+        # (only a swept label selects a setting: for a single setting the validation samples would be unused)
         # model selection for sweeps uses these prompts, never the test prompts above
         val, val_ref = generation_metrics(ctx, policy, ev.validation_prompts, offset=ev.prompts)
         if len(val.scores):
-            metrics["val_win_rate"] = win_rate(val.scores, val_ref)
+            metrics["val_win_rate"] = float(win_matrix(val.scores, val_ref).mean())
 
     proxy = None
     if outcome.proxy_reward_dir is not None:
@@ -124,14 +166,29 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     kind = cls.implicit_reward
     heldout = world.load_pairs("heldout")
     pairs = {k: list(heldout[k]) for k in ("prompt", "chosen", "rejected")}
+    # displacement over ALL held-out pairs, and against the control set (fresh π_ref samples: global drift)
+    now, base = pair_logps(policy, tok, pairs), stages.base_logps("heldout", len(heldout))
+    metrics.update(final_drift(now, base))
+    control = control_set(stages, ev.prompts, ev.max_new_tokens, ev.temperature)
+    control_now, _ = sequence_logps(policy, tok, control["prompt"], control["completion"])
+    dctl = np.asarray(control_now) - control["ref_logp"]
+    metrics["control_logp_delta"] = float(dctl.mean())
+    metrics["control_logp_delta_per_token"] = float((dctl / np.maximum(control["len"], 1)).mean())
+    metrics["chosen_vs_control_per_token"] = metrics["chosen_logp_delta_per_token"] - \
+        metrics["control_logp_delta_per_token"]
+    if len(dctl) == len(per_prompt["gold_reward"]):  # the control set lies on the test prompts
+        per_prompt["control_logp_delta"] = dctl
+    per_pair = {"pair_index": np.arange(len(now["chosen"])), "chosen_logp_delta": now["chosen"] - base["chosen"],
+                "rejected_logp_delta": now["rejected"] - base["rejected"],
+                "chosen_fell": (now["chosen"] < base["chosen"] - 1e-6).astype(float)}
     if kind is not None:
-        now, base = pair_logps(policy, tok, pairs), pair_logps(ref, tok, pairs)
         proxy_c = proxy.score(pairs["prompt"], pairs["chosen"]) if kind == "reward_model" and proxy else None
         proxy_r = proxy.score(pairs["prompt"], pairs["rejected"]) if kind == "reward_model" and proxy else None
         rc = implicit_rewards(kind, now["chosen"], base["chosen"], now["chosen_len"], proxy_c)
         rr = implicit_rewards(kind, now["rejected"], base["rejected"], now["rejected_len"], proxy_r)
         if rc is not None:
             metrics["pref_accuracy"] = pairwise_accuracy(rc, rr)
+            per_pair["pref_correct"] = np.where(rc == rr, 0.5, (rc > rr).astype(float))
         if kind in ("log_ratio", "avg_log_ratio"):
             # the margin the loss drives on pairs it trained on, beside its analytic optimum where finite
             train_pairs = stages.curve_pairs("train", ev.curve_pairs)
@@ -158,8 +215,11 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         metrics.update(alignment_tax(ctx, outcome))
 
     ref_s, _ = reference_samples(stages, ev.prompts, ev.max_new_tokens, ev.temperature)
-    samples = [{"prompt": p, "completion": c, "score": float(s), "reference": rc_, "reference_score": float(rs),
+    samples = [{"prompt": p, "completion": c, "score": float(s), "reference": rc_[0], "reference_score": float(rs[0]),
                 "kl": float(k)}
-               for p, c, s, rc_, rs, k in zip(m.prompts[:SAMPLES_KEPT], m.completions, m.scores, ref_s.completions,
+               for p, c, s, rc_, rs, k in zip(m.prompts[:SAMPLES_KEPT], m.completions, m.scores, ref_s,
                                               ref_scores, m.kl_k1)]
+    if ctx.run_dir is not None:
+        write_table(ctx.run_dir / "per_prompt.csv", per_prompt)
+        write_table(ctx.run_dir / "per_pair.csv", per_pair)
     return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in metrics.items()}, samples

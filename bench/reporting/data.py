@@ -32,6 +32,7 @@ class Results:
     metrics: dict[str, dict] = field(default_factory=dict)    # run_id -> metrics.json ({} if missing)
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # all curves.csv rows + run_id column
     samples: dict[str, list[dict]] = field(default_factory=dict)  # run_id -> samples.jsonl rows
+    dirs: dict[str, Path] = field(default_factory=dict)       # run_id -> run folder (per-unit files: intervals)
     date: str = ""
 
 
@@ -93,7 +94,7 @@ def load_results(results_dir: Path) -> Results:
     """Everything under results/<suite>/ that the report reads."""
     results_dir = Path(results_dir)
     suite = _read_optional_json(results_dir / "suite.json")
-    frame = summary_frame(results_dir)
+    frame = summary_frame(results_dir, intervals=False)  # the report computes its own (same model)
     frame["best"] = _best_column(results_dir, frame)
     res = Results(name=str(suite.get("name") or results_dir.name), frame=frame, suite=suite,
                   world=_read_optional_json(results_dir / "world.json"),
@@ -102,6 +103,7 @@ def load_results(results_dir: Path) -> Results:
     for run in load_runs(results_dir):
         run_id = run["config"]["run_id"]
         res.configs[run_id] = run["config"]
+        res.dirs[run_id] = run["dir"]
         res.metrics[run_id] = run["metrics"] if (run["dir"] / "metrics.json").is_file() else {}
         damaged = getattr(run.get("state"), "damaged", False)  # files that do not parse are not read
         c = None if damaged else _read_curves(run["dir"] / "curves.csv", run_id)

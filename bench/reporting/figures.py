@@ -6,7 +6,9 @@ font is needed by the reader; a fixed hash salt and no date make the bytes repro
 
 Conventions shared by every chart: one colour and marker per label (Okabe–Ito palette, colour-blind safe;
 markers and line styles keep labels apart in greyscale print), training compute in FLOPs with a readable unit,
-log-probabilities and KL in nats, and bands / error bars showing the spread (min–max) over seeds.
+log-probabilities and KL in nats. Uncertainty follows the one model (bench/evaluation/uncertainty.py): final
+points carry the leaderboard's 95% interval over seeds and prompts; bands along curves are the 95% bootstrap
+interval over seeds of each curve point (the curve's own prompts are fewer and shared by all seeds).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib as mpl
@@ -21,8 +24,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from bench.evaluation.estimators import crossed_bootstrap_means, percentile_interval
 from bench.reporting.tables import REFERENCE_ALGORITHMS, present
 
 # Okabe & Ito (2008) without black (kept for sft); their yellow (#F0E442) vanishes on white paper, so the seventh
@@ -130,8 +135,14 @@ def over_seeds(curves: pd.DataFrame, run_ids: list[str], column: str) -> tuple[n
     xs, ys = np.full((len(series), n), np.nan), np.full((len(series), n), np.nan)
     for i, (x, y) in enumerate(series):
         xs[i, : len(x)], ys[i, : len(y)] = x, y
-    return (np.nanmean(xs, axis=0), np.nanmean(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0),
-            len(series))
+    lo, hi = np.full(n, np.nan), np.full(n, np.nan)
+    for j in range(n):  # the one uncertainty model, over seeds (a curve point is one number per seed)
+        v = ys[:, j][np.isfinite(ys[:, j])]
+        if v.size > 1:
+            lo[j], hi[j] = percentile_interval(crossed_bootstrap_means(v[:, None], n_boot=400, seed=j))
+        elif v.size == 1:
+            lo[j] = hi[j] = v[0]
+    return np.nanmean(xs, axis=0), np.nanmean(ys, axis=0), lo, hi, len(series)
 
 
 def shown_settings(board: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, str]:
@@ -156,80 +167,215 @@ def _finished_ids(runs: pd.DataFrame, setting: str) -> list[str]:
 # --------------------------------------------------------------------------- reward–KL frontier
 
 def frontier(board: pd.DataFrame, runs: pd.DataFrame, limits: dict, style: dict[str, Style],
-             reward_name: str) -> str | None:
-    return _render(_frontier, board, runs, limits, style, reward_name)
+             reward_name: str, curves: pd.DataFrame | None = None) -> str | None:
+    return _render(_frontier, board, runs, limits, style, reward_name,
+                   curves if curves is not None else pd.DataFrame())
 
 
-def _frontier(board, runs, limits, style, reward_name):
+def _valid_limits(limits: dict) -> tuple[list, list, float]:
+    """(best-of-n rows, π* rows with a trustworthy ESS, the largest KL either reaches)."""
+    bon = sorted(limits.get("best_of_n") or [], key=lambda r: r.get("kl", 0))
+    opt = [r for r in sorted(limits.get("kl_optimal") or [], key=lambda r: r.get("kl", 0))
+           if finite_number(r.get("kl")) and finite_number(r.get("gold_reward"))]
+    reach = max([0.0] + [float(r["kl"]) for r in bon if finite_number(r.get("kl"))]
+                + [float(r["kl"]) for r in opt if float(r.get("ess_fraction", 1.0)) >= MIN_ESS_FRACTION])
+    return bon, opt, reach
+
+
+def finite_number(x) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _trajectory(curves, runs, setting):
+    """(kl, reward, win) means over seeds at each generation point of a setting's curves, or None."""
+    ids = _finished_ids(runs, setting)
+    if not len(curves) or "gold_reward" not in curves.columns:
+        return None
+    sub = curves[curves["run_id"].isin(ids)]
+    if "split" in sub.columns:
+        sub = sub[sub["split"] == "heldout"]
+    sub = sub[np.isfinite(_numbers(sub["gold_reward"]))]
+    if not len(sub):
+        return None
+    kl, rew = over_seeds(sub, ids, "kl"), over_seeds(sub, ids, "gold_reward")
+    win = over_seeds(sub, ids, "win_rate") if "win_rate" in sub.columns else None
+    if kl is None or rew is None:
+        return None
+    return kl[1], rew[1], (win[1] if win is not None else None)
+
+
+def _frontier(board, runs, limits, style, reward_name, curves):
     done = runs[runs["status"] == "finished"]
     if not len(done) or not (np.isfinite(_numbers(done["kl"])) & np.isfinite(_numbers(done["gold_reward"]))).any():
         return None
-    fig = Figure(figsize=(9.4, 5.6), layout="constrained")
-    ax = fig.add_subplot()
-    limit_kl = [0.0]
-    bon = sorted(limits.get("best_of_n") or [], key=lambda r: r.get("kl", 0))
-    if bon:
-        x, y = _numbers([r.get("kl") for r in bon]), _numbers([r.get("gold_reward") for r in bon])
-        ax.plot(x, y, color="#888888", lw=1.4, marker=".", ms=5, zorder=1,
-                label="best-of-n of π_ref (KL = log n − (n−1)/n)")
-        for r, xi, yi in zip(bon, x, y):
-            ax.annotate(f"n={r.get('n')}", (xi, yi), textcoords="offset points", xytext=(3, -9),
-                        fontsize=6.5, color="#666666")
-        limit_kl += list(x[np.isfinite(x)])
-    opt = sorted(limits.get("kl_optimal") or [], key=lambda r: r.get("kl", 0))
-    if opt:
-        x, y = _numbers([r.get("kl") for r in opt]), _numbers([r.get("gold_reward") for r in opt])
-        ess = _numbers([r.get("ess_fraction", 1.0) for r in opt])
-        ax.plot(x, y, color="#000000", lw=1.2, ls="--", zorder=1,
-                label="KL-optimal π* ∝ π_ref·exp(r*/β) (importance-sampling estimate)")
-        weak = ess < MIN_ESS_FRACTION
-        if weak.any():
-            ax.scatter(x[weak], y[weak], facecolors="white", edgecolors="#000000", s=16, zorder=2,
-                       label=f"π* estimate unreliable (ESS < {MIN_ESS_FRACTION:.0%} of samples)")
-        limit_kl += list(x[np.isfinite(x)])
-    if present(limits.get("reference_gold_reward")):
-        ax.axhline(float(limits["reference_gold_reward"]), color="#aaaaaa", lw=1, ls=":", zorder=0,
-                   label="π_ref mean reward")
+    fig = Figure(figsize=(10.4, 7.6), layout="constrained")
+    axes = fig.subplots(2, 2, sharey="row")
+    bon, opt, reach = _valid_limits(limits)
+    top_kl = [1.0]
     handles = []
     for label, rows in board.groupby("label", sort=False):
-        st, drawn = style[label], False
-        # A grid with a selected setting: that one in full, the others as hollow markers (position only)
+        st = style[label]
+        reference = rows["algorithm"].iloc[0] in REFERENCE_ALGORITHMS
         highlight = set(rows.loc[rows["selected"], "setting"]) or set(rows["setting"])
+        drawn = False
         for _, row in rows.iterrows():
-            sel = done[done["setting"] == row["setting"]]
-            kl, rew = _numbers(sel["kl"]), _numbers(sel["gold_reward"])
-            ok = np.isfinite(kl) & np.isfinite(rew)
-            if not ok.any():
+            if not (finite_number(row["kl"]) and finite_number(row["gold_reward"])):
                 continue
-            kl, rew = kl[ok], rew[ok]
-            mk, mr = kl.mean(), rew.mean()
             drawn = True
-            if row["setting"] not in highlight:
-                ax.plot(mk, mr, ls="none", marker=st.marker, mfc="white", mec=st.color, ms=5.5, zorder=3)
-                continue
-            if len(kl) > 1:
-                ax.scatter(kl, rew, color=st.color, marker=st.marker, s=10, alpha=0.35, lw=0, zorder=3)
-            ax.errorbar(mk, mr, xerr=_bars(mk, kl.min(), kl.max()), yerr=_bars(mr, rew.min(), rew.max()),
-                        fmt=st.marker, color=st.color, ms=7, capsize=2, elinewidth=1, zorder=4)
-            ax.annotate(_text(label), (mk, mr), textcoords="offset points", xytext=(6, 4), fontsize=7.5,
-                        color=st.color)
+            full = row["setting"] in highlight
+            final = {"gold_reward": row["gold_reward"], "win_rate": row["win_rate"]}
+            traj = None if reference else _trajectory(curves, runs, row["setting"])
+            kx = float(max(row["kl"], 0.0))
+            top_kl.append(kx)
+            for r, metric in enumerate(("gold_reward", "win_rate")):
+                for c, transform in enumerate((lambda v: v, np.sqrt)):
+                    ax = axes[r, c]
+                    if traj is not None:
+                        tk, tr, tw = traj
+                        ty = tr if metric == "gold_reward" else tw
+                        if ty is not None:
+                            ok = np.isfinite(tk) & np.isfinite(ty)
+                            xs = transform(np.maximum(tk[ok], 0.0))
+                            ax.plot(xs, ty[ok], color=st.color, ls="-" if full else ":", lw=1.3 if full else 0.8,
+                                    marker=st.marker, ms=2.5 if full else 1.5, alpha=0.9 if full else 0.5, zorder=3)
+                            top_kl.extend(list(np.maximum(tk[ok], 0.0)))
+                            if full and ok.sum() > 2:  # the peak, marked where it is not the last point: a hump
+                                j = int(np.nanargmax(ty[ok]))
+                                if j < ok.sum() - 1 and ty[ok][j] > ty[ok][-1]:
+                                    ax.scatter(xs[j], ty[ok][j], marker="*", s=90, color=st.color,
+                                               edgecolors="#000000", linewidths=0.6, zorder=6)
+                    y = final[metric]
+                    if not finite_number(y):
+                        continue
+                    lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
+                    klo, khi = row.get("kl_lo"), row.get("kl_hi")
+                    yerr = _bars(float(y), float(lo), float(hi)) if finite_number(lo) and finite_number(hi) else None
+                    xerr = None
+                    if finite_number(klo) and finite_number(khi):
+                        xerr = _bars(transform(kx), transform(max(float(klo), 0.0)), transform(max(float(khi), 0.0)))
+                    ax.errorbar(transform(kx), y, xerr=xerr, yerr=yerr, fmt=st.marker, color=st.color,
+                                ms=7 if full else 5, mfc=st.color if full else "white", capsize=2, elinewidth=1,
+                                zorder=5)
+                    if full:
+                        ax.annotate(_text(label), (transform(kx), y), textcoords="offset points", xytext=(5, 4),
+                                    fontsize=7, color=st.color)
         if drawn:
-            handles.append(Line2D([], [], ls="none", marker=st.marker, color=st.color, ms=7, label=_text(label)))
-    kls = _numbers(done["kl"])
-    kls = kls[np.isfinite(kls)]
-    top = max([*kls, *limit_kl, 1.0])
-    if top > 20 and top > 3 * max(limit_kl + [1.0]):
-        ax.set_xscale("symlog", linthresh=1.0, linscale=0.6)
-        ax.xaxis.set_major_formatter(FuncFormatter(_g))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("KL(π‖π_ref) per prompt [nats]  (symmetric-log scale: linear below 1)")
-    else:
-        ax.set_xlabel("KL(π‖π_ref) per prompt [nats]")
-    ax.set_ylabel(f"{reward_name} of policy samples")
-    limit_handles, _ = ax.get_legend_handles_labels()
+            handles.append(Line2D([], [], marker=st.marker, color=st.color, ms=6, label=_text(label)))
+    kl_max = max(top_kl)
+    for c, transform in enumerate((lambda v: v, np.sqrt)):
+        ax = axes[0, c]
+        if bon:
+            x, y = _numbers([r.get("kl") for r in bon]), _numbers([r.get("gold_reward") for r in bon])
+            ax.plot(transform(x), y, color="#888888", lw=1.4, marker=".", ms=5, zorder=1)
+        if opt:
+            x, y = _numbers([r.get("kl") for r in opt]), _numbers([r.get("gold_reward") for r in opt])
+            ess = _numbers([r.get("ess_fraction", 1.0) for r in opt])
+            good = ess >= MIN_ESS_FRACTION
+            ax.plot(transform(x[good]), y[good], color="#000000", lw=1.2, ls="--", zorder=1)
+            if (~good).any():
+                ax.scatter(transform(x[~good]), y[~good], facecolors="white", edgecolors="#000000", s=14, zorder=2)
+        if present(limits.get("reference_gold_reward")):
+            ax.axhline(float(limits["reference_gold_reward"]), color="#aaaaaa", lw=1, ls=":", zorder=0)
+        for r in (0, 1):
+            a = axes[r, c]
+            if limits and reach < kl_max:  # where the limit estimates stop being valid
+                a.axvspan(transform(reach), transform(kl_max * 1.05), color="#f2f2f2", zorder=0, lw=0)
+        axes[1, c].axhline(0.5, color="#aaaaaa", lw=1, ls=":", zorder=0)
+    axes[0, 0].set_ylabel(f"{reward_name} of policy samples")
+    axes[1, 0].set_ylabel("win rate vs π_ref samples")
+    axes[1, 0].set_xlabel("KL(π‖π_ref) per prompt [nats]")
+    axes[1, 1].set_xlabel("√KL [√nats]  (Gao et al. 2022: reward is hump-shaped in √KL)")
+    if kl_max > 20:
+        for r in (0, 1):
+            axes[r, 0].set_xscale("symlog", linthresh=1.0, linscale=0.6)
+            axes[r, 0].xaxis.set_major_formatter(FuncFormatter(_g))
+            axes[r, 0].xaxis.set_minor_formatter(NullFormatter())
+        axes[1, 0].set_xlabel("KL(π‖π_ref) per prompt [nats]  (symmetric-log scale: linear below 1)")
+    limit_handles = [Line2D([], [], color="#888888", marker=".", label="best-of-n of π_ref (KL = log n − (n−1)/n)"),
+                     Line2D([], [], color="#000000", ls="--", label="KL-optimal π* (importance sampling, ESS ≥ "
+                            f"{MIN_ESS_FRACTION:.0%})"),
+                     Line2D([], [], ls="none", marker="o", mfc="white", mec="#000000", ms=4,
+                            label="π* estimate unreliable (ESS too small)"),
+                     Line2D([], [], ls="none", marker="*", color="#555555", mec="#000000", ms=9,
+                            label="peak of a curve through training (above its final point: a hump)"),
+                     Patch(color="#f2f2f2", label=f"beyond KL ≈ {reach:.2g}: limits not estimable from the "
+                           f"{limits.get('samples_per_prompt', '?')} π_ref samples per prompt")] if limits else []
     if limit_handles:
         fig.legend(handles=limit_handles, loc="outside lower left", ncols=2)
     fig.legend(handles=handles, loc="outside right upper")
+    return fig
+
+
+def budget_chart(board: pd.DataFrame, runs: pd.DataFrame, style: dict[str, Style], reward_name: str) -> str | None:
+    return _render(_budget_chart, board, runs, style, reward_name)
+
+
+def _budget_of(board: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """Each board row's budget in FLOPs: the swept axis where there is one, else the runs' configured budget."""
+    if "budget_flops" in board.columns:
+        return pd.to_numeric(board["budget_flops"], errors="coerce")
+    return pd.Series(np.nan, index=board.index)
+
+
+def _budget_chart(board, runs, style, reward_name):
+    if not len(board):
+        return None
+    budgets = _budget_of(board, runs)
+    views = board["budget_view"] if "budget_view" in board.columns else pd.Series("end_to_end", index=board.index)
+    if budgets.nunique() < 2 and views.nunique() < 2:
+        return None
+    trained = ~board["algorithm"].isin(REFERENCE_ALGORITHMS)
+    fig = Figure(figsize=(10.4, 4.0), layout="constrained")
+    ax_w, ax_r = fig.subplots(1, 2, sharex=True)
+    ends: dict[str, dict[float, float]] = {}
+    xs_all = budgets[np.isfinite(budgets)]
+    for label, rows in board[trained].groupby("label", sort=False):
+        st = style[label]
+        for view in ("end_to_end", "amortised"):
+            sel = rows[views[rows.index].isin([view, "both"])]
+            if not len(sel):
+                continue
+            if view == "amortised" and (views[rows.index] == "both").all():
+                continue  # no reward model: the same runs as the end-to-end line
+            x = budgets[sel.index].to_numpy(dtype=float)
+            if not np.isfinite(x).any():  # no budget sweep: the suite's one budget, placed at 1
+                x = np.ones(len(sel))
+            order = np.argsort(x)
+            for ax, metric in ((ax_w, "win_rate"), (ax_r, "gold_reward")):
+                y = _numbers(sel[metric])[order]
+                lo, hi = _numbers(sel[f"{metric}_lo"])[order], _numbers(sel[f"{metric}_hi"])[order]
+                err = np.vstack([np.maximum(y - lo, 0), np.maximum(hi - y, 0)])
+                err = np.where(np.isfinite(err), err, 0.0)
+                ax.errorbar(x[order], y, yerr=err, color=st.color, marker=st.marker, ms=5, capsize=2,
+                            ls="-" if view == "end_to_end" else "--", mfc=st.color if view == "end_to_end" else "white",
+                            label=f"{_text(label)} ({view.replace('_', '-')})"
+                            if (views[rows.index] != "both").any() else _text(label))
+            if view == "end_to_end" or label not in ends:
+                ends[label] = dict(zip(x[order], _numbers(sel["win_rate"])[order]))
+    crossings = []
+    if xs_all.nunique() >= 2:
+        lo_b, hi_b = float(xs_all.min()), float(xs_all.max())
+        names = [k for k, v in ends.items() if lo_b in v and hi_b in v]
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                d0, d1 = ends[a][lo_b] - ends[b][lo_b], ends[a][hi_b] - ends[b][hi_b]
+                if d0 * d1 < 0:
+                    crossings.append(f"{a} × {b}")
+        ax_w.set_xscale("log")
+        ax_w.set_xlabel("budget [FLOPs per run]")
+        ax_r.set_xlabel("budget [FLOPs per run]")
+    else:
+        ax_w.set_xticks([1.0], ["suite budget"])
+    ax_w.axhline(0.5, color="#aaaaaa", lw=1, ls=":", zorder=0)
+    ax_w.set_ylabel("win rate vs π_ref samples")
+    ax_r.set_ylabel(f"{reward_name} of policy samples")
+    handles, labels = ax_w.get_legend_handles_labels()
+    title = ("crossovers (win rate, smallest vs largest budget): " + ", ".join(crossings)) if crossings else \
+        ("no crossovers between the smallest and largest budget" if xs_all.nunique() >= 2 else None)
+    fig.legend(handles, labels, loc="outside right upper", title=title, title_fontsize=7)
     return fig
 
 
@@ -247,7 +393,8 @@ def displacement(board: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame) 
 
 DRIFT = (("chosen_logp_delta", "#0072B2", "-", "Δ log π(y_c|x), chosen"),
          ("rejected_logp_delta", "#D55E00", "-", "Δ log π(y_r|x), rejected"),
-         ("margin_delta", "#000000", "--", "Δ margin (chosen − rejected)"))
+         ("margin_delta", "#000000", "--", "Δ margin (chosen − rejected)"),
+         ("control_logp_delta", "#009E73", ":", "Δ log π on fresh π_ref samples (control: global drift)"))
 
 
 def _displacement(board, runs, curves):
@@ -277,13 +424,14 @@ def _displacement(board, runs, curves):
             ax.plot(x / scale, mean, color=color, ls=ls, lw=1.5, label=name)
             if n > 1:
                 ax.fill_between(x / scale, lo, hi, color=color, alpha=0.18, lw=0)
-        ax.set_title(f"{_text(setting)} · {drawn[0][4]} seed{'s' if drawn[0][4] != 1 else ''}")
+        title = f"{_text(setting)} · {drawn[0][4]} seed{'s' if drawn[0][4] != 1 else ''}"
+        ax.set_title(textwrap.fill(title, 38), fontsize=8)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.supxlabel(f"training compute [{unit}]", fontsize=9)
     fig.supylabel("change of log π(y|x) on held-out pairs [nats]", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=3)
+    fig.legend(handles, labels, loc="outside upper center", ncols=2)
     return fig
 
 

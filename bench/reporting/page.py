@@ -73,6 +73,13 @@ def header(res: Results) -> dict[str, Any]:
         budget_text.append(f"{budget['seconds']:g} s per run")
     if budget.get("max_epochs"):
         budget_text.append(f"at most {budget['max_epochs']} epochs")
+    axes = dict((suite.get("axes") or []))
+    if axes.get("budget_flops"):
+        budget_text.append("swept over " + ", ".join(tables.format_number(v, ".3g") for v in axes["budget_flops"])
+                           + " FLOPs")
+    views = axes.get("budget_view") or [budget.get("view") or "end_to_end"]
+    budget_text.append("view: " + " and ".join(views) + " (end_to_end: the reward model's training is charged "
+                       "to every run using it; amortised: listed apart, the budget pays policy optimisation only)")
     model = []
     pre = world_info.get("pretrain") or {}
     if finite(pre.get("parameters")):
@@ -145,8 +152,13 @@ def context(res: Results) -> dict[str, Any]:
     order = tables.label_order(frame, res.suite)
     params = tables.param_columns(frame)
     runs = tables.sorted_runs(frame, order) if len(frame) else frame.assign(setting=pd.Series(dtype=object))
-    board = tables.leaderboard(frame, order)
-    marks = tables.best_marks(board)
+    from bench.evaluation.uncertainty import from_frame
+
+    n_boot = int((res.suite.get("eval") or {}).get("bootstrap") or 1000)
+    unc = from_frame(frame, res.dirs, n_boot=n_boot)
+    board = tables.leaderboard(frame, order, unc)
+    marks = tables.best_marks(board, unc)
+    pairs = tables.pairwise(board, unc, "win_rate")
     algorithms = dict(zip(board["label"], board["algorithm"]))
     style = figures.styles(order, algorithms)
     controlled = (res.world.get("kind") or (res.suite.get("world") or {}).get("kind")) == "controlled"
@@ -156,7 +168,8 @@ def context(res: Results) -> dict[str, Any]:
     sweep = any(len(rows) > 1 for _, rows in board.groupby("label")) if len(board) else False
     has_proxy = len(frame) and pd.to_numeric(frame["proxy_reward"], errors="coerce").notna().any()
     charts = {
-        "frontier": figures.frontier(board, runs, res.limits, style, reward_name) if len(board) else None,
+        "frontier": figures.frontier(board, runs, res.limits, style, reward_name, res.curves) if len(board) else None,
+        "budget": figures.budget_chart(board, runs, style, reward_name) if len(board) else None,
         "displacement": figures.displacement(board, runs, res.curves) if len(board) else None,
         "progress": figures.progress(board, runs, res.curves, style) if len(board) else None,
         "sensitivity": sweeps.sensitivity(board, runs, params, style) if sweep else None,
@@ -166,6 +179,15 @@ def context(res: Results) -> dict[str, Any]:
                 "direction": {1: "↑", -1: "↓"}.get(m.direction, "")} for m in tables.LEADERBOARD]
     return {
         "h": header(res), "metrics": metrics, "board": tables.leaderboard_view(board, marks),
+        "pairs": [{"a": r["a"], "b": r["b"], "d": tables.format_number(r["difference"], "+.3f"),
+                   "ci": f"[{tables.format_number(r['lo'], '+.3f')}, {tables.format_number(r['hi'], '+.3f')}]",
+                   "hw": tables.format_number(r["half_width"], ".3f"), "seeds": int(r["seeds"]),
+                   "sig": bool(r["significant"]),
+                   "need": "" if not tables.present(r["seeds_needed"]) else str(int(r["seeds_needed"]))}
+                  for _, r in pairs.iterrows()],
+        "power_target": tables.POWER_TARGET,
+        "max_half_width": tables.format_number(pairs["half_width"].max(), ".3f") if len(pairs) else "",
+        "n_boot": n_boot, "reference_samples": (res.suite.get("eval") or {}).get("reference_samples") or 1,
         "params": params, "charts": charts, "reward_name": reward_name, "limits": bool(res.limits),
         "sweep": sweep, "has_proxy": bool(has_proxy),
         "tax": [{"setting": r["setting"], "seeds": int(r["seeds"]),

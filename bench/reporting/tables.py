@@ -1,14 +1,17 @@
 """The report's tables as pure pandas functions of the summary frame (golden-tested in tests/test_report.py).
 
 A *setting* is one (label, swept hyper-parameter values) combination; its seeds are aggregated as the mean with
-a 95% Student-t confidence interval over seeds (`seed_ci`). Only finished runs enter the statistics; the others
-are counted (`not_finished`) and listed by `failed_runs`, never dropped.
+a 95% interval over seeds AND prompts (and reference draws) from the one uncertainty model
+(bench/evaluation/uncertainty.py: a crossed bootstrap, clipped to each metric's range; `<m>_lo/_hi`). Only
+finished runs enter the statistics; the others are counted (`not_finished`) and listed by `failed_runs`.
 
-"Best" per column follows the metric's direction (higher win rate, gold reward and preference accuracy; lower
-KL) and is chosen among trained algorithms only: the training-free references `sft` (KL = 0 by construction)
-and `best_of_n` (picks with the judge itself: an oracle) would otherwise win columns they cannot lose. For a
-label with a grid, only the setting the runner selected (on validation data) competes: picking the grid point
-with the best *test* score would reward the label with the bigger grid.
+"Best" per column follows the metric's direction (higher win rate, gold reward and preference accuracy; KL has
+none: it is the price paid for reward, read against reward on the frontier, and the lowest KL is won by barely
+training) and is chosen among trained algorithms only: the training-free references `sft` (KL = 0 by construction)
+and `best_of_n` (picks with the judge itself: an oracle) would otherwise win columns they cannot lose. A column's
+leader is marked only when it beats the runner-up *significantly*: the paired difference's 95% interval (same
+seeds, prompts and reference draws) excludes 0. For a label with a grid, only the setting the runner selected (on
+validation data) competes: picking the grid point with the best *test* score would reward the bigger grid.
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.evaluation.estimators import seed_ci
-from bench.results import SUMMARY_HEAD, SUMMARY_METRICS
 
 REFERENCE_ALGORITHMS = ("sft", "best_of_n")
 
@@ -37,25 +38,35 @@ class Metric:
 
 LEADERBOARD = (
     Metric("win_rate", "win rate", "vs π_ref", +1, ".3f"),
+    Metric("tie_rate", "ties", "share of comparisons", 0, ".3f"),
     Metric("gold_reward", "gold reward", "judge score", +1, ".2f"),
-    Metric("kl", "KL(π‖π_ref)", "nats", -1, ".2f"),
+    # no "best" KL: it is the price of reward, read on the frontier; the lowest KL is won by barely training
+    Metric("kl", "KL(π‖π_ref)", "nats", 0, ".2f"),
     Metric("grammatical_fraction", "grammatical", "share of samples", +1, ".3f"),
     Metric("heldout_nll_delta", "Δ NLL", "nats/token, fresh text", -1, ".3f"),
     Metric("pref_accuracy", "pref. accuracy", "held-out pairs", +1, ".3f"),
     Metric("chosen_logp_delta", "Δ log π(y_c|x)", "nats", 0, ".2f"),
     Metric("rejected_logp_delta", "Δ log π(y_r|x)", "nats", 0, ".2f"),
+    Metric("control_logp_delta_per_token", "Δ log π control", "nats/token, π_ref samples", 0, ".3f"),
+    Metric("chosen_vs_control_per_token", "Δ chosen − Δ control", "nats/token", 0, ".3f"),
+    Metric("chosen_fell_fraction", "chosen fell", "fraction of pairs", 0, ".2f"),
     Metric("length", "length", "tokens", 0, ".1f"),
-    Metric("flops", "compute", "FLOPs", 0, ".2e"),
+    Metric("flops", "compute", "FLOPs (budget)", 0, ".2e"),
+    Metric("steps", "steps", "optimizer", 0, ".0f"),
+    Metric("epochs", "epochs", "over the pairs", 0, ".2f"),
     Metric("wall_s", "wall time", "s", 0, ".1f"),
 )
-EXTRA_METRICS = ("margin_delta", "proxy_reward", "lm_eval_score", "ended_fraction", "capped_fraction", "censored")
-AGGREGATED = tuple(m.key for m in LEADERBOARD) + EXTRA_METRICS
+EXTRA_METRICS = ("margin_delta", "proxy_reward", "lm_eval_score", "tie_rate", "chosen_fell_fraction",
+                 "control_logp_delta", "control_logp_delta_per_token", "chosen_vs_control_per_token",
+                 "steps", "epochs", "flops_amortised", "ended_fraction", "capped_fraction", "censored")
+AGGREGATED = tuple(dict.fromkeys(tuple(m.key for m in LEADERBOARD) + EXTRA_METRICS))
 
 
 def param_columns(frame: pd.DataFrame) -> list[str]:
-    """The swept hyper-parameter columns of a summary frame (everything not a fixed summary column)."""
-    fixed = set(SUMMARY_HEAD) | set(SUMMARY_METRICS) | {"setting"}
-    return [c for c in frame.columns if c not in fixed]
+    """The swept hyper-parameter (and varying suite-axis) columns of a summary frame (bench.results)."""
+    from bench.results import param_columns as columns
+
+    return columns(frame)
 
 
 def label_order(frame: pd.DataFrame, suite: dict | None = None) -> list[str]:
@@ -107,26 +118,76 @@ def _numeric(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
 
 
-def leaderboard(frame: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
-    """One row per setting: label, algorithm, swept values, seeds (finished), not_finished, selected, and for
-    each aggregated metric `m`: m (mean over seeds), m_lo, m_hi (95% t-interval; = mean for one seed)."""
+def _uncertainty(frame: pd.DataFrame, unc):
+    if unc is not None:
+        return unc
+    from bench.evaluation.uncertainty import from_frame
+
+    return from_frame(frame)
+
+
+def leaderboard(frame: pd.DataFrame, order: list[str] | None = None, unc=None) -> pd.DataFrame:
+    """One row per setting: label, algorithm, swept values, seeds (finished), not_finished, selected, stop
+    reasons, and for each aggregated metric `m`: m (mean over seeds), m_lo, m_hi (95% crossed-bootstrap interval
+    over seeds and prompts, `unc`: an `Uncertainty`; without per-unit files, over seeds only)."""
     params = param_columns(frame)
-    columns = ["label", "algorithm", *params, "setting", "seeds", "not_finished", "selected"]
+    columns = ["label", "algorithm", *params, "setting", "seeds", "not_finished", "selected", "stop_reason"]
     columns += [f"{m}{s}" for m in AGGREGATED for s in ("", "_lo", "_hi")]
     if not len(frame):
         return pd.DataFrame(columns=columns)
+    unc = _uncertainty(frame, unc)
     rows = []
     for setting, group in sorted_runs(frame, order).groupby("setting", sort=False):
         done = group[group["status"] == "finished"]
+        reasons = [str(r) for r in done.get("stop_reason", pd.Series(dtype=object)) if present(r)]
         row = {"label": group["label"].iloc[0], "algorithm": group["algorithm"].iloc[0],
                **{p: group[p].iloc[0] for p in params}, "setting": setting, "seeds": len(done),
                "not_finished": len(group) - len(done),
-               "selected": bool((group.get("best", pd.Series(dtype=object)) == "best").any())}
+               "selected": bool((group.get("best", pd.Series(dtype=object)) == "best").any()),
+               "stop_reason": ", ".join(f"{r}×{reasons.count(r)}" if reasons.count(r) > 1 else r
+                                        for r in dict.fromkeys(reasons))}
         for m in AGGREGATED:
-            values = _numeric(done[m]) if m in done else np.array([])
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = seed_ci(values)
+            iv = unc.interval(setting, m) if m in done and _numeric(done[m]).size and \
+                np.isfinite(_numeric(done[m])).any() else None
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = (iv.mean, iv.lo, iv.hi) if iv else (np.nan,) * 3
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
+
+
+def competitors(board: pd.DataFrame) -> pd.Series:
+    """Settings that may win a column: trained algorithms, and in a grid only the runner's selected setting."""
+    if not len(board):
+        return pd.Series(dtype=bool)
+    trained = ~board["algorithm"].isin(REFERENCE_ALGORITHMS)
+    has_selection = board.groupby("label")["selected"].transform("any")
+    return trained & (board["selected"] | ~has_selection)
+
+
+POWER_TARGET = 0.05  # the paired win-rate difference a suite should resolve (issue 11: half-width <= 0.05)
+
+
+def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float = POWER_TARGET) -> pd.DataFrame:
+    """Paired differences `a − b` of `metric` between every two competing settings (a listed before b), with the
+    95% interval over the seeds both finished, prompts and reference draws; `significant` when it excludes 0;
+    `seeds_needed`: seeds for a half-width <= `target`, assuming the half-width shrinks like 1/sqrt(seeds) (the
+    seed factor dominates: prompts and reference draws are shared by every seed)."""
+    cols = ["a", "b", "difference", "lo", "hi", "half_width", "seeds", "significant", "seeds_needed"]
+    names = list(board.loc[competitors(board), "setting"]) if len(board) else []
+    budget = dict(zip(board["setting"], board["budget_flops"].astype(str))) if "budget_flops" in board else {}
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if budget and budget.get(a) != budget.get(b):  # under a budget sweep: comparisons at equal budget
+                continue
+            iv = unc.difference(a, b, metric)
+            if not present(iv.mean) or not math.isfinite(iv.mean):
+                continue
+            rows.append({"a": a, "b": b, "difference": iv.mean, "lo": iv.lo, "hi": iv.hi,
+                         "half_width": iv.half_width, "seeds": iv.seeds,
+                         "significant": bool(iv.lo > 0 or iv.hi < 0),
+                         "seeds_needed": math.ceil(iv.seeds * (iv.half_width / target) ** 2)
+                         if math.isfinite(iv.half_width) and iv.seeds >= 2 else np.nan})  # 1 seed: no seed spread
+    return pd.DataFrame(rows, columns=cols)
 
 
 def board_params(board: pd.DataFrame) -> list[str]:
@@ -135,21 +196,34 @@ def board_params(board: pd.DataFrame) -> list[str]:
     return cols[cols.index("algorithm") + 1: cols.index("setting")]
 
 
-def best_marks(board: pd.DataFrame) -> pd.DataFrame:
-    """Boolean frame (same index as `board`, one column per leaderboard metric): the best setting(s) per column
-    among trained algorithms, by the metric's direction; all False for metrics without a direction."""
+def best_marks(board: pd.DataFrame, unc=None, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Boolean frame (same index as `board`, one column per leaderboard metric): the leader per column among the
+    competing settings (`competitors`), by the metric's direction, marked only when its paired difference with
+    the runner-up is significant (95% interval excludes 0; `unc`, built from `frame` when not given); all False
+    for metrics without a direction, and when the leader ties or is not resolved."""
     marks = pd.DataFrame(False, index=board.index, columns=[m.key for m in LEADERBOARD])
-    trained = ~board["algorithm"].isin(REFERENCE_ALGORITHMS) if len(board) else pd.Series(dtype=bool)
-    if len(board):  # in a grid, only the runner's selected setting competes (not the best test score: tuning luck)
-        has_selection = board.groupby("label")["selected"].transform("any")
-        trained &= board["selected"] | ~has_selection
+    if not len(board):
+        return marks
+    if unc is None and frame is not None:
+        unc = _uncertainty(frame, None)
+    trained = competitors(board)
     for m in LEADERBOARD:
-        if m.direction == 0 or not len(board):
+        if m.direction == 0:
             continue
-        values = pd.to_numeric(board[m.key], errors="coerce").where(trained)
-        if values.notna().any():
-            best = values.max() if m.direction > 0 else values.min()
-            marks[m.key] = values == best
+        values = pd.to_numeric(board[m.key], errors="coerce").where(trained).dropna()
+        if len(values) < 1:
+            continue
+        ranked = values.sort_values(ascending=m.direction < 0, kind="stable")
+        lead = ranked.index[0]
+        if len(ranked) == 1:
+            marks.loc[lead, m.key] = True
+            continue
+        runner = ranked.index[1]
+        if ranked.iloc[0] == ranked.iloc[1] or unc is None:
+            continue
+        iv = unc.difference(board.at[lead, "setting"], board.at[runner, "setting"], m.key)
+        if present(iv.mean) and math.isfinite(iv.mean) and (iv.lo > 0 if m.direction > 0 else iv.hi < 0):
+            marks.loc[lead, m.key] = True
     return marks
 
 
@@ -198,10 +272,11 @@ def format_number(value: Any, fmt: str) -> str:
 
 
 def format_ci(mean: Any, lo: Any, hi: Any, seeds: int, fmt: str) -> str:
-    """'± half-width' of the seed interval, or '' when it is not defined (fewer than two seeds)."""
-    if seeds < 2 or not (present(lo) and present(hi) and present(mean)):
+    """'[lo, hi]' of the interval (asymmetric where the metric's range clips it), or '' when it is not defined
+    or has no width (one seed of a scalar metric)."""
+    if not (present(lo) and present(hi) and present(mean)) or float(hi) - float(lo) <= 0:
         return ""
-    return "± " + format_number((float(hi) - float(lo)) / 2, fmt)
+    return f"[{format_number(lo, fmt)}, {format_number(hi, fmt)}]"
 
 
 def leaderboard_view(board: pd.DataFrame, marks: pd.DataFrame) -> list[dict[str, Any]]:
@@ -218,5 +293,6 @@ def leaderboard_view(board: pd.DataFrame, marks: pd.DataFrame) -> list[dict[str,
                      "seeds": int(row["seeds"]), "not_finished": int(row["not_finished"]),
                      "selected": bool(row["selected"]), "reference": row["algorithm"] in REFERENCE_ALGORITHMS,
                      # the row that represents its label in a compact table: its selected setting, if any
-                     "primary": bool(row["selected"] or not has_selection[i]), "cells": cells})
+                     "primary": bool(row["selected"] or not has_selection[i]), "cells": cells,
+                     "stop_reason": str(row["stop_reason"]) if present(row.get("stop_reason")) else ""})
     return view

@@ -1,0 +1,214 @@
+"""The suite-level uncertainty model: one crossed bootstrap over seeds × prompts (or pairs) × reference draws.
+
+Every interval a reader sees over seeds — summary.csv's `<metric>_lo/_hi`, the leaderboard's ±, the pairwise
+win-rate differences, the check — comes from here (the estimator itself is `crossed_bootstrap_means` in
+bench/evaluation/estimators.py). Column convention, used everywhere:
+
+    <metric>_run_lo, <metric>_run_hi   within ONE run: bootstrap over its prompts (and reference draws)
+    <metric>_lo, <metric>_hi           over the setting's seeds AND its prompts (and reference draws): what a
+                                       reader needs to compare settings; the same value on every seed's row
+
+The units come from each run's per_prompt.csv / per_pair.csv (written by bench/evaluation/final.py); a metric
+with no per-unit file (the torch-free fake algorithm, older results, scalars such as steps or wall time) is
+bootstrapped over seeds alone, the same estimator with one unit per seed. Intervals are clipped to the metric's
+range (`bounds_of`). Differences between two settings are paired: the seeds both have (common random numbers:
+the same data order and sampling seed per seed), the same prompts, the same reference draws.
+
+With `world.seed` swept, the replicate unit is (world seed, training seed): each world is one more draw of the
+data, the base policy and the prompts, so its spread enters the seed factor. (Prompt i of two worlds is then not
+the same prompt; resampling the prompt index jointly across worlds keeps the estimator's expectation, since the
+worlds' prompts are independent draws.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.evaluation.estimators import crossed_bootstrap_means, percentile_interval
+
+INF = math.inf
+# metric -> (file, columns: a prefix (one column per reference draw) or one column, bounds of the metric)
+UNITS: dict[str, tuple[str, str, tuple[float, float]]] = {
+    "win_rate": ("per_prompt.csv", "win_ref*", (0.0, 1.0)),
+    "gold_reward": ("per_prompt.csv", "gold_reward", (-INF, INF)),
+    "kl": ("per_prompt.csv", "kl", (0.0, INF)),
+    "kl_tokenwise": ("per_prompt.csv", "kl_tokenwise", (0.0, INF)),
+    "length": ("per_prompt.csv", "length", (0.0, INF)),
+    "control_logp_delta": ("per_prompt.csv", "control_logp_delta", (-INF, INF)),
+    "pref_accuracy": ("per_pair.csv", "pref_correct", (0.0, 1.0)),
+    "chosen_logp_delta": ("per_pair.csv", "chosen_logp_delta", (-INF, INF)),
+    "rejected_logp_delta": ("per_pair.csv", "rejected_logp_delta", (-INF, INF)),
+    "chosen_fell_fraction": ("per_pair.csv", "chosen_fell", (0.0, 1.0)),
+}
+# metrics with no per-unit file: bootstrapped over seeds, within these bounds
+SCALAR_BOUNDS: dict[str, tuple[float, float]] = {
+    "tie_rate": (0.0, 1.0), "val_win_rate": (0.0, 1.0), "lm_eval_score": (0.0, 1.0),
+    "flops": (0.0, INF), "wall_s": (0.0, INF), "train_s": (0.0, INF), "steps": (0.0, INF), "epochs": (0.0, INF),
+    "peak_mem_mb": (0.0, INF),
+}
+
+
+def bounds_of(metric: str) -> tuple[float, float]:
+    if metric in UNITS:
+        return UNITS[metric][2]
+    return SCALAR_BOUNDS.get(metric, (-INF, INF))
+
+
+@dataclass
+class Interval:
+    mean: float
+    lo: float
+    hi: float
+    seeds: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.hi - self.lo) / 2
+
+
+NAN = Interval(math.nan, math.nan, math.nan, 0)
+
+
+def seed_key(config: dict[str, Any]) -> tuple:
+    """The replicate unit: (world seed, training seed). Runs of two settings with the same key share the world,
+    the data order and the sampling seed."""
+    return ((config.get("world") or {}).get("seed"), config.get("seed"))
+
+
+@dataclass
+class Uncertainty:
+    """Intervals for settings (groups of runs over seeds) and paired differences between them.
+
+    `runs`: run_id -> {"dir": Path | None, "config": dict, "metrics": dict} (finished runs only are used);
+    `settings`: setting name -> run_ids.
+    """
+
+    runs: dict[str, dict[str, Any]]
+    settings: dict[str, list[str]]
+    n_boot: int = 1000
+    alpha: float = 0.05
+    seed: int = 0
+    _tables: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def _table(self, run_id: str, file: str):
+        key = (run_id, file)
+        if key not in self._tables:
+            import pandas as pd
+
+            d = self.runs[run_id].get("dir")
+            path = Path(d) / file if d is not None else None
+            try:
+                self._tables[key] = pd.read_csv(path) if path is not None and path.is_file() else None
+            except (pd.errors.EmptyDataError, pd.errors.ParserError):
+                self._tables[key] = None
+        return self._tables[key]
+
+    def _units(self, run_id: str, metric: str) -> np.ndarray | None:
+        """[units, draws] of a run for a metric, or [1, 1] from its scalar, or None."""
+        run = self.runs[run_id]
+        if metric in UNITS:
+            file, col, _ = UNITS[metric]
+            table = self._table(run_id, file)
+            if table is not None:
+                cols = [c for c in table.columns if c.startswith(col[:-1])] if col.endswith("*") else \
+                    ([col] if col in table.columns else [])
+                if cols:
+                    x = table[cols].to_numpy(dtype=float)
+                    if np.isfinite(x).all():
+                        return x
+        value = run["metrics"].get(metric)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+        return np.array([[value]]) if math.isfinite(value) else None
+
+    def _finished(self, setting: str) -> list[str]:
+        return [r for r in self.settings.get(setting, []) if self.runs[r]["metrics"].get("status") == "finished"]
+
+    def _matrix(self, run_ids: list[str], metric: str) -> tuple[dict[tuple, np.ndarray], bool]:
+        by_seed = {}
+        for r in run_ids:
+            u = self._units(r, metric)
+            if u is not None:
+                by_seed[seed_key(self.runs[r]["config"])] = u
+        shapes = {u.shape for u in by_seed.values()}
+        if len(shapes) > 1:  # runs disagree on the units (a changed eval setting): fall back to their means
+            by_seed = {k: np.array([[float(u.mean())]]) for k, u in by_seed.items()}
+        return by_seed, len(shapes) <= 1
+
+    def interval(self, setting: str, metric: str) -> Interval:
+        by_seed, _ = self._matrix(self._finished(setting), metric)
+        if not by_seed:
+            return NAN
+        x = np.stack([by_seed[k] for k in sorted(by_seed, key=str)])
+        bounds = bounds_of(metric)
+        mean = float(np.clip(x.mean(), *bounds))
+        reps = crossed_bootstrap_means(x, n_boot=self.n_boot, seed=self.seed)
+        lo, hi = percentile_interval(reps, alpha=self.alpha, bounds=bounds)
+        return Interval(mean, min(lo, mean), max(hi, mean), len(by_seed))
+
+    def replicates(self, setting: str, metric: str, keys: list[tuple]) -> np.ndarray | None:
+        by_seed, _ = self._matrix(self._finished(setting), metric)
+        if not keys or any(k not in by_seed for k in keys):
+            return None
+        return crossed_bootstrap_means(np.stack([by_seed[k] for k in keys]), n_boot=self.n_boot, seed=self.seed)
+
+    def difference(self, a: str, b: str, metric: str) -> Interval:
+        """mean(a) − mean(b) with its paired interval, over the seeds both settings finished."""
+        ma, _ = self._matrix(self._finished(a), metric)
+        mb, _ = self._matrix(self._finished(b), metric)
+        keys = sorted(set(ma) & set(mb), key=str)
+        keys = [k for k in keys if ma[k].shape == mb[k].shape]
+        if not keys:
+            return NAN
+        xa, xb = np.stack([ma[k] for k in keys]), np.stack([mb[k] for k in keys])
+        if xa.shape[0] * xa.shape[1] * xa.shape[2] == 1:  # one seed, one unit: no information on the spread
+            return Interval(float(xa.mean() - xb.mean()), math.nan, math.nan, 1)
+        reps = crossed_bootstrap_means(xa - xb, n_boot=self.n_boot, seed=self.seed)
+        d = float(xa.mean() - xb.mean())
+        lo, hi = percentile_interval(reps, alpha=self.alpha)
+        return Interval(d, min(lo, d), max(hi, d), len(keys))
+
+
+def setting_groups(frame) -> dict[str, list[str]]:
+    """run_ids per setting (label + swept values), from a summary frame; the names follow the report's."""
+    from bench.reporting.tables import sorted_runs
+
+    if not len(frame):
+        return {}
+    runs = sorted_runs(frame)
+    return {s: list(g["run_id"]) for s, g in runs.groupby("setting", sort=False)}
+
+
+def from_results(results_dir: Path, frame=None, n_boot: int | None = None) -> Uncertainty:
+    """The uncertainty model of a results directory (suite as last run)."""
+    from bench.io import read_json
+    from bench.results import load_runs, summary_frame
+
+    results_dir = Path(results_dir)
+    loaded = load_runs(results_dir)
+    runs = {r["config"]["run_id"]: r for r in loaded}
+    frame = summary_frame(results_dir) if frame is None else frame
+    if n_boot is None:
+        suite = results_dir / "suite.json"
+        ev = (read_json(suite).get("eval") or {}) if suite.is_file() else {}
+        n_boot = int(ev.get("bootstrap") or 1000)
+    return Uncertainty(runs, setting_groups(frame), n_boot=n_boot)
+
+
+def from_frame(frame, dirs: dict[str, Path] | None = None, n_boot: int = 1000) -> Uncertainty:
+    """The uncertainty model of a summary frame: per-unit files from `dirs` (run_id -> run folder) where given,
+    else each run's summary value (a seed-level bootstrap)."""
+    dirs = dirs or {}
+    runs = {}
+    for row in frame.to_dict("records"):
+        ws = row.get("world_seed")
+        runs[row["run_id"]] = {"dir": dirs.get(row["run_id"]), "metrics": row,
+                               "config": {"seed": row.get("seed"), "world": {"seed": ws}}}
+    return Uncertainty(runs, setting_groups(frame), n_boot=n_boot)

@@ -1,0 +1,84 @@
+"""Suite-level sweep axes (bench/suite.py AXES): world.seed, budget.flops and budget.view lists expand like a
+hyper-parameter sweep; the budget view is validated, recorded, and shared by runs it cannot change."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.budget import ComputeMeter
+from bench.errors import UserError
+from bench.suite import expand, load_suite
+
+SUITE = """\
+[suite]
+name = "axes"
+seeds = [0, 1]
+
+[world]
+kind = "controlled"
+seed = {world_seed}
+
+[budget]
+flops = {flops}
+view = {view}
+
+[algorithms.sft]
+
+[algorithms.dpo]
+
+[algorithms.ppo]
+"""
+
+
+def _suite(tmp_path, world_seed="0", flops="1e11", view='"end_to_end"', extra=()):
+    path = tmp_path / "axes.toml"
+    path.write_text(SUITE.format(world_seed=world_seed, flops=flops, view=view), encoding="utf-8")
+    return load_suite(path, list(extra))
+
+
+def test_world_seed_expands_like_a_sweep(tmp_path):
+    specs = expand(_suite(tmp_path, world_seed="[0, 1, 2]"))
+    assert sorted({s.world.seed for s in specs}) == [0, 1, 2]
+    assert len(specs) == 3 * 3 * 2  # (sft, dpo, ppo) x 3 worlds x 2 seeds
+    assert len({s.run_id for s in specs}) == len(specs) and all("_w" in s.run_id for s in specs)
+
+
+def test_budget_flops_list_sweeps_trained_runs_only(tmp_path):
+    specs = expand(_suite(tmp_path, flops="[5e10, 1e11, 2e11]"))
+    dpo = [s for s in specs if s.label == "dpo"]
+    assert sorted({s.budget.flops for s in dpo}) == [5e10, 1e11, 2e11] and len(dpo) == 6
+    assert len([s for s in specs if s.label == "sft"]) == 2  # training-free: the budget does not apply
+
+
+def test_budget_views_share_runs_without_a_reward_model(tmp_path):
+    specs = expand(_suite(tmp_path, view='["end_to_end", "amortised"]'))
+    ppo = [s for s in specs if s.label == "ppo"]
+    dpo = [s for s in specs if s.label == "dpo"]
+    assert sorted(s.budget.view for s in ppo) == ["amortised"] * 2 + ["end_to_end"] * 2
+    assert len(dpo) == 2 and {dict(s.axes)["budget_view"] for s in dpo} == {"both"}
+    assert {s.budget.view for s in dpo} == {"end_to_end"}
+
+
+def test_budget_view_is_validated(tmp_path):
+    with pytest.raises(UserError, match="view"):
+        _suite(tmp_path, view='"halfway"')
+    with pytest.raises(UserError, match="amortised view needs a FLOP budget"):
+        load_suite(_write(tmp_path, 'seconds = 60\nview = "amortised"'))
+
+
+def _write(tmp_path, budget: str):
+    path = tmp_path / "seconds.toml"
+    path.write_text(SUITE.format(world_seed=0, flops=0, view=0).split("[budget]")[0] + "[budget]\n" + budget + "\n\n[algorithms.ppo]\n", encoding="utf-8")
+    return path
+
+
+def test_amortised_meter_books_the_reward_model_apart():
+    meter = ComputeMeter("flops", 100.0, amortised=frozenset({"reward_model_training"}))
+    meter.charge("reward_model_training", 70.0, 10)
+    meter.charge("policy", 20.0, 5)
+    assert meter.flops == 20.0 and meter.flops_amortised == 70.0 and meter.fraction == pytest.approx(0.2)
+    record = meter.record()
+    assert record["flops_by_component"]["reward_model_training"] == 70.0 and record["flops_amortised"] == 70.0
+    end_to_end = ComputeMeter("flops", 100.0)
+    end_to_end.charge("reward_model_training", 70.0, 10)
+    assert end_to_end.flops == 70.0 and end_to_end.flops_amortised == 0.0
