@@ -174,8 +174,8 @@ def test_default_world_base_policy(tmp_path):
 
 
 def test_tone_task_docs(tmp_path):
-    """Both choices are well-formed reviews of equal length; they differ in one adjective's polarity, and the
-    labelled one carries the tone of every earlier sentiment-bearing adjective."""
+    """Both choices are well-formed reviews of equal length; they differ only in flipped adjective polarities, and
+    the labelled one carries the tone of every earlier sentiment-bearing adjective."""
     from bench.worlds.controlled.language import POLARITY, is_well_formed
 
     folder = build_controlled_tasks(tmp_path)
@@ -189,7 +189,7 @@ def test_tone_task_docs(tmp_path):
         assert is_well_formed(d["context"], true) and is_well_formed(d["context"], wrong)
         assert len(true.split()) == len(wrong.split())
         diff = [(a, b) for a, b in zip(true.split(), wrong.split()) if a != b]
-        assert len(diff) == 1 and POLARITY[diff[0][0]] == -POLARITY[diff[0][1]] != 0
+        assert diff and all(POLARITY[a] == -POLARITY[b] != 0 for a, b in diff)
         earlier = [POLARITY[w] for w in d["context"].split() if POLARITY.get(w, 0)]
         assert earlier and all(p == POLARITY[diff[0][0]] for p in earlier)
     assert build_controlled_tasks(tmp_path) == folder  # cached
