@@ -4,7 +4,6 @@ builds); every test here takes well under a second except the process-level ones
 
 from __future__ import annotations
 
-import csv
 import errno
 import json
 import os
@@ -25,28 +24,16 @@ from bench.io import clean_stale_temps, read_json, write_json_atomic
 from bench.results import inspect_run, is_finished, load_runs, run_dir
 from bench.runner import run_suite
 from bench.suite import expand, load_suite
+from test_runner import read_summary as summary, write_suite as _write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def write_suite(tmp_path: Path, body: str = "", name: str = "fk", seeds=(0, 1, 2), algorithms: str | None = None
                 ) -> Path:
-    path = tmp_path / f"{name}.toml"
+    """test_runner's suite writer, with a fake-algorithm sweep as the default algorithms."""
     algorithms = algorithms if algorithms is not None else "[algorithms.fake]\nbeta = [0.05, 0.5]\n"
-    path.write_text(textwrap.dedent(f"""\
-        [suite]
-        name = "{name}"
-        seeds = {list(seeds)}
-
-        [budget]
-        flops = 1e9
-        """) + textwrap.dedent(body) + "\n" + algorithms, encoding="utf-8")
-    return path
-
-
-def summary(results_dir: Path) -> list[dict[str, str]]:
-    with open(results_dir / "summary.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    return _write_suite(tmp_path, textwrap.dedent(body) + "\n" + algorithms, name, seeds)
 
 
 @pytest.fixture
