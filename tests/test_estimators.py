@@ -86,6 +86,27 @@ def test_seed_ci():
     assert all(math.isnan(z) for z in E.seed_ci([]))
 
 
+# Values printed by the hand-written series + bisection quantile that scipy replaced (Abramowitz & Stegun
+# 26.7.3/4, bisection to 1e-12): the replacement must reproduce them to 1e-9.
+_OLD_SEED_CI = [([0.1, 0.5, 0.3], (0.3, -0.19682754235009958, 0.7968275423500996)),
+                ([1, 2], (1.5, -4.8531023680861844, 7.8531023680861844)),
+                ([0.2, 0.4, 0.9, 0.1, 0.5], (0.42000000000000004, 0.033285945445144516, 0.8067140545548556))]
+
+
+@pytest.mark.parametrize("values,old", _OLD_SEED_CI)
+def test_seed_ci_matches_the_replaced_implementation(values, old):
+    assert E.seed_ci(values) == pytest.approx(old, abs=1e-9, rel=0)
+
+
+def test_t_quantile_matches_the_replaced_implementation():
+    old = {(0.975, 1): 12.706204736172367, (0.975, 2): 4.302652729749752, (0.975, 4): 2.776445105198036,
+           (0.995, 10): 3.1692726726168985, (0.025, 4): -2.776445105198036, (0.5, 3): 0.0}
+    for (q, df), t in old.items():
+        assert E.t_quantile(q, df) == pytest.approx(t, abs=1e-9, rel=0)
+    with pytest.raises(ValueError):
+        E.t_quantile(1.0, 3)
+
+
 # ----------------------------------------------------------------- KL estimators
 
 def test_kl_mc_and_k3_categorical():

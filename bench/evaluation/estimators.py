@@ -1,4 +1,4 @@
-"""Statistical estimators used by the evaluation (see DESIGN.md, "Metrics").
+"""Statistical estimators used by the evaluation (the metrics are defined in docs/results-schema.md).
 
 Pure functions over numpy arrays (torch tensors are accepted and converted), no model code.
 Conventions: the first axis of every per-prompt array is the prompt axis; confidence intervals
@@ -114,43 +114,13 @@ def win_rate_ci(policy_scores, reference_scores, *, ties_eps: float = 0.0, n_boo
 
 # --------------------------------------------------------------------------- seeds (Student t)
 
-def _t_two_sided_mass(t: float, df: int) -> float:
-    """P(|T| < t) for Student t with integer df, via the finite series of Abramowitz & Stegun 26.7.3/4."""
-    theta = math.atan(t / math.sqrt(df))
-    s, c2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2 == 0:  # A = sin(th) * [1 + 1/2 c^2 + 1*3/(2*4) c^4 + ... (df-2)/2 terms after 1]
-        term = total = 1.0
-        for k in range(1, df // 2):
-            term *= c2 * (2 * k - 1) / (2 * k)
-            total += term
-        return s * total
-    if df == 1:
-        return 2 * theta / math.pi
-    # odd df > 1: A = 2/pi [th + sin(th) cos(th) (1 + 2/3 c^2 + 2*4/(3*5) c^4 + ...)]
-    term = total = 1.0
-    for k in range(1, (df - 1) // 2):
-        term *= c2 * (2 * k) / (2 * k + 1)
-        total += term
-    return 2 / math.pi * (theta + s * math.cos(theta) * total)
-
-
 def t_quantile(q: float, df: int) -> float:
-    """Quantile of Student's t with integer ``df`` >= 1 (exact CDF series + bisection; no scipy)."""
+    """Quantile of Student's t with ``df`` >= 1 degrees of freedom (``scipy.stats.t.ppf``)."""
+    from scipy import stats
+
     if not 0 < q < 1 or df < 1:
         raise ValueError("need 0 < q < 1 and df >= 1")
-    if q == 0.5:
-        return 0.0
-    target = abs(2 * q - 1)  # P(|T| < t) for the upper quantile
-    lo, hi = 0.0, 1.0
-    while _t_two_sided_mass(hi, df) < target:
-        hi *= 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _t_two_sided_mass(mid, df) < target else (lo, mid)
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    t = (lo + hi) / 2
-    return t if q > 0.5 else -t
+    return float(stats.t.ppf(q, df))
 
 
 def seed_ci(values, alpha: float = 0.05) -> tuple[float, float, float]:
@@ -168,8 +138,10 @@ def seed_ci(values, alpha: float = 0.05) -> tuple[float, float, float]:
     m = float(v.mean())
     if v.size == 1:
         return m, m, m
-    half = t_quantile(1 - alpha / 2, v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
-    return m, m - half, m + half
+    from scipy import stats
+
+    lo, hi = stats.t.interval(1 - alpha, v.size - 1, loc=m, scale=float(v.std(ddof=1)) / math.sqrt(v.size))
+    return m, float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------- KL(pi || pi_ref)
