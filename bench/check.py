@@ -207,8 +207,12 @@ def identity_problems(current: dict[str, Any], baseline: dict[str, Any]) -> list
     return out
 
 
-def format_table(rows: list[Row], *, markdown: bool = False) -> str:
-    head = ["setting", "metric", "baseline", "current", "Δ", "tolerance", "p (worse)", "status"]
+PROBLEMS = ("regression", "missing", "failed")  # row statuses that fail a check
+
+
+def format_table(rows: list[Row], *, markdown: bool = False, names: tuple[str, str] = ("baseline", "current")) -> str:
+    """The rows as an aligned text (or markdown) table; `names` head the two value columns."""
+    head = ["setting", "metric", *names, "Δ", "tolerance", "p (worse)", "status"]
     body = []
     for r in rows:
         f = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
@@ -224,8 +228,10 @@ def format_table(rows: list[Row], *, markdown: bool = False) -> str:
 
 
 def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bool = False,
-              out_dir: Path | None = None) -> tuple[bool, str]:
-    """Compare, write check.json and check.md (CI comment) into out_dir (default: results_dir); → (passed, text)."""
+              out_dir: Path | None = None, verbose: bool = False) -> tuple[bool, str]:
+    """Compare, write check.json and check.md (CI comment, every row) into out_dir (default: results_dir);
+    → (passed, text). The text lists only the rows that fail the check unless `verbose` (a passing check of the
+    default suite has ~80 rows: the verdict is what a CI log needs)."""
     baseline = load_baseline(baseline_path)
     current = collect(results_dir)
     check_cfg = dict(current.get("check") or {})
@@ -237,7 +243,7 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
         raise UserError(f"[check].{unknown[0]}: not a checked metric; {did_you_mean(unknown[0], METRICS)}")
     rows = compare(current, baseline, tolerances={k: float(v) for k, v in check_cfg.items()}, alpha=alpha)
     identity = identity_problems(current, baseline)
-    failed_rows = [r for r in rows if r.status in ("regression", "missing", "failed")]
+    failed_rows = [r for r in rows if r.status in PROBLEMS]
     passed = not failed_rows and (allow_config_change or not identity)
     verdict = "PASS" if passed else "FAIL"
     notes = [f"identity: {p}" + (" (allowed)" if allow_config_change else "") for p in identity]
@@ -246,7 +252,13 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
         notes.append("fewer than 2 seeds on a side: tolerance alone decides for " + ", ".join(few))
     summary = (f"{verdict}: {len(failed_rows)} problem(s) in {len(rows)} checks of '{current['suite']}' against "
                f"{baseline_path} (tolerance and Welch t-test over seeds, alpha {alpha})")
-    text = "\n".join([summary, *notes, "", format_table(rows)])
+    shown = rows if verbose else failed_rows
+    hidden = len(rows) - len(shown)
+    table = [format_table(shown)] if shown else []
+    if hidden:
+        table.append(f"({hidden} row(s) ok or improved not shown; `bench check -v` prints every row, check.md has "
+                     "them all)")
+    text = "\n".join([summary, *notes, "", *table])
     markdown = "\n".join([f"### daa-bench check: {verdict}", "", summary, "", *[f"- {n}" for n in notes], "",
                           format_table(rows, markdown=True), ""])
     out_dir = Path(out_dir or results_dir)
@@ -258,6 +270,17 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
 
 
 def run_compare(a: Path, b: Path) -> str:
-    """The check table for two result sets (A as baseline, B as current), without a verdict."""
+    """The check table for two result sets, without a verdict: A plays the baseline, B the current results; the
+    columns are headed with both folders' names, Δ = B − A and the status reads B against A."""
+    a, b = Path(a), Path(b)
     rows = compare(collect(b), collect(a))
-    return f"A = {a}\nB = {b}\n\n" + format_table(rows)
+    name_a, name_b = _column_names(a, b)
+    return (f"A = {a}\nB = {b}\n(Δ = B − A; status: B against A)\n\n"
+            + format_table(rows, names=(f"A: {name_a}", f"B: {name_b}")))
+
+
+def _column_names(a: Path, b: Path) -> tuple[str, str]:
+    """The folders' names, or their paths when the names are the same (results/x vs other/results/x)."""
+    if a.name != b.name:
+        return a.name, b.name
+    return str(a), str(b)

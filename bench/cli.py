@@ -27,6 +27,8 @@ EXIT_OK, EXIT_REGRESSION, EXIT_USER, EXIT_RUNS_FAILED, EXIT_CRASH, EXIT_INTERRUP
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description="Benchmark Direct Alignment Algorithms against PPO "
                                 "under equal compute.")
+    p.add_argument("--version", action="version", version=version_line(),
+                   help="print daa-bench's version (and torch / transformers / trl) and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="train and evaluate every run of a suite, then write the report")
@@ -43,8 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1, ...")
     run.add_argument("--no-report", action="store_true", help="skip writing the HTML report at the end")
 
-    val = sub.add_parser("validate", help="check a suite file and print its run plan size")
-    val.add_argument("suite")
+    val = sub.add_parser("validate", help="check suite files and print each one's run plan size")
+    val.add_argument("suites", nargs="+", metavar="suite", help="one or more suite TOML files, e.g. suites/*.toml")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
 
     sub.add_parser("list", help="registered algorithms (with hyper-parameters) and worlds")
@@ -59,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--allow-config-change", action="store_true",
                      help="do not fail when the suite or world differs from the baseline's")
     chk.add_argument("--out", default=None, help="where check.json / check.md go (default: the results dir)")
+    chk.add_argument("-v", "--verbose", action="store_true",
+                     help="print every checked row (default: only the problems; check.md always has all)")
 
     cmp_ = sub.add_parser("compare", help="the check table for two result sets, without pass/fail")
     cmp_.add_argument("results_a")
@@ -87,8 +91,38 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def version_line() -> str:
+    """`bench <version> (torch X, transformers Y, trl Z)` from installed metadata (imports none of them)."""
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    own = version("daa-bench") or _source_version() or "unknown"
+    deps = ", ".join(f"{n} {v}" for n in ("torch", "transformers", "trl") if (v := version(n)))
+    return f"bench (daa-bench) {own}" + (f" ({deps})" if deps else "")
+
+
+def _source_version() -> str | None:
+    """The version in pyproject.toml when running from a checkout that is not pip-installed."""
+    import tomllib
+
+    path = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except BrokenPipeError:  # `bench --help | head -1`
+        _silence_stdout()
+        return EXIT_OK
     _quiet_libraries()
     from bench.io import is_storage_error, storage_error
 
@@ -141,12 +175,21 @@ def _split(values: list[str]) -> list[str]:
 
 
 def cmd_validate(args) -> int:
+    """Every file is checked (an error in one does not hide the others'); exit 2 if any has a problem."""
     from bench.suite import expand, load_suite
 
-    suite = load_suite(args.suite, args.overrides)
-    specs = expand(suite)
-    print(f"{args.suite}: ok — suite '{suite.name}', {len(suite.entries)} algorithm entries, {len(specs)} runs "
-          f"({len(suite.meta.seeds)} seeds), budget {suite.budget.kind} = {suite.budget.amount:g}")
+    problems: list[str] = []
+    for path in args.suites:
+        try:
+            suite = load_suite(path, args.overrides)
+            specs = expand(suite)
+        except UserError as err:
+            problems += err.problems
+            continue
+        print(f"{path}: ok — suite '{suite.name}', {len(suite.entries)} algorithm entries, {len(specs)} runs "
+              f"({len(suite.meta.seeds)} seeds), budget {suite.budget.kind} = {suite.budget.amount:g}")
+    if problems:
+        raise UserError(*problems)
     return EXIT_OK
 
 
@@ -246,7 +289,7 @@ def cmd_check(args) -> int:
     from bench.check import run_check
 
     passed, text = run_check(Path(args.results_dir), Path(args.baseline), allow_config_change=args.allow_config_change,
-                             out_dir=Path(args.out) if args.out else None)
+                             out_dir=Path(args.out) if args.out else None, verbose=args.verbose)
     print(text)
     return EXIT_OK if passed else EXIT_REGRESSION
 
@@ -259,12 +302,12 @@ def cmd_compare(args) -> int:
 
 
 def _progress_printer():
-    """Progress bars on stderr (tqdm), one per stage/run; silent when BENCH_QUIET is set."""
+    """Progress on stderr: bars on a terminal, milestone lines in a log (bench/progress.py); none with BENCH_QUIET."""
     if os.environ.get("BENCH_QUIET"):
         return None
-    from bench.progress import TqdmProgress
+    from bench.progress import for_stream
 
-    return TqdmProgress()
+    return for_stream(sys.stderr)
 
 
 if __name__ == "__main__":

@@ -305,8 +305,14 @@ def _blame_overrides(problems: list[str], overrides, where: str) -> list[str]:
     return out
 
 
+# fields of which a suite sets exactly one: `--set` of one replaces the other (`--set budget.seconds=60` on a FLOP
+# suite means "this budget instead", not "both", which validation would refuse)
+EXCLUSIVE_FIELDS = {("budget", "flops"): ("budget", "seconds"), ("budget", "seconds"): ("budget", "flops")}
+
+
 def apply_override(data: dict[str, Any], item: str, where: str) -> None:
-    """`section.key=value` (value parsed as a TOML value, else taken as a string) into the raw table."""
+    """`section.key=value` (value parsed as a TOML value, else taken as a string) into the raw table; a field of
+    EXCLUSIVE_FIELDS replaces its alternative."""
     if "=" not in item:
         raise UserError(problem("--set", item, "expected SECTION.KEY=VALUE", "e.g. --set budget.flops=1e12"))
     dotted, text = item.split("=", 1)
@@ -323,6 +329,9 @@ def apply_override(data: dict[str, Any], item: str, where: str) -> None:
         if not isinstance(table, dict):
             raise UserError(problem("--set", dotted, f"{key!r} is not a table in {where}"))
     table[keys[-1]] = value
+    other = EXCLUSIVE_FIELDS.get(tuple(keys))
+    if other is not None and isinstance(data.get(other[0]), dict):
+        data[other[0]].pop(other[1], None)
 
 
 def parse_suite(data: dict[str, Any], where: str) -> Suite:
@@ -442,6 +451,29 @@ def _check_table_problems(check: dict[str, Any], where: str) -> list[str]:
     return out
 
 
+def label_hint(where: str, section: str, label: str, registry) -> str:
+    """`[algorithms.<label>]` without `algorithm =`, where the label is no algorithm's name.
+
+    A near-miss spelling (dpoo, toyy: one edit away) is a typo: "did you mean". A label that merely contains an
+    algorithm's name (mydpo, dpo_low_beta) is a name for a setting of that algorithm: say how to write that,
+    `algorithm = "dpo"`, rather than suggest renaming it.
+    """
+    import difflib
+
+    names = sorted(registry)
+    close = difflib.get_close_matches(label, names, n=1, cutoff=0.8)
+    inside = sorted((n for n in names if n in label), key=len, reverse=True)
+    head = problem(where, f"[{section}]", f"unknown algorithm {label!r}")
+    if close:
+        return (f"{head}; did you mean '{close[0]}'? (to keep the label '{label}', add "
+                f"algorithm = \"{close[0]}\" to the table)")
+    if inside:
+        return (f"{head}; to run {inside[0]} under the label '{label}', add algorithm = \"{inside[0]}\" to the "
+                f"table (a label may be any name when the table sets `algorithm`)")
+    return (f"{head}; a label may be any name when the table sets algorithm = \"<name>\"; "
+            f"algorithms: {', '.join(names)}")
+
+
 def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[str, Any], where: str,
                 problems: list[str]) -> AlgorithmEntry | None:
     section = f"algorithms.{label}"
@@ -457,8 +489,11 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
         return None
     name = table.get("algorithm", label)
     if not isinstance(name, str) or name not in registry:
-        problems.append(problem(where, f"[{section}]" if "algorithm" not in table else f"[{section}].algorithm",
-                                f"unknown algorithm {name!r}", did_you_mean(str(name), registry)))
+        if "algorithm" in table:
+            problems.append(problem(where, f"[{section}].algorithm", f"unknown algorithm {name!r}",
+                                    did_you_mean(str(name), registry)))
+        else:
+            problems.append(label_hint(where, section, label, registry))
         return None
     cls = registry[name]
     fields = cls.param_fields()
