@@ -371,7 +371,7 @@ def test_override_sweeps_and_changes_the_plan(tmp_path):
     ("world.lable_noise=0.1", "did you mean 'label_noise'"),
     ("algorithms.toy.beta=-1", "[algorithms.toy].beta"),
     ("algorithms.toyy.beta=0.1", "did you mean 'toy'"),
-    ("budget.seconds=60", "exactly one"),
+    ("budget.seconds=-5", "[budget].seconds"),  # a valid seconds replaces flops (tests/test_cli_polish.py)
     ("suite.seeds=[]", "[suite].seeds"),
 ])
 def test_override_validated_like_the_file(tmp_path, capsys, override, needle):
