@@ -15,7 +15,9 @@ compute charts), sweeps.py (sensitivity, proxy vs gold), page.py (template conte
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import quote
 
 from bench.errors import UserError
 from bench.io import write_text_atomic
@@ -23,8 +25,9 @@ from bench.io import write_text_atomic
 __all__ = ["render_report", "write_report"]
 
 
-def render_report(results_dir: Path) -> str:
-    """The page for `results_dir` as a string."""
+def render_report(results_dir: Path, link_base: str | None = None) -> str:
+    """The page for `results_dir` as a string; `link_base` is the results directory as the page's links reach it
+    (relative URL; default `../../results/<suite>/`, the layout of `bench run`)."""
     from bench.reporting.data import load_results
     from bench.reporting.page import context, render
 
@@ -33,11 +36,14 @@ def render_report(results_dir: Path) -> str:
         raise UserError(f"{results_dir}: no such results directory; run `bench run <suite.toml>` first")
     if not (results_dir / "runs").is_dir() and not (results_dir / "suite.json").is_file():
         raise UserError(f"{results_dir}: not a results directory (no runs/ and no suite.json)")
-    return render(context(load_results(results_dir)))
+    return render(context(load_results(results_dir), link_base))
 
 
 def write_report(results_dir: Path, out_dir: Path) -> Path:
-    """Write `out_dir/index.html` for `results_dir` and return its path."""
+    """Write `out_dir/index.html` for `results_dir` and return its path. Its run links are relative, from
+    `out_dir` to `results_dir`, so they work wherever the two folders sit and the bytes depend only on the data and
+    the two folders' relative position."""
     page = Path(out_dir) / "index.html"
-    write_text_atomic(page, render_report(results_dir))
+    rel = os.path.relpath(Path(results_dir).resolve(), Path(out_dir).resolve()).replace(os.sep, "/")
+    write_text_atomic(page, render_report(results_dir, quote(rel) + "/"))
     return page

@@ -1,7 +1,9 @@
 """Assemble the page: header facts, tables, charts and samples into one template context, then render it.
 
 The template is rendered with autoescaping on: every string from the results (labels, prompts, completions,
-errors, package names) reaches the page as text, never as markup. Charts are data URIs built here.
+errors, package names) reaches the page as text, never as markup. Charts are data URIs built here, and so is each
+table's CSV download (`data:text/csv`, no script). Run rows link to their folders through `link_base`, the
+results directory relative to the page (`../../results/<suite>/` for `bench run`'s report/<suite>/index.html).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 import pandas as pd
@@ -18,6 +21,44 @@ from bench.reporting.data import Results, finite
 
 SAMPLE_PROMPTS = 4      # prompts shown in the samples section
 SAMPLE_MAX_CHARS = 600  # longer completions are cut (real-model outputs can be pages long)
+COLLAPSED_MAX_WORDS = 1  # a completion of at most this many words (empty, ".", one word) is flagged "collapsed"
+
+
+def csv_uri(frame: pd.DataFrame) -> str:
+    """A table as a `data:text/csv` link target: downloadable without a script or a second file."""
+    text = frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    return "data:text/csv;charset=utf-8," + quote(text, safe="")
+
+
+def run_links(link_base: str, run_id: str) -> dict[str, str]:
+    """Relative links from the page to a run's folder and its config.json / metrics.json."""
+    folder = f"{link_base}runs/{quote(str(run_id))}/"
+    return {"folder": folder, "config": folder + "config.json", "metrics": folder + "metrics.json"}
+
+
+def sample_flags(text: str, length: Any, cap: Any) -> list[str]:
+    """'collapsed': empty or near-empty (at most COLLAPSED_MAX_WORDS words); 'capped': the sample reached the
+    completion cap (`eval.max_new_tokens`) — cut, so its text and score are of an unfinished answer. `length` is
+    the sample's token count (per_prompt.csv, end token included) or, without it, its word count."""
+    flags = []
+    if len(str(text).split()) <= COLLAPSED_MAX_WORDS:
+        flags.append("collapsed")
+    if finite(cap) and finite(length) and float(length) >= float(cap):
+        flags.append("capped")
+    return flags
+
+
+def _lengths(res: Results, run_id: str) -> dict[int, float]:
+    """Token count of each test prompt's sample (per_prompt.csv `length`, by prompt_index); {} without the file."""
+    path = res.dirs.get(run_id)
+    path = path / "per_prompt.csv" if path is not None else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        frame = pd.read_csv(path, usecols=["prompt_index", "length"])
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError):
+        return {}
+    return {int(i): float(n) for i, n in zip(frame["prompt_index"], frame["length"]) if finite(i)}
 
 
 def _fmt(value: Any) -> str:
@@ -110,9 +151,10 @@ def _cut(text: Any) -> tuple[str, bool]:
     return (text[:SAMPLE_MAX_CHARS] + "…", True) if len(text) > SAMPLE_MAX_CHARS else (text, False)
 
 
-def samples(res: Results, runs: pd.DataFrame, board: pd.DataFrame) -> list[dict[str, Any]]:
+def samples(res: Results, runs: pd.DataFrame, board: pd.DataFrame, link_base: str = "") -> list[dict[str, Any]]:
     """The first prompts shared by all labels: π_ref's sample once, then each label's sample (lowest seed of
-    the selected, else first, setting) with its judge score."""
+    the selected, else first, setting) with its judge score, its flags (`sample_flags`) and its run's links."""
+    cap = (res.suite.get("eval") or {}).get("max_new_tokens")
     chosen: list[tuple[str, str, dict[str, dict]]] = []
     for label, rows in board.groupby("label", sort=False):
         settings = list(rows.loc[rows["selected"], "setting"]) + list(rows["setting"])
@@ -121,8 +163,12 @@ def samples(res: Results, runs: pd.DataFrame, board: pd.DataFrame) -> list[dict[
                    if res.samples.get(r)]
             if ids:
                 rows_by_prompt: dict[str, dict] = {}
-                for s in res.samples[ids[0]]:
-                    rows_by_prompt.setdefault(str(s.get("prompt", "")), s)
+                lengths = _lengths(res, ids[0])
+                for i, s in enumerate(res.samples[ids[0]]):
+                    text = "" if s.get("completion") is None else str(s.get("completion"))
+                    length = lengths.get(i, len(text.split()))
+                    rows_by_prompt.setdefault(str(s.get("prompt", "")), {**s, "_flags": sample_flags(text, length,
+                                                                                                      cap)})
                 chosen.append((setting, ids[0], rows_by_prompt))
                 break
     if not chosen:
@@ -134,20 +180,61 @@ def samples(res: Results, runs: pd.DataFrame, board: pd.DataFrame) -> list[dict[
     for prompt in common[:SAMPLE_PROMPTS]:
         ref = next((c[2][prompt] for c in chosen if prompt in c[2] and "reference" in c[2][prompt]), {})
         ref_text, ref_cut = _cut(ref.get("reference"))
+        ref_raw = "" if ref.get("reference") is None else str(ref.get("reference"))
         entry = {"prompt": prompt, "reference": ref_text, "reference_cut": ref_cut,
-                 "reference_score": _fmt(ref.get("reference_score")), "rows": []}
+                 "reference_score": _fmt(ref.get("reference_score")),
+                 "reference_flags": sample_flags(ref_raw, len(ref_raw.split()), cap) if ref else [], "rows": []}
         for setting, run_id, by_prompt in chosen:
             s = by_prompt.get(prompt)
             if s is None:
                 continue
             text, cut = _cut(s.get("completion"))
             entry["rows"].append({"setting": setting, "run_id": run_id, "completion": text, "cut": cut,
-                                  "score": _fmt(s.get("score")), "kl": _fmt(s.get("kl"))})
+                                  "score": _fmt(s.get("score")), "kl": _fmt(s.get("kl")), "flags": s["_flags"],
+                                  "links": run_links(link_base, run_id)})
         out.append(entry)
     return out
 
 
-def context(res: Results) -> dict[str, Any]:
+def samples_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
+    """The samples section as a table (its CSV download): one row per shown completion, π_ref's first."""
+    rows = []
+    for e in entries:
+        if e["reference"]:
+            rows.append({"prompt": e["prompt"], "policy": "π_ref (reference)", "run_id": "", "completion":
+                         e["reference"], "score": e["reference_score"], "kl": "0", "flags": " ".join(e["reference_flags"])})
+        rows += [{"prompt": e["prompt"], "policy": r["setting"], "run_id": r["run_id"], "completion": r["completion"],
+                  "score": r["score"], "kl": r["kl"], "flags": " ".join(r["flags"])} for r in e["rows"]]
+    return pd.DataFrame(rows, columns=["prompt", "policy", "run_id", "completion", "score", "kl", "flags"])
+
+
+COMPONENT_TITLES = {"policy": "policy", "reference": "reference", "reward_model_training": "reward model training",
+                    "reward_model": "reward model", "value": "value model", "generation": "generation"}
+
+
+def runs_view(table: pd.DataFrame, link_base: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """(component titles, display rows) of the per-run table: counts, stop reason and the FLOP breakdown."""
+    components = [c[len("flops_"):] for c in table.columns
+                  if c.startswith("flops_") and c != "flops_amortised"]
+    rows = []
+    for _, r in table.iterrows():
+        rows.append({"run_id": r["run_id"], "setting": r["setting"], "seed": _fmt(r["seed"]),
+                     "status": str(r["status"]), "links": run_links(link_base, r["run_id"]),
+                     "steps": tables.format_number(r["steps"], ".0f"),
+                     "epochs": tables.format_number(r["epochs"], ".2f"),
+                     "stop_reason": str(r["stop_reason"]) if tables.present(r["stop_reason"]) else "–",
+                     "budget_fraction": tables.format_number(r["budget_fraction"], ".2f"),
+                     "flops": tables.format_number(r["flops"], ".2e"),
+                     "components": [tables.format_number(r[f"flops_{c}"], ".2e") for c in components],
+                     "amortised": tables.format_number(r["flops_amortised"], ".2e"),
+                     "wall_s": tables.format_number(r["wall_s"], ".1f")})
+    return [COMPONENT_TITLES.get(c, c.replace("_", " ")) for c in components], rows
+
+
+def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
+    """Everything the template shows. `link_base`: the results directory as seen from the page (a relative URL
+    ending in '/'); default: `bench run`'s layout, report/<suite>/ beside results/<suite>/."""
+    link_base = link_base if link_base is not None else f"../../results/{quote(res.name)}/"
     frame = res.frame
     order = tables.label_order(frame, res.suite)
     params = tables.param_columns(frame)
@@ -165,6 +252,12 @@ def context(res: Results) -> dict[str, Any]:
     reward_name = "gold reward" if controlled else "judge reward"
     tax = tables.alignment_tax(board)
     failed = tables.failed_runs(frame, order)
+    run_table = tables.runs_table(frame, res.metrics, order)
+    component_titles, run_rows = runs_view(run_table, link_base)
+    sample_entries = samples(res, runs, board, link_base)
+    first_run = dict(zip(run_table["setting"][::-1], run_table["run_id"][::-1]))  # setting -> its first run
+    board_rows = [{**row, "anchor": f"run-{first_run[setting]}" if setting in first_run else ""}
+                  for row, setting in zip(tables.leaderboard_view(board, marks), board["setting"])]
     sweep = any(len(rows) > 1 for _, rows in board.groupby("label")) if len(board) else False
     has_proxy = len(frame) and pd.to_numeric(frame["proxy_reward"], errors="coerce").notna().any()
     charts = {
@@ -178,7 +271,7 @@ def context(res: Results) -> dict[str, Any]:
     metrics = [{"title": m.title.replace("gold reward", reward_name), "unit": m.unit,
                 "direction": {1: "↑", -1: "↓"}.get(m.direction, "")} for m in tables.LEADERBOARD]
     return {
-        "h": header(res), "metrics": metrics, "board": tables.leaderboard_view(board, marks),
+        "h": header(res), "metrics": metrics, "board": board_rows,
         "pairs": [{"a": r["a"], "b": r["b"], "d": tables.format_number(r["difference"], "+.3f"),
                    "ci": f"[{tables.format_number(r['lo'], '+.3f')}, {tables.format_number(r['hi'], '+.3f')}]",
                    "hw": tables.format_number(r["half_width"], ".3f"), "seeds": int(r["seeds"]),
@@ -196,8 +289,14 @@ def context(res: Results) -> dict[str, Any]:
                                         int(r["seeds"]), ".3f"),
                  "delta": tables.format_number(r["delta_vs_sft"], "+.3f")} for _, r in tax.iterrows()],
         "lm_eval_tasks": _fmt((res.suite.get("eval") or {}).get("lm_eval_tasks") or []),
-        "samples": samples(res, runs, board),
-        "failed": [{k: ("" if not tables.present(v) else str(v)) for k, v in r.items()} for _, r in failed.iterrows()],
+        "samples": sample_entries,
+        "failed": [{**{k: ("" if not tables.present(v) else str(v)) for k, v in r.items()},
+                    "links": run_links(link_base, r["run_id"])} for _, r in failed.iterrows()],
+        "runs": run_rows, "components": component_titles,
+        "collapsed_max_words": COLLAPSED_MAX_WORDS,
+        "csv": {"leaderboard": csv_uri(board), "pairs": csv_uri(pairs), "tax": csv_uri(tax),
+                "samples": csv_uri(samples_frame(sample_entries)), "runs": csv_uri(run_table),
+                "failed": csv_uri(failed)},
     }
 
 

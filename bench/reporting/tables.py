@@ -296,3 +296,30 @@ def leaderboard_view(board: pd.DataFrame, marks: pd.DataFrame) -> list[dict[str,
                      "primary": bool(row["selected"] or not has_selection[i]), "cells": cells,
                      "stop_reason": str(row["stop_reason"]) if present(row.get("stop_reason")) else ""})
     return view
+
+
+# the meter's components in the order a reader follows a run: policy passes, reference, reward model, value model,
+# generation (bench/budget.py); any other component follows alphabetically
+COMPONENT_ORDER = ("policy", "reference", "reward_model_training", "reward_model", "value", "generation")
+
+
+def flop_components(metrics: dict[str, dict]) -> list[str]:
+    """Every component any run's meter charged (metrics.json `compute.flops_by_component`), in COMPONENT_ORDER."""
+    seen = {k for m in metrics.values() for k in ((m.get("compute") or {}).get("flops_by_component") or {})}
+    return [c for c in COMPONENT_ORDER if c in seen] + sorted(seen - set(COMPONENT_ORDER))
+
+
+def runs_table(frame: pd.DataFrame, metrics: dict[str, dict], order: list[str] | None = None) -> pd.DataFrame:
+    """One row per run in report order: run_id, setting, seed, status, steps, epochs, stop_reason, budget_fraction,
+    flops, wall_s, and `flops_<component>` for each component of the FLOP meter (from each run's metrics.json)."""
+    components = flop_components(metrics)
+    cols = ["run_id", "setting", "seed", "status", "steps", "epochs", "stop_reason", "budget_fraction", "flops",
+            *(f"flops_{c}" for c in components), "flops_amortised", "wall_s"]
+    if not len(frame):
+        return pd.DataFrame(columns=cols)
+    runs = sorted_runs(frame, order)
+    runs["status"] = runs["status"].map(lambda s: s if present(s) else "incomplete")
+    for c in components:
+        runs[f"flops_{c}"] = [(((metrics.get(r) or {}).get("compute") or {}).get("flops_by_component") or {})
+                              .get(c, np.nan) for r in runs["run_id"]]
+    return runs[cols].reset_index(drop=True)
