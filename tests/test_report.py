@@ -3,8 +3,11 @@
 Fixture: sft (training-free reference) + dpo (beta swept over 0.1, 0.5) + ipo (seed 1 failed) + ppo (with a proxy
 reward), seeds 0 and 1, limits.json and world.json, a dpo sample containing `<script>alert(1)</script>` and a ppo
 sample with an `onerror` payload. Checks: one self-contained file, embedded non-empty images, escaping, failed
-runs listed, a golden leaderboard, byte-identical re-renders, and (when Debian's chromium is installed) that a
-real headless browser loads the page, decodes every chart and runs no injected code.
+runs listed, a golden leaderboard, byte-identical re-renders, a CSV download per table, run rows linking to their
+folders, the per-run compute table, collapsed and capped samples flagged, and (when Debian's chromium is
+installed) that a real headless browser loads the page, decodes every chart and runs no injected code, and lays
+the page out at 390 px (a phone) and 1400 px without any element overflowing the viewport, in light and dark mode
+(screenshots in artifacts/test_report/).
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
 
 from bench.reporting import write_report
 from bench.reporting.data import load_results
-from bench.reporting.tables import best_marks, failed_runs, label_order, leaderboard
+from bench.reporting.page import sample_flags
+from bench.reporting.tables import best_marks, failed_runs, label_order, leaderboard, runs_table
 from bench.results import write_summary
 
 SCRIPT = "<script>alert(1)</script>"
@@ -80,6 +85,10 @@ def _samples(label: str, m: dict | None) -> list[dict]:
             text = f"a fine film {SCRIPT} indeed ."
         if j == 0 and label == "ppo":
             text = f"bold {ONERROR} move ."
+        if j == 1 and label == "ipo":
+            text = "."  # collapsed
+        if j == 2 and label == "ppo":
+            text = "on and on and on it goes without"  # 8 words: reaches EVAL's max_new_tokens, capped
         out.append({"prompt": prompt, "completion": text, "score": 1.0 + j, "reference": f"ref {j} .",
                     "reference_score": 0.5 * j, "kl": (m or {}).get("kl", 0.0)})
     return out
@@ -106,6 +115,10 @@ def build_results(root: Path) -> Path:
                 metrics = {"status": "failed", "error": OOM}
             else:
                 metrics = {"status": "finished", "steps": 40, "stop_reason": "budget", **m}
+                if m["flops"]:
+                    parts = {"policy": 0.75e12, "reference": 0.25e12} if label == "dpo" else \
+                        {"policy": 0.4e12, "reward_model_training": 0.35e12, "value": 0.25e12}
+                    metrics["compute"] = {"flops_by_component": parts if label != "ipo" else {"policy": 1e12}}
                 pd.DataFrame(_curves(m, label != "sft")).to_csv(d / "curves.csv", index=False)
                 (d / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in _samples(label, m)))
             (d / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -149,8 +162,76 @@ def test_page_is_one_self_contained_file(page):
     assert "<script" not in html.lower() and "<link" not in html.lower()
     assert "@import" not in html and "url(" not in html
     for attr, value in re.findall(r'\b(src|href)="([^"]*)"', html):
-        assert value.startswith("#" if attr == "href" else "data:image/"), (attr, value[:60])
+        if attr == "src":
+            assert value.startswith("data:image/"), value[:60]
+        elif not value.startswith(("#", "data:text/csv;charset=utf-8,")):  # else: a run's folder or file
+            assert ":" not in value and not value.startswith("/"), value  # relative, no scheme
+            assert (path.parent / unquote(value)).exists(), f"{value} does not reach a file from {path}"
     assert not re.search(r'(src|href)\s*=\s*["\']?\s*(https?:)?//', html)
+
+
+def _csv_links(html: str) -> dict[str, str]:
+    """download name -> decoded CSV text of every data: link on the page."""
+    return {name: unquote(data) for name, data in
+            re.findall(r'<a download="([^"]+)" href="data:text/csv;charset=utf-8,([^"]*)"', html)}
+
+
+def test_every_table_downloads_as_csv(page, results):
+    import io
+
+    _, html = page
+    links = _csv_links(html)
+    assert sorted(links) == sorted(f"fixture-{t}.csv" for t in
+                                   ("leaderboard", "pairs", "alignment-tax", "samples", "runs", "failed"))
+    for section in ("leaderboard", "tax", "samples", "runs", "failed"):  # every section with a table has a link
+        body = _section(html, section)
+        assert ("<table" in body) <= ("data:text/csv" in body), section
+    res = load_results(results)
+    board = leaderboard(res.frame, label_order(res.frame, res.suite))
+    assert links["fixture-leaderboard.csv"] == board.to_csv(index=False, float_format="%.6g")
+    runs = pd.read_csv(io.StringIO(links["fixture-runs.csv"]))
+    assert len(runs) == 10 and {"steps", "epochs", "stop_reason", "flops_policy", "flops_reference"} <= set(runs)
+    failed = pd.read_csv(io.StringIO(links["fixture-failed.csv"]))
+    assert failed["run_id"].tolist() == ["ipo_s1"] and failed["error"].tolist() == [OOM]
+    samples = pd.read_csv(io.StringIO(links["fixture-samples.csv"]), keep_default_na=False)
+    assert SCRIPT in samples["completion"].str.cat()  # the raw text: a CSV is data, not markup
+
+
+def test_runs_section_links_each_run_and_breaks_down_its_compute(page, results):
+    path, html = page
+    runs = _section(html, "runs")
+    rel = os.path.relpath(results, path.parent).replace(os.sep, "/")
+    for run in sorted(p.name for p in (results / "runs").iterdir()):
+        assert f'id="run-{run}"' in runs
+        for target in ("", "config.json", "metrics.json"):
+            assert f'href="{rel}/runs/{run}/{target}"' in runs, (run, target)
+    row = re.search(r'<tr id="run-dpo_b0.1_s0">(.*?)</tr>', runs).group(1)
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+    # run, setting, seed, status, steps, epochs, stop reason, budget used, FLOPs, policy, reference, reward model
+    # training, value model, amortised, wall s
+    assert cells[1:10] == ["dpo (beta=0.1)", "0", "finished", "40", "–", "budget", "–", "1.00e12", "7.50e11"]
+    assert cells[10] == "2.50e11" and cells[11:13] == ["–", "–"]
+    heads = re.findall(r"<th[^>]*>(.*?)</th>", runs)
+    assert heads[9:13] == ["policy", "reference", "reward model training", "value model"]
+    res = load_results(results)
+    table = runs_table(res.frame, res.metrics)
+    assert table.loc[table["run_id"] == "ppo_s0", "flops_value"].item() == 0.25e12
+    assert f'href="{rel}/runs/ipo_s1/"' in _section(html, "failed")
+    leader = _section(html, "leaderboard")
+    assert '<a href="#run-dpo_b0.1_s0">dpo</a>' in leader  # a setting links to its first run
+
+
+def test_collapsed_and_capped_samples_are_flagged(page):
+    _, html = page
+    samples = _section(html, "samples")
+    rows = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", samples) if "<td" in r]
+    assert len(rows) == 3 * 5  # 3 prompts: π_ref, sft, dpo, ipo, ppo
+    flagged = sorted((re.sub(r"<[^>]+>", "", r.split("</td>")[0]), re.findall(r'<span class="flag">(\w+)</span>', r))
+                     for r in rows if 'class="flag"' in r)
+    assert flagged == [("ipo", ["collapsed"]), ("ppo", ["capped"])]
+    assert sample_flags("", 0, 8) == ["collapsed"] and sample_flags("a fine film .", 5, 8) == []
+    assert sample_flags("a fine film .", 8, 8) == ["capped"]   # per_prompt.csv's token count, end token included
+    assert sample_flags("x", None, None) == ["collapsed"]      # no cap known: never "capped"
 
 
 def test_every_image_is_embedded_and_non_empty(page):
@@ -301,9 +382,83 @@ document.getElementById('f').addEventListener('load', () => {{
     assert report["pwned"] is False and report["text"] is True
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "file://" + str(path) in line]
     assert not console, console
-    artifacts = Path(__file__).resolve().parents[1] / "artifacts" / "test_report"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    shot = artifacts / "report.png"
-    subprocess.run([CHROMIUM, *flags[:4], "--window-size=1280,4000", f"--screenshot={shot}", path.as_uri()],
-                   check=False, capture_output=True, timeout=120)
-    assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "test_report"
+LAYOUT_PROBE = r"""
+const f = document.getElementById('f');
+f.addEventListener('load', () => {
+  const doc = f.contentDocument, win = f.contentWindow, vw = doc.documentElement.clientWidth;
+  // an element past the viewport's edge is fine only inside a box that scrolls (or clips) and itself fits
+  const contained = el => {
+    for (let a = el.parentElement; a && a !== doc.body; a = a.parentElement) {
+      if (win.getComputedStyle(a).overflowX !== 'visible') {
+        const r = a.getBoundingClientRect();
+        return r.left >= -1 && r.right <= vw + 1;
+      }
+    }
+    return false;
+  };
+  const over = [];
+  for (const el of doc.body.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width && (r.right > vw + 1 || r.left < -1) && !contained(el))
+      over.push(el.tagName.toLowerCase() + '.' + el.className + ' ' + Math.round(r.left) + '..' + Math.round(r.right));
+  }
+  const width = e => Math.round(e.getBoundingClientRect().width);
+  document.getElementById('out').textContent = JSON.stringify({
+    vw, scroll_width: doc.documentElement.scrollWidth, height: doc.documentElement.scrollHeight,
+    over: over.slice(0, 20), text_cells: Array.from(doc.querySelectorAll('.sample td.text')).map(width),
+    charts: Array.from(doc.querySelectorAll('.chart')).map(c => [width(c), width(c.querySelector('img'))]),
+    dark: win.matchMedia('(prefers-color-scheme: dark)').matches,
+    background: win.getComputedStyle(doc.body).backgroundColor});
+});
+"""
+
+
+def _frame(page: Path, probe: Path, width: int, height: int, script: str = "") -> Path:
+    """`page` laid out in an iframe exactly `width` CSS px wide (headless chromium's window is at least 500 px,
+    so the window itself cannot stand for a phone)."""
+    probe.write_text(f"""<!DOCTYPE html><html><body style="margin:0">{'<pre id="out">pending</pre>' if script else ''}
+<iframe id="f" src="{page.as_uri()}" style="border:0;display:block;width:{width}px;height:{height}px"></iframe>
+{"<script>" + script + "</script>" if script else ""}</body></html>""")
+    return probe
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+@pytest.mark.parametrize("width,dark", [(390, False), (1400, False), (390, True)])
+def test_page_fits_the_screen(page, tmp_path, width, dark):
+    """At 390 px (a phone) and 1400 px, light and dark: nothing overflows the viewport (wide tables and charts scroll
+    inside their own box), the samples' text column is never squeezed to a few characters, charts fit their box
+    on a wide screen; then a screenshot of the whole page (artifacts/test_report/report-<width>[-dark].png)."""
+    from PIL import Image
+
+    path, _ = page
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--allow-file-access-from-files",
+             "--force-device-scale-factor=1", *(["--force-dark-mode"] if dark else [])]
+    window = f"--window-size={max(width, 600) + 20},1000"
+    probe = _frame(path, tmp_path / "probe.html", width, 1000, LAYOUT_PROBE)
+    dom = subprocess.run([CHROMIUM, *flags, "--virtual-time-budget=10000", window, "--dump-dom", probe.as_uri()],
+                         check=False, capture_output=True, text=True, timeout=60)
+    found = re.search(r'<pre id="out">(.*?)</pre>', dom.stdout, re.DOTALL)
+    assert found and found.group(1) != "pending", dom.stderr[-2000:]
+    m = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert m["vw"] == width
+    assert m["scroll_width"] <= width and m["over"] == [], m["over"]
+    assert m["text_cells"] and min(m["text_cells"]) >= 120, m["text_cells"]  # ~15 monospace characters or more
+    assert len(m["charts"]) == 5 and all(box <= width for box, _ in m["charts"])
+    if width >= 1000:
+        assert all(img <= box for box, img in m["charts"]), m["charts"]  # scaled to fit, nothing to scroll
+    assert m["dark"] is dark
+    assert (m["background"] == "rgb(255, 255, 255)") is not dark, m["background"]
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"report-{width}{'-dark' if dark else ''}.png"
+    height = int(m["height"])
+    frame = _frame(path, tmp_path / "frame.html", width, height)
+    subprocess.run([CHROMIUM, *flags, f"--window-size={max(width, 600) + 20},{height}", f"--screenshot={shot}",
+                    frame.as_uri()], check=False, capture_output=True, timeout=120)
+    with Image.open(shot) as image:
+        image.crop((0, 0, width, height)).save(shot)
+    with Image.open(shot) as image:
+        assert image.size == (width, height) and shot.stat().st_size > 10_000
