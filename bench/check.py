@@ -34,7 +34,7 @@ from bench.io import read_json, write_json_atomic, write_text_atomic
 BASELINE_SCHEMA_VERSION = 1
 
 # metric → (direction, default absolute tolerance). Tolerances were set from the run-to-run and seed spread
-# measured on the CI-sized suite (see results/baselines/README.md); direction +1 higher is better, -1 lower is
+# measured on the CI-sized suite (results/baselines/controlled-ci.json); direction +1 higher is better, -1 lower is
 # better, 0 either way.
 METRICS: dict[str, tuple[int, float]] = {
     "win_rate": (+1, 0.06),

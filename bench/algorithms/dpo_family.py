@@ -68,7 +68,7 @@ class DPOFamily(Algorithm):
         tok = load_tokenizer(world.tokenizer_dir)
         train = world.load_pairs("train")
         policy = load_causal_lm(world.base_model_dir, ctx.device).train()
-        # An explicit reference (FIELD-NOTES: TRL reloads it from config._name_or_path otherwise).
+        # An explicit reference: without one, TRL 1.12 reloads it from config._name_or_path (the model on disk).
         ref = None if p["precompute_ref_log_probs"] else load_causal_lm(world.base_model_dir, ctx.device)
         n_params = sum(x.numel() for x in policy.parameters())
         tokens = tc.pair_tokens(train, tok)

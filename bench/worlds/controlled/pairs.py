@@ -71,7 +71,8 @@ def make_pairs(prompts: list[str], completions_a: list[str], completions_b: list
             skipped += 1
             continue
         chosen, rejected, prob, flipped = labeller.label(a, b, rng, prompt)
-        # TRL joins prompt + completion as strings: completions start with a space (FIELD-NOTES / probe).
+        # TRL joins prompt + completion as strings: completions start with a space (else, with the word-level
+        # tokenizer, the completion's first word fuses with the prompt's last).
         chosen, rejected = " " + chosen, " " + rejected
         rows.append({
             "prompt": prompt,
