@@ -42,8 +42,9 @@ AXES = {"budget_flops": ("budget", "flops"), "budget_view": ("budget", "view"), 
 @dataclass(frozen=True)
 class SuiteMeta:
     name: str = field(metadata={"doc": "results go to results/<name>/, the report to report/<name>/"})
-    seeds: tuple[int, ...] = (0,)
-    description: str = ""
+    seeds: tuple[int, ...] = field(default=(0,), metadata={"doc": "training seeds: every setting runs once per seed "
+                                                             "(intervals over seeds need at least 2)"})
+    description: str = field(default="", metadata={"doc": "free text, kept in suite.json"})
 
     def problems(self) -> list[tuple[str, str]]:
         out = []

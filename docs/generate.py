@@ -57,16 +57,17 @@ def _constraint(meta: typing.Mapping) -> str:
     return "; ".join(parts)
 
 
-def field_table(cls: type, skip: set[str] = frozenset()) -> str:
+def field_table(cls: type, fallback: str = "") -> str:
+    """Key, type, default, constraint and meaning of every field; `fallback` ({name} filled in) where a field has
+    no `doc`."""
     from bench.schema import type_name
 
     hints = typing.get_type_hints(cls)
     rows = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
     for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
+        doc = f.metadata.get("doc") or fallback.format(name=f.name)
         rows.append(f"| `{f.name}` | {_cell(type_name(hints[f.name]))} | {_cell(_default(f))} | "
-                    f"{_cell(_constraint(f.metadata))} | {_cell(f.metadata.get('doc', ''))} |")
+                    f"{_cell(_constraint(f.metadata))} | {_cell(doc)} |")
     return "\n".join(rows)
 
 
@@ -102,7 +103,7 @@ def blocks() -> dict[str, str]:
     from bench.worlds import WORLDS
 
     out = {"suite": field_table(SuiteMeta), "budget": field_table(BudgetConfig), "eval": field_table(EvalConfig),
-           "train": field_table(TrainParams), "algorithms": algorithms_table(), "check": check_table()}
+           "train": field_table(TrainParams, fallback="as transformers' `TrainingArguments.{name}`"), "algorithms": algorithms_table(), "check": check_table()}
     for kind, world in WORLDS.items():
         out[f"world_{kind}"] = field_table(world.config)
     return out
