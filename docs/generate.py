@@ -87,6 +87,28 @@ def algorithms_table() -> str:
     return "\n".join(rows)
 
 
+def algorithm_keys() -> str:
+    """One table per algorithm with its own keys (the [train] keys are listed once, under [train])."""
+    from bench.algorithms.registry import TrainParams, all_algorithms
+    from bench.schema import type_name
+
+    shared = {f.name for f in dataclasses.fields(TrainParams)}
+    out = []
+    for name, cls in sorted(all_algorithms().items()):
+        if not cls.__module__.startswith("bench."):
+            continue
+        fields = [f for f in dataclasses.fields(cls.Params) if f.name not in shared]
+        if not fields:
+            continue
+        hints = typing.get_type_hints(cls.Params)
+        out += [f"#### `{name}`", "", "| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+        out += [f"| `{f.name}` | {_cell(type_name(hints[f.name]))} | {_cell(_default(f))} | "
+                f"{_cell(_constraint(f.metadata))} | {_cell(f.metadata.get('doc') or 'as TRL names it')} |"
+                for f in fields]
+        out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
 def check_table() -> str:
     from bench.check import METRICS
 
@@ -103,7 +125,8 @@ def blocks() -> dict[str, str]:
     from bench.worlds import WORLDS
 
     out = {"suite": field_table(SuiteMeta), "budget": field_table(BudgetConfig), "eval": field_table(EvalConfig),
-           "train": field_table(TrainParams, fallback="as transformers' `TrainingArguments.{name}`"), "algorithms": algorithms_table(), "check": check_table()}
+           "train": field_table(TrainParams, fallback="as transformers' `TrainingArguments.{name}`"), "algorithms": algorithms_table(),
+           "algorithm_keys": algorithm_keys(), "check": check_table()}
     for kind, world in WORLDS.items():
         out[f"world_{kind}"] = field_table(world.config)
     return out
