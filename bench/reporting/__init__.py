@@ -44,6 +44,9 @@ def write_report(results_dir: Path, out_dir: Path) -> Path:
     `out_dir` to `results_dir`, so they work wherever the two folders sit and the bytes depend only on the data and
     the two folders' relative position."""
     page = Path(out_dir) / "index.html"
-    rel = os.path.relpath(Path(results_dir).resolve(), Path(out_dir).resolve()).replace(os.sep, "/")
-    write_text_atomic(page, render_report(results_dir, quote(rel) + "/"))
+    try:
+        base = quote(os.path.relpath(Path(results_dir).resolve(), Path(out_dir).resolve()).replace(os.sep, "/")) + "/"
+    except ValueError:  # no relative path between them (two Windows drives): the absolute folder
+        base = Path(results_dir).resolve().as_uri() + "/"
+    write_text_atomic(page, render_report(results_dir, base))
     return page
