@@ -117,7 +117,7 @@ def build_results(root: Path) -> Path:
                 metrics = {"status": "finished", "steps": 40, "stop_reason": "budget", **m}
                 if m["flops"]:
                     parts = {"policy": 0.75e12, "reference": 0.25e12} if label == "dpo" else \
-                        {"policy": 0.4e12, "reward_model_training": 0.35e12, "value": 0.25e12}
+                        {"policy": 0.4e12, "reward_model_training": 0.35e12, "value_model": 0.25e12}
                     metrics["compute"] = {"flops_by_component": parts if label != "ipo" else {"policy": 1e12}}
                 pd.DataFrame(_curves(m, label != "sft")).to_csv(d / "curves.csv", index=False)
                 (d / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in _samples(label, m)))
@@ -215,7 +215,7 @@ def test_runs_section_links_each_run_and_breaks_down_its_compute(page, results):
     assert heads[9:13] == ["policy", "reference", "reward model training", "value model"]
     res = load_results(results)
     table = runs_table(res.frame, res.metrics)
-    assert table.loc[table["run_id"] == "ppo_s0", "flops_value"].item() == 0.25e12
+    assert table.loc[table["run_id"] == "ppo_s0", "flops_value_model"].item() == 0.25e12
     assert f'href="{rel}/runs/ipo_s1/"' in _section(html, "failed")
     leader = _section(html, "leaderboard")
     assert '<a href="#run-dpo_b0.1_s0">dpo</a>' in leader  # a setting links to its first run

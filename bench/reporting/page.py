@@ -209,7 +209,7 @@ def samples_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 COMPONENT_TITLES = {"policy": "policy", "reference": "reference", "reward_model_training": "reward model training",
-                    "reward_model": "reward model", "value": "value model", "generation": "generation"}
+                    "reward_model": "reward model (scoring)", "value_model": "value model", "generation": "generation"}
 
 
 def runs_view(table: pd.DataFrame, link_base: str) -> tuple[list[str], list[dict[str, Any]]]:

@@ -300,7 +300,7 @@ def leaderboard_view(board: pd.DataFrame, marks: pd.DataFrame) -> list[dict[str,
 
 # the meter's components in the order a reader follows a run: policy passes, reference, reward model, value model,
 # generation (bench/budget.py); any other component follows alphabetically
-COMPONENT_ORDER = ("policy", "reference", "reward_model_training", "reward_model", "value", "generation")
+COMPONENT_ORDER = ("policy", "reference", "reward_model_training", "reward_model", "value_model", "generation")
 
 
 def flop_components(metrics: dict[str, dict]) -> list[str]:
