@@ -125,8 +125,8 @@ def blocks() -> dict[str, str]:
     from bench.worlds import WORLDS
 
     out = {"suite": field_table(SuiteMeta), "budget": field_table(BudgetConfig), "eval": field_table(EvalConfig),
-           "train": field_table(TrainParams, fallback="as transformers' `TrainingArguments.{name}`"), "algorithms": algorithms_table(),
-           "algorithm_keys": algorithm_keys(), "check": check_table()}
+           "train": field_table(TrainParams, fallback="as transformers' `TrainingArguments.{name}`"),
+           "algorithms": algorithms_table(), "algorithm_keys": algorithm_keys(), "check": check_table()}
     for kind, world in WORLDS.items():
         out[f"world_{kind}"] = field_table(world.config)
     return out

@@ -201,8 +201,9 @@ def samples_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for e in entries:
         if e["reference"]:
-            rows.append({"prompt": e["prompt"], "policy": "π_ref (reference)", "run_id": "", "completion":
-                         e["reference"], "score": e["reference_score"], "kl": "0", "flags": " ".join(e["reference_flags"])})
+            rows.append({"prompt": e["prompt"], "policy": "π_ref (reference)", "run_id": "",
+                         "completion": e["reference"], "score": e["reference_score"], "kl": "0",
+                         "flags": " ".join(e["reference_flags"])})
         rows += [{"prompt": e["prompt"], "policy": r["setting"], "run_id": r["run_id"], "completion": r["completion"],
                   "score": r["score"], "kl": r["kl"], "flags": " ".join(r["flags"])} for r in e["rows"]]
     return pd.DataFrame(rows, columns=["prompt", "policy", "run_id", "completion", "score", "kl", "flags"])
