@@ -4,7 +4,8 @@
     [world]            kind = "controlled" | ... and that world's settings (bench/worlds/)
     [budget]           flops = 2e12  (or seconds = 60), max_epochs
     [eval]             prompts, curve_every, lm_eval_tasks, ...
-    [train]            defaults for every algorithm that has the field (learning_rate, batch size, ...)
+    [train]            defaults for every algorithm that has the field (learning_rate, batch size, ...), and the
+                       run options `report_to`, `save_policy`, `peft` (`TrainOptions`: not hyper-parameters)
     [algorithms.NAME]  hyper-parameters (TRL's names); a list value is a sweep; `algorithm = "dpo"` lets two
                        entries use one algorithm with different settings
 
@@ -145,6 +146,82 @@ def is_task_path(task: str) -> bool:
             or Path(task).expanduser().exists())
 
 
+REPORT_TO = ("none", "tensorboard", "trackio", "wandb", "mlflow")  # transformers' integration names
+SAVE_POLICY = ("none", "final")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """`[train] peft = { r = 16, lora_alpha = 32, ... }`: a LoRA adapter (peft's `LoraConfig` field names) trained
+    in place of the full policy; the reference is the adapter-disabled base model (TRL), so no second copy."""
+
+    r: int = field(default=16, metadata={"min": 1, "doc": "adapter rank"})
+    lora_alpha: float = field(default=32.0, metadata={"gt": 0, "doc": "scaling numerator (scale = lora_alpha / r)"})
+    lora_dropout: float = field(default=0.0, metadata={"min": 0, "lt": 1})
+    target_modules: str | tuple[str, ...] = field(default="all-linear", metadata={
+        "doc": "module names to adapt, or \"all-linear\" (peft's shorthand)"})
+    bias: str = field(default="none", metadata={"choices": ("none", "all", "lora_only")})
+
+    def peft_kwargs(self) -> dict[str, Any]:
+        target = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
+        return {"r": self.r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout,
+                "target_modules": target, "bias": self.bias, "task_type": "CAUSAL_LM"}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The run options of `[train]` that are not hyper-parameters of an algorithm.
+
+    `report_to` and `save_policy` change what is kept, never a number, so they are not part of a run's identity
+    (run ids, config hashes and the suite hash do not change); `peft` changes what is trained, so a run with an
+    adapter hashes it (runs without one keep their ids).
+    """
+
+    report_to: str | tuple[str, ...] = field(default="none", metadata={"doc": "experiment tracker(s) every "
+                                             "trainer reports to (transformers' names): " + ", ".join(REPORT_TO)})
+    save_policy: str = field(default="none", metadata={"choices": SAVE_POLICY, "doc": "\"final\": keep each "
+                             "trained policy as a Hugging Face checkpoint in its run folder (policy/)"})
+    peft: LoraSettings | None = field(default=None, metadata={"doc": "LoRA adapter settings (a table); "
+                                      "none: full fine-tuning"})
+
+    @property
+    def trackers(self) -> tuple[str, ...]:
+        names = (self.report_to,) if isinstance(self.report_to, str) else tuple(self.report_to)
+        return tuple(n for n in names if n != "none")
+
+
+def _report_to_problem(value: Any) -> str | None:
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
+    bad = [n for n in names if n not in REPORT_TO]
+    if bad:
+        return f"unknown tracker {bad[0]!r}; {did_you_mean(str(bad[0]), REPORT_TO)}"
+    if "none" in names and len(names) > 1:
+        return "\"none\" cannot be combined with a tracker; list only the trackers"
+    return None
+
+
+TRAIN_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainOptions))
+
+
+def read_train_options(train: dict[str, Any], where: str, problems: list[str]) -> TrainOptions:
+    """The run options out of the `[train]` table (the rest are algorithms' hyper-parameters)."""
+    table = {k: v for k, v in train.items() if k in TRAIN_OPTIONS and k != "peft"}
+    message = _report_to_problem(table.get("report_to", "none"))
+    if message:
+        problems.append(problem(where, "[train].report_to", message))
+        table.pop("report_to")
+    options = read_table(TrainOptions, table, where, "train", problems)
+    peft = train.get("peft")
+    if peft is None:
+        return options
+    if not isinstance(peft, dict):
+        problems.append(problem(where, "[train].peft", f"must be a table, got {type(peft).__name__}",
+                                "write peft = { r = 16, lora_alpha = 32 }"))
+        return options
+    lora = read_table(LoraSettings, peft, where, "train.peft", problems)
+    return dataclasses.replace(options, peft=lora)
+
+
 @dataclass(frozen=True)
 class AlgorithmEntry:
     """One `[algorithms.<label>]` table: which algorithm, and its hyper-parameter grid (value tuples)."""
@@ -165,6 +242,7 @@ class Suite:
     check: dict[str, Any]
     raw_hash: str  # sha256 of the canonical resolved suite (path excluded)
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # suite-level sweeps: (AXES name, values), several values
+    options: TrainOptions = TrainOptions()  # [train] run options: tracking, saved policy, LoRA
 
     def axis_points(self) -> list[dict[str, Any]]:
         """Every combination of the suite-level axes (one empty dict when nothing is swept)."""
@@ -212,10 +290,11 @@ class RunSpec:
     budget: BudgetConfig
     eval: EvalConfig
     axes: tuple[tuple[str, Any], ...] = ()  # this run's values of the suite's swept axes (AXES), sorted
+    options: TrainOptions = TrainOptions()  # run options: tracking and the saved policy are not hashed; peft is
 
     def canonical(self) -> dict[str, Any]:
         """What defines the run's result; its hash is the run id's suffix. `suite` and `label` are names only."""
-        return {
+        out = {
             "algorithm": self.algorithm,
             "algorithm_version": self.algorithm_version,
             "params": dict(self.params),
@@ -224,6 +303,9 @@ class RunSpec:
             "budget": as_dict(self.budget),
             "eval": _eval_dict(self.eval),
         }
+        if self.options.peft is not None:  # a LoRA run trains something else than the full policy
+            out["peft"] = as_dict(self.options.peft)
+        return out
 
     @property
     def config_hash(self) -> str:
@@ -383,11 +465,13 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     if not isinstance(train, dict):
         problems.append(problem(where, "[train]", "must be a table"))
         train = {}
+    options = read_train_options(train, where, problems)
+    train = {k: v for k, v in train.items() if k not in TRAIN_OPTIONS}
     known_train = {f.name for cls in registry.values() for f in dataclasses.fields(cls.Params)}
     for key in train:
         if key not in known_train:
             problems.append(problem(where, f"[train].{key}", "no algorithm has this hyper-parameter",
-                                    did_you_mean(key, known_train)))
+                                    did_you_mean(key, known_train | set(TRAIN_OPTIONS))))
 
     algorithms = data.get("algorithms", {})
     if not isinstance(algorithms, dict) or not algorithms:
@@ -400,6 +484,13 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         if entry is not None:
             entries.append(entry)
 
+    if options.peft is not None:
+        for e in entries:
+            cls = registry[e.algorithm]
+            if cls.trains and not cls.supports_peft:
+                problems.append(problem(where, "[train].peft", f"{e.algorithm} ([algorithms.{e.label}]) does not "
+                                        "train LoRA adapters", "remove the entry or drop peft; LoRA algorithms: "
+                                        + ", ".join(n for n, c in registry.items() if c.supports_peft)))
     if not problems:
         runs = sum(_grid_size(e) for e in entries) * len(meta.seeds)
         if runs > MAX_RUNS:
@@ -411,7 +502,10 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
                  "entries": [as_dict(e) for e in entries], "check": check}
     if axes:
         canonical["axes"] = [[k, list(v)] for k, v in axes]
-    return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical), tuple(axes))
+    if options.peft is not None:  # tracking and saving change no result: the suite hash ignores them
+        canonical["peft"] = as_dict(options.peft)
+    return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical), tuple(axes),
+                 options)
 
 
 def _grid_size(entry: AlgorithmEntry) -> int:
@@ -530,7 +624,8 @@ def expand(suite: Suite) -> list[RunSpec]:
                 for seed in suite.meta.seeds:
                     spec = RunSpec(suite.name, entry.label, entry.algorithm, cls.version,
                                    tuple(sorted(params.items())), swept, seed, suite.world_for(axis_point),
-                                   budget, suite.eval, tuple(sorted(axes.items())))
+                                   budget, suite.eval, tuple(sorted(axes.items())),
+                                   suite.options if cls.trains else TrainOptions())
                     if not cls.trains or axes.get("budget_view") == "both":
                         if spec.run_id in shared:
                             continue
