@@ -66,7 +66,7 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         + (f"`{base}`" if base else f"the {world.get('kind', '?')} world's base policy")
         + f", under a budget of {budget_text} ({budget.get('view', 'end_to_end')} view).", "",
         f"Run id `{config.get('run_id')}`, config hash `{config.get('config_hash')}`, daa-bench commit "
-        f"`{(config.get('provenance') or {}).get('git_commit', 'unknown')}`.", "",
+        f"`{((config.get('provenance') or {}).get('git') or {}).get('commit') or 'unknown'}`.", "",
         "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
         "model = AutoModelForCausalLM.from_pretrained(PATH)", "tokenizer = AutoTokenizer.from_pretrained(PATH)",
         "```", "", "## Settings", "", "| setting | value |", "|---|---|",
@@ -91,6 +91,13 @@ def export_run(results_dir: Path, run_id: str, to: Path) -> Path:
             raise UserError(f"{results_dir}: no runs here; pass a results folder such as results/<suite>")
         raise UserError(f"--run {run_id}: no such run in {results_dir}; {did_you_mean(run_id, known)}")
     if not has_policy(path):
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        from bench.algorithms.registry import all_algorithms
+
+        cls = all_algorithms().get(config.get("algorithm"))
+        if cls is not None and not cls.trains:
+            raise UserError(f"--run {run_id}: {config.get('algorithm')} is training-free: it keeps no policy (its "
+                            f"policy is the world's base model); export a trained run")
         raise UserError(f"{path}: no saved policy (policy/); re-run the suite with [train] save_policy = \"final\" "
                         f"(or --set train.save_policy=final)")
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
