@@ -32,8 +32,12 @@ def saved(tmp_path_factory):
         from bench.evaluation.policy_metrics import pair_logps
 
         model = getattr(trainer_or_model, "model", trainer_or_model)
-        pairs = recorded["pairs"]
-        recorded["logps"] = pair_logps(model.eval(), tokenizer, pairs)
+        hooks = dict(model._forward_pre_hooks)  # the compute meter's: this measurement is not the run's
+        model._forward_pre_hooks.clear()
+        try:
+            recorded["logps"] = pair_logps(model.eval(), tokenizer, recorded["pairs"])
+        finally:
+            model._forward_pre_hooks.update(hooks)
         return original(trainer_or_model, tokenizer, path)
 
     with one_thread():
