@@ -222,7 +222,8 @@ def main():
 
     result = {"setup": {"model": f"Llama, {a.layers} layers, width {a.width}, vocab 8003, float32, random weights",
                         "data": "16-token prompts, 16-token chosen/rejected", "batch": a.batch, "steps": a.steps,
-                        "optimizer": "AdamW (adamw_torch_fused, transformers' default)", "lora": "r=16, alpha=32, all-linear",
+                        "optimizer": "AdamW (adamw_torch_fused, transformers' default)",
+                        "lora": "r=16, alpha=32, all-linear",
                         "device": "cpu", "threads": int(os.environ.get("OMP_NUM_THREADS", "1")),
                         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                      "trl": trl.__version__, "peft": peft.__version__}},

@@ -82,19 +82,17 @@ def test_peft_is_validated_hashed_and_refused_where_unsupported(tmp_path):
         load_suite(suite, ["train.peft={r = 0, alpha = 3}"])
     assert any("[train.peft].r: must be >= 1" in p for p in err.value.problems)
     assert any("[train.peft].alpha: unknown key" in p and "lora_alpha" in p for p in err.value.problems)
-    ppo = write_tiny_suite(tmp_path, name="p", train="peft = { r = 4 }", algorithms="[algorithms.ppo]\n")
-    with pytest.raises(UserError, match=r"ppo \(\[algorithms.ppo\]\) does not train LoRA adapters"):
-        load_suite(ppo)
+    fake = write_tiny_suite(tmp_path, name="p", train="peft = { r = 4 }", algorithms="[algorithms.fake]\n")
+    with pytest.raises(UserError, match=r"fake \(\[algorithms.fake\]\) does not train LoRA adapters"):
+        load_suite(fake)
 
 
 # ------------------------------------------------------------------------------------ end to end (hub)
-@pytest.fixture(scope="module")
-def lora_runs(assets, tmp_path_factory):  # noqa: F811
-    tmp = tmp_path_factory.mktemp("peft")
-    suite = tmp / "lora.toml"
+def run_lora_suite(assets, tmp, name: str, algorithms: str) -> dict:  # noqa: F811
+    suite = tmp / f"{name}.toml"
     suite.write_text(textwrap.dedent(f"""\
         [suite]
-        name = "lora"
+        name = "{name}"
         seeds = [0]
 
         [world]
@@ -129,13 +127,33 @@ def lora_runs(assets, tmp_path_factory):  # noqa: F811
         save_policy = "final"
         peft = {{ r = 4, lora_alpha = 8, target_modules = ["q_proj", "v_proj"] }}
 
-        [algorithms.dpo]
-        [algorithms.simpo]
-        """), encoding="utf-8")
+        """) + textwrap.dedent(algorithms), encoding="utf-8")
     with one_thread():
         code = main(["run", str(suite), "--results", str(tmp / "results"), "--cache-dir", str(tmp / "cache"),
                      "--device", "cpu", "--no-report"])
-    return {"code": code, "runs": run_dirs(tmp / "results" / "lora"), "model": assets["model"]}
+    return {"code": code, "runs": run_dirs(tmp / "results" / name), "model": assets["model"]}
+
+
+@pytest.fixture(scope="module")
+def lora_runs(assets, tmp_path_factory):  # noqa: F811
+    return run_lora_suite(assets, tmp_path_factory.mktemp("peft"), "lora", """\
+        [algorithms.dpo]
+        [algorithms.simpo]
+        """)
+
+
+@pytest.fixture(scope="module")
+def online_lora_runs(assets, tmp_path_factory):  # noqa: F811
+    return run_lora_suite(assets, tmp_path_factory.mktemp("peft_online"), "lora_online", """\
+        [algorithms.ppo]
+        response_length = 8
+        rm_batch_size = 8
+        rm_learning_rate = 1e-3
+        [algorithms.online_dpo]
+        max_new_tokens = 8
+        rm_batch_size = 8
+        rm_learning_rate = 1e-3
+        """)
 
 
 def test_lora_runs_finish_with_one_model_and_the_base_as_reference(lora_runs):
@@ -174,3 +192,36 @@ def test_lora_checkpoint_is_the_merged_policy_plus_its_adapter(lora_runs):
     fresh = AutoModelForCausalLM.from_pretrained(str(lora_runs["model"])).state_dict()  # `base` now holds LoRA
     changed = {k for k, v in merged.state_dict().items() if not torch.equal(v, fresh[k])}
     assert changed and all(k.endswith(("q_proj.weight", "v_proj.weight")) for k in changed)
+
+
+def changed_weights(policy_dir, base_dir) -> set[str]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(str(policy_dir)).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(str(base_dir)).state_dict()
+    return {k for k, v in merged.items() if not torch.equal(v, base[k])}
+
+
+def test_ppo_and_online_dpo_train_adapters_against_the_adapter_disabled_base(online_lora_runs):
+    assert online_lora_runs["code"] == 0
+    for label, run in online_lora_runs["runs"].items():
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["status"] == "finished" and metrics["steps"] == 3, label
+        components = set(metrics["compute"]["flops_by_component"])
+        assert "policy" in components and "reference" not in components, label  # no second copy metered
+        adapter = json.loads((run / "policy" / "adapter" / "adapter_config.json").read_text())
+        assert adapter["r"] == 4, label
+        changed = changed_weights(run / "policy", online_lora_runs["model"])
+        assert changed and all(k.endswith(("q_proj.weight", "v_proj.weight")) for k in changed), label
+    ppo = [json.loads(x) for x in (online_lora_runs["runs"]["ppo"] / "log_history.jsonl").read_text().splitlines()]
+    assert "value_model" in json.loads((online_lora_runs["runs"]["ppo"] / "metrics.json").read_text())[
+        "compute"]["flops_by_component"]  # PPO's value model is a separate, fully trained model
+    assert ppo[0]["objective/kl"] == pytest.approx(0.0, abs=1e-6)  # first rollout: B = 0, policy = reference
+    online = [json.loads(x) for x in
+              (online_lora_runs["runs"]["online_dpo"] / "log_history.jsonl").read_text().splitlines()]
+    # step 1: policy = adapter-disabled reference (TRL logs the loss to 4 digits)
+    assert online[0]["loss"] == pytest.approx(0.6931, abs=1e-4) and online[0]["objective/kl"] == 0.0
+    assert online[0]["rewards/chosen"] == 0.0 and online[0]["rewards/rejected"] == 0.0
+    assert any(h.get("rewards/margins", 0.0) != 0.0 for h in online[1:])  # the adapter trains
+
