@@ -7,7 +7,8 @@
     [train]            defaults for every algorithm that has the field (learning_rate, batch size, ...), and the
                        run options `report_to`, `save_policy`, `peft` (`TrainOptions`: not hyper-parameters)
     [algorithms.NAME]  hyper-parameters (TRL's names); a list value is a sweep; `algorithm = "dpo"` lets two
-                       entries use one algorithm with different settings
+                       entries use one algorithm with different settings; `peft = { r = 16 }` (or `false`) gives
+                       one entry its own LoRA adapter (or full fine-tuning), replacing `[train].peft` for it
 
 `load_suite(path)` validates everything and raises one `UserError` listing every problem (file, field, fix).
 `expand(suite)` is the one pure function that fans a suite out into `RunSpec`s: entry x grid x seed.
@@ -229,6 +230,20 @@ class AlgorithmEntry:
     label: str
     algorithm: str
     grid: tuple[tuple[str, tuple[Any, ...]], ...]  # sorted (name, values); one value = fixed, several = swept
+    # the entry's own `peft`: None = [train].peft applies, False = full fine-tuning, else this adapter
+    peft: LoraSettings | bool | None = None
+
+    def resolved_peft(self, suite_peft: LoraSettings | None) -> LoraSettings | None:
+        if self.peft is None:
+            return suite_peft
+        return None if self.peft is False else self.peft
+
+    def canonical(self) -> dict[str, Any]:
+        """The entry for the suite hash: `peft` only when the entry sets it (suites without one keep their hash)."""
+        out = {"label": self.label, "algorithm": self.algorithm, "grid": as_dict(self.grid)}
+        if self.peft is not None:
+            out["peft"] = as_dict(self.peft) if self.peft is not False else False
+        return out
 
 
 @dataclass(frozen=True)
@@ -484,13 +499,16 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         if entry is not None:
             entries.append(entry)
 
-    if options.peft is not None:
-        for e in entries:
-            cls = registry[e.algorithm]
-            if cls.trains and not cls.supports_peft:
-                problems.append(problem(where, "[train].peft", f"{e.algorithm} ([algorithms.{e.label}]) does not "
-                                        "train LoRA adapters", "remove the entry or drop peft; LoRA algorithms: "
-                                        + ", ".join(n for n, c in registry.items() if c.supports_peft)))
+    lora_algorithms = ", ".join(n for n, c in registry.items() if c.supports_peft)
+    for e in entries:
+        cls = registry[e.algorithm]
+        src = "[train].peft" if e.peft is None else f"[algorithms.{e.label}].peft"
+        if e.peft is not None and not cls.trains:
+            problems.append(problem(where, src, f"{e.algorithm} trains nothing: it has no adapter to train",
+                                    "remove peft from this entry"))
+        elif e.resolved_peft(options.peft) is not None and cls.trains and not cls.supports_peft:
+            problems.append(problem(where, src, f"{e.algorithm} ([algorithms.{e.label}]) does not train LoRA "
+                                    "adapters", f"remove the entry or drop peft; LoRA algorithms: {lora_algorithms}"))
     if not problems:
         runs = sum(_grid_size(e) for e in entries) * len(meta.seeds)
         if runs > MAX_RUNS:
@@ -499,7 +517,7 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     if problems:
         raise UserError(*problems)
     canonical = {"suite": as_dict(meta), "world": as_dict(world), "budget": as_dict(budget), "eval": _eval_dict(eval_cfg),
-                 "entries": [as_dict(e) for e in entries], "check": check}
+                 "entries": [e.canonical() for e in entries], "check": check}
     if axes:
         canonical["axes"] = [[k, list(v)] for k, v in axes]
     if options.peft is not None:  # tracking and saving change no result: the suite hash ignores them
@@ -536,6 +554,9 @@ def _check_table_problems(check: dict[str, Any], where: str) -> list[str]:
     return out
 
 
+_BAD = object()  # an entry's `peft` that failed validation (its problem is already listed)
+
+
 def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[str, Any], where: str,
                 problems: list[str]) -> AlgorithmEntry | None:
     section = f"algorithms.{label}"
@@ -558,8 +579,9 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
     fields = cls.param_fields()
     hints = typing.get_type_hints(cls.Params)
     grid: dict[str, tuple[Any, ...]] = {}
+    peft = _read_entry_peft(table, section, where, problems) if "peft" in table else None
     merged = {k: v for k, v in train.items() if k in fields}
-    merged.update({k: v for k, v in table.items() if k != "algorithm"})
+    merged.update({k: v for k, v in table.items() if k not in ("algorithm", "peft")})
     ok = True
     for key, value in merged.items():
         src = f"[{section}].{key}" if key in table else f"[train].{key}"
@@ -587,9 +609,24 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
                 break
             converted.append(conv)
         grid[key] = tuple(converted)
-    if not ok:
+    if not ok or peft is _BAD:
         return None
-    return AlgorithmEntry(label, name, tuple(sorted(grid.items())))
+    return AlgorithmEntry(label, name, tuple(sorted(grid.items())), peft)
+
+
+def _read_entry_peft(table: dict[str, Any], section: str, where: str, problems: list[str]) -> Any:
+    """An entry's `peft`: a LoRA table (replacing `[train].peft` for this entry, not merged with it) or `false`
+    (full fine-tuning even when `[train]` sets an adapter). `_BAD` after a problem."""
+    value = table["peft"]
+    if value is False:
+        return False
+    if not isinstance(value, dict):
+        problems.append(problem(where, f"[{section}].peft", f"expected a table or false, got {value!r}",
+                                "write peft = { r = 16, lora_alpha = 32 }, or peft = false for full fine-tuning"))
+        return _BAD
+    before = len(problems)
+    lora = read_table(LoraSettings, value, where, f"{section}.peft", problems)
+    return _BAD if len(problems) > before else lora
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -604,6 +641,9 @@ def expand(suite: Suite) -> list[RunSpec]:
     shared: set[str] = set()  # runs two budget views share (no reward model: the view changes nothing)
     for entry in suite.entries:
         cls = get_algorithm(entry.algorithm)
+        # run options: an entry's own `peft` replaces [train]'s; a training-free run has none (its id is shared)
+        options = dataclasses.replace(suite.options, peft=entry.resolved_peft(suite.options.peft)) \
+            if cls.trains else TrainOptions()
         names = [k for k, _ in entry.grid]
         swept = tuple(k for k, values in entry.grid if len(values) > 1)
         defaults = {f.name: f.default for f in dataclasses.fields(cls.Params)}
@@ -624,8 +664,7 @@ def expand(suite: Suite) -> list[RunSpec]:
                 for seed in suite.meta.seeds:
                     spec = RunSpec(suite.name, entry.label, entry.algorithm, cls.version,
                                    tuple(sorted(params.items())), swept, seed, suite.world_for(axis_point),
-                                   budget, suite.eval, tuple(sorted(axes.items())),
-                                   suite.options if cls.trains else TrainOptions())
+                                   budget, suite.eval, tuple(sorted(axes.items())), options)
                     if not cls.trains or axes.get("budget_view") == "both":
                         if spec.run_id in shared:
                             continue

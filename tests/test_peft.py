@@ -87,6 +87,68 @@ def test_peft_is_validated_hashed_and_refused_where_unsupported(tmp_path):
         load_suite(fake)
 
 
+def test_peft_per_entry_overrides_train_and_is_hashed_only_when_set(tmp_path):
+    from bench.schema import as_dict
+
+    plain = write_tiny_suite(tmp_path, name="plain", algorithms="[algorithms.dpo]\n[algorithms.sft]\n")
+    both = write_tiny_suite(tmp_path, name="plain", algorithms="""[algorithms.dpo]
+[algorithms.sft]
+[algorithms.dpo_lora]
+algorithm = "dpo"
+peft = { r = 8, target_modules = ["c_attn"] }
+""")
+    base = {s.label: s for s in expand(load_suite(plain))}
+    mixed = {s.label: s for s in expand(load_suite(both))}
+    # entries without peft: same run ids, and the entry's canonical form is what it was before `peft` existed
+    assert mixed["dpo"].run_id == base["dpo"].run_id and mixed["sft"].run_id == base["sft"].run_id
+    assert mixed["dpo"].options.peft is None
+    entry = next(e for e in load_suite(plain).entries if e.label == "dpo")
+    assert entry.canonical() == {k: v for k, v in as_dict(entry).items() if k != "peft"}
+    assert mixed["dpo_lora"].options.peft.peft_kwargs()["r"] == 8
+    assert mixed["dpo_lora"].options.peft.peft_kwargs()["target_modules"] == ["c_attn"]
+    # [train].peft for all, one entry back to full fine-tuning, one with its own adapter (replaced, not merged)
+    train = write_tiny_suite(tmp_path, name="plain", train="peft = { r = 4, lora_alpha = 8 }", algorithms="""
+[algorithms.dpo]
+peft = false
+[algorithms.dpo_wide]
+algorithm = "dpo"
+peft = { r = 16 }
+[algorithms.dpo_narrow]
+algorithm = "dpo"
+""")
+    runs = {s.label: s for s in expand(load_suite(train))}
+    assert runs["dpo"].options.peft is None and runs["dpo"].run_id == base["dpo"].run_id
+    assert (runs["dpo_wide"].options.peft.r, runs["dpo_wide"].options.peft.lora_alpha) == (16, 32.0)
+    assert (runs["dpo_narrow"].options.peft.r, runs["dpo_narrow"].options.peft.lora_alpha) == (4, 8.0)
+    assert runs["dpo_wide"].run_id != runs["dpo_narrow"].run_id
+    # --set reaches it too
+    over = {s.label: s for s in expand(load_suite(plain, ["algorithms.dpo.peft={r = 2}"]))}
+    assert over["dpo"].options.peft.r == 2 and over["dpo"].run_id != base["dpo"].run_id
+
+
+def test_peft_per_entry_is_validated(tmp_path):
+    bad = write_tiny_suite(tmp_path, name="bad", algorithms="""
+[algorithms.dpo]
+peft = true
+[algorithms.ipo]
+peft = { rank = 4, r = 0 }
+[algorithms.sft]
+peft = { r = 4 }
+[algorithms.fake]
+peft = { r = 4 }
+""")
+    with pytest.raises(UserError) as err:
+        load_suite(bad)
+    problems = err.value.problems
+    assert any("[algorithms.dpo].peft: expected a table or false, got True" in p for p in problems), problems
+    assert any("[algorithms.ipo.peft].rank: unknown key" in p for p in problems), problems
+    assert any("[algorithms.ipo.peft].r: must be >= 1" in p for p in problems), problems
+    assert any("[algorithms.sft].peft: sft trains nothing" in p for p in problems), problems
+    assert any("[algorithms.fake].peft: fake ([algorithms.fake]) does not train LoRA adapters" in p
+               for p in problems), problems
+    assert len(problems) == 5, problems
+
+
 # ------------------------------------------------------------------------------------ end to end (hub)
 def run_lora_suite(assets, tmp, name: str, algorithms: str) -> dict:  # noqa: F811
     suite = tmp / f"{name}.toml"
@@ -139,6 +201,9 @@ def lora_runs(assets, tmp_path_factory):  # noqa: F811
     return run_lora_suite(assets, tmp_path_factory.mktemp("peft"), "lora", """\
         [algorithms.dpo]
         [algorithms.simpo]
+        [algorithms.dpo_full]
+        algorithm = "dpo"
+        peft = false
         """)
 
 
@@ -159,6 +224,8 @@ def online_lora_runs(assets, tmp_path_factory):  # noqa: F811
 def test_lora_runs_finish_with_one_model_and_the_base_as_reference(lora_runs):
     assert lora_runs["code"] == 0
     for label, run in lora_runs["runs"].items():
+        if label == "dpo_full":
+            continue
         metrics = json.loads((run / "metrics.json").read_text())
         assert metrics["status"] == "finished" and metrics["steps"] == 3, label
         assert set(metrics["compute"]["flops_by_component"]) == {"policy"}, label  # no second copy metered
@@ -225,3 +292,28 @@ def test_ppo_and_online_dpo_train_adapters_against_the_adapter_disabled_base(onl
     assert online[0]["rewards/chosen"] == 0.0 and online[0]["rewards/rejected"] == 0.0
     assert any(h.get("rewards/margins", 0.0) != 0.0 for h in online[1:])  # the adapter trains
 
+
+def test_one_suite_compares_lora_with_full_fine_tuning(lora_runs):
+    full, lora = lora_runs["runs"]["dpo_full"], lora_runs["runs"]["dpo"]
+    full_metrics = json.loads((full / "metrics.json").read_text())
+    assert full_metrics["status"] == "finished" and full_metrics["steps"] == 3
+    assert set(full_metrics["compute"]["flops_by_component"]) == {"policy", "reference"}  # a second copy
+    assert json.loads((full / "config.json").read_text())["train_options"]["peft"] is None
+    assert not (full / "policy" / "adapter").exists() and (lora / "policy" / "adapter").exists()
+    # full fine-tuning changes every weight the loss reaches, LoRA only the adapted projections
+    assert any(k.endswith("mlp.up_proj.weight") for k in changed_weights(full / "policy", lora_runs["model"]))
+    # same data and steps: full = policy 6N·t + reference 2N·t; LoRA ≈ 6N·t in all (no weight gradients for the
+    # frozen weights; its reference passes are the policy's, adapter disabled)
+    lora_flops = json.loads((lora / "metrics.json").read_text())["compute"]["flops_by_component"]
+    full_flops = full_metrics["compute"]["flops_by_component"]
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    n = sum(x.numel() for x in AutoModelForCausalLM.from_pretrained(str(lora_runs["model"])).parameters())
+    adapter_file = lora / "policy" / "adapter" / "adapter_model.safetensors"
+    adapters = sum(t.numel() for t in load_file(str(adapter_file)).values())
+    tokens = full_flops["reference"] / (2 * n)  # the same batches in both runs
+    assert full_flops["policy"] == 6 * n * tokens
+    # forward 2(N+L)t + backward 2(N+L)t + 2Lt + reference 2(N+L)t
+    assert lora_flops["policy"] == pytest.approx(6 * n * tokens + 8 * adapters * tokens, rel=1e-12)
+    assert lora_flops["policy"] < full_flops["policy"] + full_flops["reference"]
