@@ -22,6 +22,13 @@ under `amortised` the components in `amortised` (the reward model's training) ar
 (`flops_amortised`, listed in the report) and the budget pays for policy optimisation only, so every algorithm
 gets the same optimisation compute.
 
+Frozen weights (LoRA, `[train] peft`): the backward still carries activation gradients through every frozen
+layer (≈ 2·N·tokens: the adapters sit in every block, so gradients flow down to the first one), but weight
+gradients (the other ≈ 2·N·tokens) are computed only for the trainable parameters: backward =
+2·N·tokens + 2·N_trainable·tokens, which is 4·N·tokens when everything trains. N includes the adapters, which
+the forward also computes; they are counted from the model's parameters at each forward, since TRL injects them
+after the meter is attached. A forward without gradients (TRL's adapter-disabled reference pass) costs 2·N.
+
 Attention's quadratic term is ignored (sequences here are short next to the model width); peak memory is the
 CUDA allocator's peak on GPU, else the process's peak resident set size.
 """
@@ -41,8 +48,11 @@ def forward_flops(n_params: int, tokens: int) -> float:
     return 2.0 * n_params * tokens
 
 
-def backward_flops(n_params: int, tokens: int) -> float:
-    return 4.0 * n_params * tokens
+def backward_flops(n_params: int, tokens: int, n_trainable: int | None = None) -> float:
+    """Activation gradients through all N parameters (2·N·tokens) plus weight gradients for the trainable ones
+    (2·N_trainable·tokens; all of them unless told): 4·N·tokens for full fine-tuning."""
+    trainable = n_params if n_trainable is None else n_trainable
+    return 2.0 * n_params * tokens + 2.0 * trainable * tokens
 
 
 def count_tokens(args: tuple, kwargs: dict) -> int:
@@ -159,8 +169,9 @@ class ComputeMeter:
 
         `n_params` defaults to the module's own parameter count (pass the whole model's when hooking a backbone).
         """
+        own = sum(p.numel() for p in model.parameters())
         if n_params is None:
-            n_params = sum(p.numel() for p in model.parameters())
+            n_params = own
 
         def hook(module, args, kwargs):
             if self.paused_depth:
@@ -168,9 +179,14 @@ class ComputeMeter:
             import torch
 
             tokens = count_tokens(args, kwargs)
-            cost = forward_flops(n_params, tokens)
-            if torch.is_grad_enabled() and module.training and any(p.requires_grad for p in module.parameters()):
-                cost += backward_flops(n_params, tokens)
+            params = list(module.parameters())
+            total = sum(p.numel() for p in params)
+            n = n_params + max(total - own, 0)  # + adapters injected since attach (LoRA)
+            cost = forward_flops(n, tokens)
+            if torch.is_grad_enabled() and module.training:
+                trainable = sum(p.numel() for p in params if p.requires_grad)
+                if trainable:  # every weight trains (the usual case): 4·N; frozen weights: see the docstring
+                    cost += backward_flops(n, tokens, n if trainable == total else trainable)
             self.charge(component, cost, tokens, per_rank=True)
 
         self._handles.append(model.register_forward_pre_hook(hook, with_kwargs=True))

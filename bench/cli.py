@@ -1,4 +1,4 @@
-"""`bench` command line: run | report | check | baseline | compare | list | validate.
+"""`bench` command line: run | report | check | baseline | compare | list | validate | export.
 
 Exit status (also in the README):
     0  success
@@ -71,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="render report/<suite>/index.html from results/<suite>")
     rep.add_argument("results_dir")
     rep.add_argument("--out", default=None, help="output directory (default: report/<suite>/)")
+
+    exp = sub.add_parser("export", help="copy a run's saved policy (save_policy = \"final\") out as a Hugging Face "
+                         "checkpoint, optionally pushing it to the Hub")
+    exp.add_argument("results_dir", help="results/<suite>")
+    exp.add_argument("--run", required=True, metavar="RUN_ID", help="the run id (its folder under runs/)")
+    exp.add_argument("--to", required=True, metavar="DIR", help="a new (or empty) folder")
+    exp.add_argument("--push-to-hub", default=None, metavar="REPO", help="also upload DIR to this Hub model repo")
+    exp.add_argument("--public", action="store_true", help="create the Hub repository public (default: private)")
     return p
 
 
@@ -128,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report,
-                    "baseline": cmd_baseline, "check": cmd_check, "compare": cmd_compare}
+                    "baseline": cmd_baseline, "check": cmd_check, "compare": cmd_compare, "export": cmd_export}
         code = commands[args.command](args)
         sys.stdout.flush()
         return code
@@ -298,6 +306,16 @@ def cmd_compare(args) -> int:
     from bench.check import run_compare
 
     print(run_compare(Path(args.results_a), Path(args.results_b)))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from bench.checkpoint import export_run, push_to_hub
+
+    out = export_run(Path(args.results_dir), args.run, Path(args.to))
+    print(f"exported: {out} (AutoModelForCausalLM.from_pretrained({str(out)!r}))")
+    if args.push_to_hub:
+        print(f"pushed: {push_to_hub(out, args.push_to_hub, private=not args.public)}")
     return EXIT_OK
 
 

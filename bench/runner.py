@@ -21,6 +21,7 @@ suite.json is written only once the world resolved (a suite that cannot start le
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import traceback
@@ -132,7 +133,7 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
     for spec in specs:
         seen[spec.run_id] = _stamp(results_dir, spec)
         state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
-        if state.done:
+        if state.done and not _policy_missing(spec, state, results_dir):
             outcome.skipped.append(spec.run_id)
         else:
             todo.append(spec)
@@ -177,6 +178,7 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
             "name": suite.name, "path": suite.path, "hash": suite.raw_hash, "world": as_dict(suite.world),
             "budget": as_dict(suite.budget), "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
             "entries": [as_dict(e) for e in suite.entries], "check": suite.check,
+            "train_options": as_dict(suite.options),
             # every run of the suite as now configured: older configurations' folders stay but are not summarised
             "run_ids": [s.run_id for s in every],
             "runs": {s.run_id: {"label": s.label, "algorithm": s.algorithm, "seed": s.seed,
@@ -233,6 +235,36 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
     return outcome
 
 
+def _policy_missing(spec: RunSpec, state, results_dir: Path) -> bool:
+    """A finished run that should keep its policy (`save_policy = "final"`, set after it ran) but has none:
+    re-train it (same seed, same numbers) to get the checkpoint."""
+    from bench.checkpoint import has_policy
+
+    return (spec.options.save_policy == "final" and state.status == "finished"
+            and get_algorithm(spec.algorithm).trains and not has_policy(run_dir(results_dir, spec.run_id)))
+
+
+def _write_log_history(path: Path, logs: list[dict]) -> None:
+    """The trainer's full log history, one JSON object a line (metrics.json keeps the last 50 entries)."""
+    import json
+
+    from bench.io import write_text_atomic
+
+    write_text_atomic(path / "log_history.jsonl", "".join(json.dumps(h, default=str) + "\n" for h in logs))
+
+
+def _finish_tracking(ctx, metrics, run_id: str) -> None:
+    """Close the run's trackers (final metrics logged first); a tracker's failure never fails a finished run."""
+    tracker = getattr(ctx, "tracker", None) if ctx is not None else None
+    if tracker is None:
+        return
+    try:
+        tracker.finish(metrics)
+    except Exception as exc:
+        warn(f"{run_id}: tracking ({', '.join(tracker.names)}) failed to log the final metrics: "
+             f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+
+
 def write_world_record(results_dir: Path, stages) -> None:
     """results/<suite>/world.json (build record) and limits.json (best-of-n frontier, KL-optimal limit)."""
     world = stages.world()
@@ -279,7 +311,8 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
             "world_key": stages.world_key() if stages is not None and cls.needs_torch else None,
             "world_revisions": stages.world().info.get("revisions") if stages is not None and cls.needs_torch else None,
             "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "axes": dict(spec.axes),
-            "budget_view": spec.budget.view, "provenance": provenance(device),
+            "budget_view": spec.budget.view, "train_options": as_dict(spec.options),
+            "provenance": provenance(device),
         })
     except OSError as exc:
         if is_storage_error(exc):
@@ -331,9 +364,16 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
             info = Diverged(train_out.steps, bad[0], bad[1])
             metrics["diverged"], metrics["error"] = info.record(), str(info)
             error = str(info)
+        _write_log_history(path, train_out.logs)
+        if spec.options.save_policy == "final" and cls.trains and train_out.policy_dir is not None:
+            from bench.checkpoint import keep_policy
+
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            keep_policy(train_out.policy_dir, path, config, metrics)
         if (path / "work").exists():
             shutil.rmtree(path / "work")
         write_metrics(path, metrics, **ids)
+        _finish_tracking(ctx, metrics, spec.run_id)
         return status, error
     except (KeyboardInterrupt, UserError):
         raise
@@ -344,6 +384,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
         logs = (diverged.logs if diverged is not None else None) or meter.guard.logs
         curves = ctx.curves.rows if ctx is not None and ctx.curves is not None else []
         try:
+            _write_log_history(path, [dict(h) for h in logs])
             if diverged is not None:  # the guard stopped it: a result (status diverged), kept with its logs
                 write_curves(path / "curves.csv", curves)
                 write_samples(path / "samples.jsonl", [])
@@ -365,6 +406,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
             raise
     finally:
         meter.detach()
+        _finish_tracking(ctx, None, spec.run_id)  # a no-op once finished; closes a failed run's trackers
 
 
 def _sampler_divergence(exc: Exception, meter):

@@ -4,9 +4,11 @@
     [world]            kind = "controlled" | ... and that world's settings (bench/worlds/)
     [budget]           flops = 2e12  (or seconds = 60), max_epochs
     [eval]             prompts, curve_every, lm_eval_tasks, ...
-    [train]            defaults for every algorithm that has the field (learning_rate, batch size, ...)
+    [train]            defaults for every algorithm that has the field (learning_rate, batch size, ...), and the
+                       run options `report_to`, `save_policy`, `peft` (`TrainOptions`: not hyper-parameters)
     [algorithms.NAME]  hyper-parameters (TRL's names); a list value is a sweep; `algorithm = "dpo"` lets two
-                       entries use one algorithm with different settings
+                       entries use one algorithm with different settings; `peft = { r = 16 }` (or `false`) gives
+                       one entry its own LoRA adapter (or full fine-tuning), replacing `[train].peft` for it
 
 `load_suite(path)` validates everything and raises one `UserError` listing every problem (file, field, fix).
 `expand(suite)` is the one pure function that fans a suite out into `RunSpec`s: entry x grid x seed.
@@ -146,6 +148,82 @@ def is_task_path(task: str) -> bool:
             or Path(task).expanduser().exists())
 
 
+REPORT_TO = ("none", "tensorboard", "trackio", "wandb", "mlflow")  # transformers' integration names
+SAVE_POLICY = ("none", "final")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """`[train] peft = { r = 16, lora_alpha = 32, ... }`: a LoRA adapter (peft's `LoraConfig` field names) trained
+    in place of the full policy; the reference is the adapter-disabled base model (TRL), so no second copy."""
+
+    r: int = field(default=16, metadata={"min": 1, "doc": "adapter rank"})
+    lora_alpha: float = field(default=32.0, metadata={"gt": 0, "doc": "scaling numerator (scale = lora_alpha / r)"})
+    lora_dropout: float = field(default=0.0, metadata={"min": 0, "lt": 1})
+    target_modules: str | tuple[str, ...] = field(default="all-linear", metadata={
+        "doc": "module names to adapt, or \"all-linear\" (peft's shorthand)"})
+    bias: str = field(default="none", metadata={"choices": ("none", "all", "lora_only")})
+
+    def peft_kwargs(self) -> dict[str, Any]:
+        target = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
+        return {"r": self.r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout,
+                "target_modules": target, "bias": self.bias, "task_type": "CAUSAL_LM"}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The run options of `[train]` that are not hyper-parameters of an algorithm.
+
+    `report_to` and `save_policy` change what is kept, never a number, so they are not part of a run's identity
+    (run ids, config hashes and the suite hash do not change); `peft` changes what is trained, so a run with an
+    adapter hashes it (runs without one keep their ids).
+    """
+
+    report_to: str | tuple[str, ...] = field(default="none", metadata={"doc": "experiment tracker(s) every "
+                                             "trainer reports to (transformers' names): " + ", ".join(REPORT_TO)})
+    save_policy: str = field(default="none", metadata={"choices": SAVE_POLICY, "doc": "\"final\": keep each "
+                             "trained policy as a Hugging Face checkpoint in its run folder (policy/)"})
+    peft: LoraSettings | None = field(default=None, metadata={"doc": "LoRA adapter settings (a table); "
+                                      "none: full fine-tuning"})
+
+    @property
+    def trackers(self) -> tuple[str, ...]:
+        names = (self.report_to,) if isinstance(self.report_to, str) else tuple(self.report_to)
+        return tuple(n for n in names if n != "none")
+
+
+def _report_to_problem(value: Any) -> str | None:
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
+    bad = [n for n in names if n not in REPORT_TO]
+    if bad:
+        return f"unknown tracker {bad[0]!r}; {did_you_mean(str(bad[0]), REPORT_TO)}"
+    if "none" in names and len(names) > 1:
+        return "\"none\" cannot be combined with a tracker; list only the trackers"
+    return None
+
+
+TRAIN_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainOptions))
+
+
+def read_train_options(train: dict[str, Any], where: str, problems: list[str]) -> TrainOptions:
+    """The run options out of the `[train]` table (the rest are algorithms' hyper-parameters)."""
+    table = {k: v for k, v in train.items() if k in TRAIN_OPTIONS and k != "peft"}
+    message = _report_to_problem(table.get("report_to", "none"))
+    if message:
+        problems.append(problem(where, "[train].report_to", message))
+        table.pop("report_to")
+    options = read_table(TrainOptions, table, where, "train", problems)
+    peft = train.get("peft")
+    if peft is None:
+        return options
+    if not isinstance(peft, dict):
+        problems.append(problem(where, "[train].peft", f"must be a table, got {type(peft).__name__}",
+                                "write peft = { r = 16, lora_alpha = 32 }"))
+        return options
+    lora = read_table(LoraSettings, peft, where, "train.peft", problems)
+    return dataclasses.replace(options, peft=lora)
+
+
 @dataclass(frozen=True)
 class AlgorithmEntry:
     """One `[algorithms.<label>]` table: which algorithm, and its hyper-parameter grid (value tuples)."""
@@ -153,6 +231,20 @@ class AlgorithmEntry:
     label: str
     algorithm: str
     grid: tuple[tuple[str, tuple[Any, ...]], ...]  # sorted (name, values); one value = fixed, several = swept
+    # the entry's own `peft`: None = [train].peft applies, False = full fine-tuning, else this adapter
+    peft: LoraSettings | bool | None = None
+
+    def resolved_peft(self, suite_peft: LoraSettings | None) -> LoraSettings | None:
+        if self.peft is None:
+            return suite_peft
+        return None if self.peft is False else self.peft
+
+    def canonical(self) -> dict[str, Any]:
+        """The entry for the suite hash: `peft` only when the entry sets it (suites without one keep their hash)."""
+        out = {"label": self.label, "algorithm": self.algorithm, "grid": as_dict(self.grid)}
+        if self.peft is not None:
+            out["peft"] = as_dict(self.peft) if self.peft is not False else False
+        return out
 
 
 @dataclass(frozen=True)
@@ -166,6 +258,7 @@ class Suite:
     check: dict[str, Any]
     raw_hash: str  # sha256 of the canonical resolved suite (path excluded)
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # suite-level sweeps: (AXES name, values), several values
+    options: TrainOptions = TrainOptions()  # [train] run options: tracking, saved policy, LoRA
 
     def axis_points(self) -> list[dict[str, Any]]:
         """Every combination of the suite-level axes (one empty dict when nothing is swept)."""
@@ -213,10 +306,11 @@ class RunSpec:
     budget: BudgetConfig
     eval: EvalConfig
     axes: tuple[tuple[str, Any], ...] = ()  # this run's values of the suite's swept axes (AXES), sorted
+    options: TrainOptions = TrainOptions()  # run options: tracking and the saved policy are not hashed; peft is
 
     def canonical(self) -> dict[str, Any]:
         """What defines the run's result; its hash is the run id's suffix. `suite` and `label` are names only."""
-        return {
+        out = {
             "algorithm": self.algorithm,
             "algorithm_version": self.algorithm_version,
             "params": dict(self.params),
@@ -225,6 +319,9 @@ class RunSpec:
             "budget": as_dict(self.budget),
             "eval": _eval_dict(self.eval),
         }
+        if self.options.peft is not None:  # a LoRA run trains something else than the full policy
+            out["peft"] = as_dict(self.options.peft)
+        return out
 
     @property
     def config_hash(self) -> str:
@@ -393,11 +490,13 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     if not isinstance(train, dict):
         problems.append(problem(where, "[train]", "must be a table"))
         train = {}
+    options = read_train_options(train, where, problems)
+    train = {k: v for k, v in train.items() if k not in TRAIN_OPTIONS}
     known_train = {f.name for cls in registry.values() for f in dataclasses.fields(cls.Params)}
     for key in train:
         if key not in known_train:
             problems.append(problem(where, f"[train].{key}", "no algorithm has this hyper-parameter",
-                                    did_you_mean(key, known_train)))
+                                    did_you_mean(key, known_train | set(TRAIN_OPTIONS))))
 
     algorithms = data.get("algorithms", {})
     if not isinstance(algorithms, dict) or not algorithms:
@@ -410,6 +509,16 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         if entry is not None:
             entries.append(entry)
 
+    lora_algorithms = ", ".join(n for n, c in registry.items() if c.supports_peft)
+    for e in entries:
+        cls = registry[e.algorithm]
+        src = "[train].peft" if e.peft is None else f"[algorithms.{e.label}].peft"
+        if e.peft is not None and not cls.trains:
+            problems.append(problem(where, src, f"{e.algorithm} trains nothing: it has no adapter to train",
+                                    "remove peft from this entry"))
+        elif e.resolved_peft(options.peft) is not None and cls.trains and not cls.supports_peft:
+            problems.append(problem(where, src, f"{e.algorithm} ([algorithms.{e.label}]) does not train LoRA "
+                                    "adapters", f"remove the entry or drop peft; LoRA algorithms: {lora_algorithms}"))
     if not problems:
         runs = sum(_grid_size(e) for e in entries) * len(meta.seeds)
         if runs > MAX_RUNS:
@@ -418,10 +527,13 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     if problems:
         raise UserError(*problems)
     canonical = {"suite": as_dict(meta), "world": as_dict(world), "budget": as_dict(budget), "eval": _eval_dict(eval_cfg),
-                 "entries": [as_dict(e) for e in entries], "check": check}
+                 "entries": [e.canonical() for e in entries], "check": check}
     if axes:
         canonical["axes"] = [[k, list(v)] for k, v in axes]
-    return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical), tuple(axes))
+    if options.peft is not None:  # tracking and saving change no result: the suite hash ignores them
+        canonical["peft"] = as_dict(options.peft)
+    return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical), tuple(axes),
+                 options)
 
 
 def _grid_size(entry: AlgorithmEntry) -> int:
@@ -475,6 +587,9 @@ def label_hint(where: str, section: str, label: str, registry) -> str:
             f"algorithms: {', '.join(names)}")
 
 
+_BAD = object()  # an entry's `peft` that failed validation (its problem is already listed)
+
+
 def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[str, Any], where: str,
                 problems: list[str]) -> AlgorithmEntry | None:
     section = f"algorithms.{label}"
@@ -500,8 +615,9 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
     fields = cls.param_fields()
     hints = typing.get_type_hints(cls.Params)
     grid: dict[str, tuple[Any, ...]] = {}
+    peft = _read_entry_peft(table, section, where, problems) if "peft" in table else None
     merged = {k: v for k, v in train.items() if k in fields}
-    merged.update({k: v for k, v in table.items() if k != "algorithm"})
+    merged.update({k: v for k, v in table.items() if k not in ("algorithm", "peft")})
     ok = True
     for key, value in merged.items():
         src = f"[{section}].{key}" if key in table else f"[train].{key}"
@@ -529,9 +645,24 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
                 break
             converted.append(conv)
         grid[key] = tuple(converted)
-    if not ok:
+    if not ok or peft is _BAD:
         return None
-    return AlgorithmEntry(label, name, tuple(sorted(grid.items())))
+    return AlgorithmEntry(label, name, tuple(sorted(grid.items())), peft)
+
+
+def _read_entry_peft(table: dict[str, Any], section: str, where: str, problems: list[str]) -> Any:
+    """An entry's `peft`: a LoRA table (replacing `[train].peft` for this entry, not merged with it) or `false`
+    (full fine-tuning even when `[train]` sets an adapter). `_BAD` after a problem."""
+    value = table["peft"]
+    if value is False:
+        return False
+    if not isinstance(value, dict):
+        problems.append(problem(where, f"[{section}].peft", f"expected a table or false, got {value!r}",
+                                "write peft = { r = 16, lora_alpha = 32 }, or peft = false for full fine-tuning"))
+        return _BAD
+    before = len(problems)
+    lora = read_table(LoraSettings, value, where, f"{section}.peft", problems)
+    return _BAD if len(problems) > before else lora
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -546,6 +677,9 @@ def expand(suite: Suite) -> list[RunSpec]:
     shared: set[str] = set()  # runs two budget views share (no reward model: the view changes nothing)
     for entry in suite.entries:
         cls = get_algorithm(entry.algorithm)
+        # run options: an entry's own `peft` replaces [train]'s; a training-free run has none (its id is shared)
+        options = dataclasses.replace(suite.options, peft=entry.resolved_peft(suite.options.peft)) \
+            if cls.trains else TrainOptions()
         names = [k for k, _ in entry.grid]
         swept = tuple(k for k, values in entry.grid if len(values) > 1)
         defaults = {f.name: f.default for f in dataclasses.fields(cls.Params)}
@@ -566,7 +700,7 @@ def expand(suite: Suite) -> list[RunSpec]:
                 for seed in suite.meta.seeds:
                     spec = RunSpec(suite.name, entry.label, entry.algorithm, cls.version,
                                    tuple(sorted(params.items())), swept, seed, suite.world_for(axis_point),
-                                   budget, suite.eval, tuple(sorted(axes.items())))
+                                   budget, suite.eval, tuple(sorted(axes.items())), options)
                     if not cls.trains or axes.get("budget_view") == "both":
                         if spec.run_id in shared:
                             continue

@@ -35,6 +35,7 @@ class RunContext:
     curves: Any               # bench.evaluation.curves.CurveRecorder (None for torch-free algorithms)
     progress: Any = None
     step_cap: str = "data_exhausted"  # which cap set the trainer's max_steps (see trl_common.stop_reason)
+    tracker: Any = None       # bench.tracking.RunTracker, made by the first trainer's callbacks
 
     @property
     def params(self) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class DPOFamily(Algorithm):
 
     Params = DPOParams
     implicit_reward = "log_ratio"
+    supports_peft = True
 
     def loss_kwargs(self, p: dict) -> dict:
         raise NotImplementedError
@@ -68,12 +69,15 @@ class DPOFamily(Algorithm):
         tok = load_tokenizer(world.tokenizer_dir)
         train = world.load_pairs("train")
         policy = load_causal_lm(world.base_model_dir, ctx.device).train()
-        # An explicit reference: without one, TRL 1.12 reloads it from config._name_or_path (the model on disk).
-        ref = None if p["precompute_ref_log_probs"] else load_causal_lm(world.base_model_dir, ctx.device)
+        # An explicit reference (without one, TRL 1.12 reloads it from config._name_or_path); with LoRA
+        # TRL's reference is the adapter-disabled policy itself (no second copy)
+        peft = tc.peft_config(ctx)
+        ref = None if p["precompute_ref_log_probs"] or peft else load_causal_lm(world.base_model_dir, ctx.device)
         n_params = sum(x.numel() for x in policy.parameters())
         tokens = tc.pair_tokens(train, tok)
         batch = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
-        step_flops = (6 if ref is None else 8) * n_params * tokens * batch
+        reference_pass = not p["precompute_ref_log_probs"]
+        step_flops = tc.policy_step_factor(ctx, reference=reference_pass) * n_params * tokens * batch
         args, epoch_steps = tc.training_args(
             ctx, DPOConfig, rows=len(train), step_flops=step_flops, beta=p["beta"],
             precompute_ref_log_probs=p["precompute_ref_log_probs"], max_length=tc.max_length(ctx), **self.loss_kwargs(p))
@@ -85,7 +89,7 @@ class DPOFamily(Algorithm):
         # runs; every run is charged the full pass explicitly instead (one forward over the world's pairs)
         with ctx.meter.paused():
             trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
-                                 callbacks=cbs)
+                                 callbacks=cbs, **({"peft_config": peft} if peft else {}))
         if p["precompute_ref_log_probs"]:
             ctx.meter.charge("reference_precompute", 2 * n_params * tokens * len(train), int(tokens * len(train)))
         tc.quiet(trainer)

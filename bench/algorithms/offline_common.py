@@ -24,12 +24,14 @@ def train_reference_free(ctx, trainer_cls, config_cls, **loss_kwargs) -> TrainOu
     policy = load_causal_lm(world.base_model_dir, ctx.device).train()
     n_params = sum(x.numel() for x in policy.parameters())
     batch = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
-    step_flops = 6 * n_params * tc.pair_tokens(train, tok) * batch
+    step_flops = tc.policy_step_factor(ctx, reference=False) * n_params * tc.pair_tokens(train, tok) * batch
     args, epoch_steps = tc.training_args(ctx, config_cls, rows=len(train), step_flops=step_flops, max_length=tc.max_length(ctx),
                                          max_completion_length=tc.max_completion_length(ctx), **loss_kwargs)
     tc.attach(ctx.meter, policy, "policy")
     budget_cb, cbs = tc.callbacks(ctx)
-    trainer = trainer_cls(model=policy, args=args, train_dataset=train, processing_class=tok, callbacks=cbs)
+    peft = tc.peft_config(ctx)
+    trainer = trainer_cls(model=policy, args=args, train_dataset=train, processing_class=tok, callbacks=cbs,
+                          **({"peft_config": peft} if peft else {}))
     tc.quiet(trainer)
     trainer.train()
     out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")

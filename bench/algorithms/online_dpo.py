@@ -7,7 +7,8 @@ Fixes for TRL 1.12 on this stack (measured, /tmp probe notes in the issue log):
   reward model was trained (passing the model directly makes TRL join without a space and drop the end token);
 - TRL scores left-padded prompt+completion without position ids; GPT-2 does not derive them from the mask,
   so a pre-hook supplies position_ids = cumsum(mask) − 1 on policy and reference.
-The reward model's training FLOPs are charged to this run, as for `ppo`.
+The reward model's training FLOPs are charged to this run, as for `ppo`. With LoRA (`[train] peft`) TRL wraps the
+policy and, given no `ref_model`, scores the reference with the adapter disabled (no second copy).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class OnlineDPO(Algorithm):
     Params = OnlineDPOParams
     uses_reward_model = True
     implicit_reward = "log_ratio"
+    supports_peft = True
 
     @classmethod
     def estimate(cls, spec, sizes: dict) -> dict:
@@ -70,7 +72,8 @@ class OnlineDPO(Algorithm):
         tok = load_tokenizer(world.tokenizer_dir)
         train = Dataset.from_dict({"prompt": list(world.load_pairs("train")["prompt"])})
         policy = load_causal_lm(world.base_model_dir, ctx.device).train()
-        ref = load_causal_lm(world.base_model_dir, ctx.device)
+        peft = tc.peft_config(ctx)
+        ref = None if peft else load_causal_lm(world.base_model_dir, ctx.device)  # LoRA: the adapter-disabled base
         reward = load_scalar_model(rm_dir, ctx.device).eval()
 
         def reward_fn(prompts, completions, completion_ids, **_):
@@ -87,7 +90,8 @@ class OnlineDPO(Algorithm):
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         n_params = sum(x.numel() for x in policy.parameters())
         seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2
-        step_flops = (2 + 6 + 2 + 2) * n_params * seq * 2 * b  # generation, policy fwd+bwd, reference, reward
+        # generation, policy fwd+bwd (6, or 4 with LoRA), reference, reward
+        step_flops = (2 + tc.policy_step_factor(ctx, reference=False) + 2 + 2) * n_params * seq * 2 * b
         args, epoch_steps = tc.training_args(
             ctx, OnlineDPOConfig, rows=len(train), step_flops=step_flops, margin=3.0, beta=p["beta"],
             max_new_tokens=p["max_new_tokens"], max_length=tc.max_length(ctx), temperature=1.0,
@@ -95,12 +99,14 @@ class OnlineDPO(Algorithm):
         )
         budget_cb, cbs = tc.callbacks(ctx)
         trainer = OnlineDPOTrainer(model=policy, ref_model=ref, reward_funcs=reward_fn, reward_processing_classes=None,
-                                   args=args, train_dataset=train, processing_class=tok, callbacks=cbs)
+                                   args=args, train_dataset=train, processing_class=tok, callbacks=cbs,
+                                   **({"peft_config": peft} if peft else {}))
         tc.quiet(trainer)
-        add_position_ids(policy)
-        add_position_ids(trainer.ref_model)
+        add_position_ids(policy)  # with LoRA this also covers the reference passes (the same module)
         tc.attach(ctx.meter, policy, "policy")
-        tc.attach(ctx.meter, trainer.ref_model, "reference")
+        if trainer.ref_model is not None:
+            add_position_ids(trainer.ref_model)
+            tc.attach(ctx.meter, trainer.ref_model, "reference")
         tc.attach(ctx.meter, reward, "reward_model")
         steps = 0
         if ctx.meter.exhausted():
@@ -108,7 +114,7 @@ class OnlineDPO(Algorithm):
         else:
             trainer.train()
             steps = trainer.state.global_step
-        out = tc.save_policy(policy, tok, ctx.work_dir / "policy")
+        out = tc.save_policy(trainer if peft else policy, tok, ctx.work_dir / "policy")  # LoRA: adapter + merged
         return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
                             stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=rm_dir,
                             logs=tc.log_history(trainer), extra={"reward_model": rm_record})

@@ -22,6 +22,7 @@ class ORPOParams(TrainParams):
 class ORPO(Algorithm):
     summary = "ORPO (Hong et al. 2024): SFT on chosen + odds-ratio penalty, no reference (TRL ORPOTrainer)"
     Params = ORPOParams
+    supports_peft = True
     uses_reference = False
     implicit_reward = "log_odds"
     estimate = classmethod(lambda cls, spec, sizes: estimate_reference_free(spec, sizes))

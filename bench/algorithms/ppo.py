@@ -8,6 +8,10 @@ is 1 (TRL's default 0.7 would optimise a different policy from the one evaluated
 
 TRL 1.12's PPO loop ignores `should_training_stop`, so the budget stop raises `BudgetSpent` from the
 callback and the trained policy (updated in place) is saved from there.
+
+LoRA (`[train] peft`): TRL applies `peft_config` to the policy only; the reference is the adapter-disabled policy
+(TRL's `null_ref_context`, given no `ref_model`), and the value model (from the reward model) stays fully trained:
+the optimizer holds the adapters and every value-model weight.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class PPO(Algorithm):
     Params = PPOParams
     uses_reward_model = True
     implicit_reward = "reward_model"
+    supports_peft = True
 
     @classmethod
     def estimate(cls, spec, sizes: dict) -> dict:
@@ -71,13 +76,16 @@ class PPO(Algorithm):
         prompts = list(world.load_pairs("train")["prompt"])
         train = Dataset.from_dict({"input_ids": [tok(x, add_special_tokens=False)["input_ids"] for x in prompts]})
         policy = load_causal_lm(world.base_model_dir, ctx.device).train()
-        ref = load_causal_lm(world.base_model_dir, ctx.device)
+        peft = tc.peft_config(ctx)
+        ref = None if peft else load_causal_lm(world.base_model_dir, ctx.device)  # LoRA: the adapter-disabled base
         reward = load_scalar_model(rm_dir, ctx.device).eval()
         value = load_scalar_model(rm_dir, ctx.device)
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         n_params = sum(x.numel() for x in policy.parameters())
         seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2  # prompt + a completion, measured on the pairs
-        step_flops = (4 * 2 + p["num_ppo_epochs"] * 2 * 6) * n_params * seq * b  # rollout passes + PPO epochs
+        # rollout passes + PPO epochs (value fwd + bwd 6, policy 6 or 4 with LoRA)
+        step_flops = (4 * 2 + p["num_ppo_epochs"] * (6 + tc.policy_step_factor(ctx, reference=False))) \
+            * n_params * seq * b
         args, epoch_steps = tc.training_args(
             ctx, PPOConfig, rows=len(train), step_flops=step_flops, margin=3.0, kl_coef=p["kl_coef"],
             num_ppo_epochs=p["num_ppo_epochs"], num_mini_batches=p["num_mini_batches"], cliprange=p["cliprange"],
@@ -94,11 +102,12 @@ class PPO(Algorithm):
 
         trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=ref, reward_model=reward,
                              value_model=value, train_dataset=train, eval_dataset=None,
-                             callbacks=[*cbs, RaiseOnStop()])
+                             callbacks=[*cbs, RaiseOnStop()], **({"peft_config": peft} if peft else {}))
         tc.quiet(trainer)
         # hooks after construction: nothing is deep-copied after this point
         tc.attach(ctx.meter, policy, "policy")
-        tc.attach(ctx.meter, ref, "reference")
+        if ref is not None:  # with LoRA the reference passes are the policy's (adapter disabled, forward only)
+            tc.attach(ctx.meter, ref, "reference")
         tc.attach(ctx.meter, reward, "reward_model")
         tc.attach(ctx.meter, value, "value_model")
         if ctx.meter.exhausted():
@@ -113,7 +122,7 @@ class PPO(Algorithm):
             finally:
                 ctx.meter.stop_clock()
             steps = trainer.state.global_step
-        out = tc.save_policy(policy, tok, ctx.work_dir / "policy")
+        out = tc.save_policy(trainer.policy_model if peft else policy, tok, ctx.work_dir / "policy")
         return TrainOutcome(policy_dir=out, steps=steps, epochs=steps * b / max(len(train), 1),
                             stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=rm_dir,
                             logs=tc.log_history(trainer), extra={"reward_model": rm_record})

@@ -67,6 +67,7 @@ class Algorithm:
     uses_reference: ClassVar[bool] = True    # needs π_ref during training (DPO family, PPO, Online DPO)
     uses_reward_model: ClassVar[bool] = False  # needs the shared Bradley–Terry reward model (PPO, Online DPO)
     needs_torch: ClassVar[bool] = True
+    supports_peft: ClassVar[bool] = False    # trains a LoRA adapter when the suite sets [train] peft
 
     def train(self, ctx: Any) -> Any:  # pragma: no cover - interface
         raise NotImplementedError

@@ -24,6 +24,7 @@ class SimPOParams(TrainParams):
 class SimPO(Algorithm):
     summary = "SimPO (Meng et al. 2024): length-normalised reward, margin γ, no reference (TRL CPOTrainer)"
     Params = SimPOParams
+    supports_peft = True
     uses_reference = False
     implicit_reward = "avg_logp"
     estimate = classmethod(lambda cls, spec, sizes: estimate_reference_free(spec, sizes))

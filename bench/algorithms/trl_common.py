@@ -56,13 +56,18 @@ def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, margi
         warmup_steps=int(p["warmup_ratio"] * max_steps), max_grad_norm=p["max_grad_norm"],
         weight_decay=p["weight_decay"], max_steps=max_steps,
     )
+    from bench.tracking import args_kwargs
+
+    kwargs.update(args_kwargs(spec))  # run name / project for the trackers (none without one)
     kwargs.update(algorithm_kwargs)
     return config_cls(**kwargs), epoch_steps
 
 
 def callbacks(ctx, get_policy=lambda kw: kw["model"]):
-    """[budget callback, curve callback]: curves see each step after the budget has been updated."""
+    """[tracker, budget callback, curve callback]: curves see each step after the budget has been updated; the
+    tracker adds the budget fraction to every log entry and forwards logs and curves to `[train] report_to`."""
     from bench.budget import budget_callback
+    from bench.tracking import run_tracker
 
     from bench.progress import report
 
@@ -73,7 +78,28 @@ def callbacks(ctx, get_policy=lambda kw: kw["model"]):
         report(ctx.progress, stage, min(99, int(100 * ctx.meter.fraction)), 100)
 
     budget_cb = budget_callback(ctx.meter, on_step=on_step)
-    return budget_cb, [budget_cb, curve_cb]
+    return budget_cb, [run_tracker(ctx).callback, budget_cb, curve_cb]
+
+
+def peft_config(ctx):
+    """TRL's `peft_config` for this run: a peft `LoraConfig` from `[train] peft`, or None (full fine-tuning).
+    With it TRL wraps the policy in a `PeftModel` and, given no reference model, uses the adapter-disabled base
+    as π_ref (no second copy of the weights)."""
+    lora = ctx.spec.options.peft
+    if lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(**lora.peft_kwargs())
+
+
+def policy_step_factor(ctx, *, reference: bool) -> int:
+    """FLOPs per parameter per token of one policy training step, for laying out `max_steps`: forward 2 +
+    backward 4 (full fine-tuning) or backward 2 (LoRA: activation gradients only, adapters' weight gradients
+    are negligible; see bench.budget), + 2 for a reference forward. A low estimate only lays out more steps:
+    the budget callback stops training when the meter says so."""
+    backward = 2 if ctx.spec.options.peft is not None else 4
+    return 2 + backward + (2 if reference else 0)
 
 
 def attach(meter, model, component: str) -> None:
@@ -117,6 +143,10 @@ def save_policy(trainer_or_model, tokenizer, path: Path) -> Path:
         # a Trainer holds the policy in .model; a bare model's .model is its backbone (no LM head): never unwrap it
         model = trainer_or_model.model if isinstance(trainer_or_model, Trainer) else trainer_or_model
         model = getattr(model, "module", model)  # unwrap DDP
+        if hasattr(model, "merge_and_unload"):  # a LoRA policy: keep the adapter, evaluate the merged model
+            model.save_pretrained(str(Path(path) / "adapter"))
+            tokenizer.save_pretrained(str(Path(path) / "adapter"))
+            model = model.merge_and_unload()
         model.save_pretrained(str(path))
         tokenizer.save_pretrained(str(path))
     return path

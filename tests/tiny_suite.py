@@ -1,0 +1,81 @@
+"""A tiny controlled-world suite (1-layer, 32-wide GPT-2; 96 pairs) shared by the tracking, export and API tests:
+each run trains for real with TRL in a few seconds on one CPU thread."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+TINY = """\
+[suite]
+name = "{name}"
+seeds = [0]
+
+[world]
+kind = "controlled"
+corpus_sentences = 600
+n_layer = 1
+n_embd = 32
+n_head = 2
+pairs = 96
+heldout_pairs = 16
+heldout_prompts = 32
+
+[budget]
+flops = 1.2e9
+
+[eval]
+prompts = 16
+validation_prompts = 8
+curve_pairs = 8
+curve_generation_prompts = 8
+limit_prompts = 8
+limit_samples = 8
+best_of_n = 4
+bootstrap = 200
+
+[train]
+per_device_train_batch_size = 8
+{train}
+{algorithms}
+"""
+
+
+def write_tiny_suite(folder: Path, name: str = "tiny", train: str = "",
+                     algorithms: str = "[algorithms.dpo]\n") -> Path:
+    path = Path(folder) / f"{name}.toml"
+    path.write_text(TINY.format(name=name, train=train, algorithms=algorithms), encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_dirs(results_dir: Path) -> dict[str, Path]:
+    """label -> run folder (one seed)."""
+    out = {}
+    for d in sorted((Path(results_dir) / "runs").iterdir()):
+        out[json.loads((d / "config.json").read_text())["label"]] = d
+    return out
+
+
+VOLATILE = {"wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb", "compute", "train_logs"}
+
+
+def stable_metrics(run: Path) -> dict:
+    """metrics.json without timings and memory (which vary run to run), for 'same numbers' comparisons."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    out = {k: v for k, v in metrics.items() if k not in VOLATILE}
+    out["flops_by_component"] = metrics["compute"]["flops_by_component"]
+    out["losses"] = [h.get("loss") for h in metrics.get("train_logs", [])]
+    return out
