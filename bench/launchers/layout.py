@@ -41,10 +41,6 @@ def available_memory_gb() -> float | None:
     return None
 
 
-def _wants_cuda(device: str) -> bool:
-    return str(device).startswith("cuda") or device == "auto"
-
-
 def choose(plan, *, workers: int = 0, device: str = "auto", auto: bool = True) -> Layout:
     """The layout for `plan`: `workers` > 0 is the user's count (capped at the runs to do); 0 lets auto decide."""
     from bench import distributed as dist
@@ -54,10 +50,11 @@ def choose(plan, *, workers: int = 0, device: str = "auto", auto: bool = True) -
     todo = len(plan.specs)
     if dist.world_size() > 1:
         return Layout(1, threads, why="multi-process launch: its ranks share each run")
-    if todo <= 1 or not plan.needs_torch:
-        return Layout(1, threads, why="one run to do" if todo <= 1 and plan.needs_torch else
-                      ("nothing to do" if not todo else "torch-free runs start faster in one process"))
-    gpus = _cuda_count() if _wants_cuda(device) and device in ("auto", "cuda") else 0
+    if todo <= 1:
+        return Layout(1, threads, why="one run to do" if todo else "nothing to do")
+    if not plan.needs_torch and not workers:
+        return Layout(1, threads, why="torch-free runs start faster in one process")
+    gpus = _cuda_count() if plan.needs_torch and device in ("auto", "cuda") else 0
     if gpus:
         n = min(workers or gpus, todo)
         return Layout(n, threads, tuple(str(i % gpus) for i in range(n)),
