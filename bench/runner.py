@@ -73,6 +73,8 @@ class SuiteOutcome:
             text += (f"\n  {self.launcher}; utilisation {100 * u['utilisation']:.1f}%: {u['flops']:.3g} FLOPs computed "
                      f"in {u['wall_s']:.1f}s against a {u['peak_flops_per_s'] / 1e9:.0f} GFLOP/s fp32 matmul peak "
                      f"({u['peak_threads']} threads)")
+        if self.submitted:  # what a scheduler was given (job ids, logs), then what came of it
+            text = "\n".join(self.submitted) + "\n" + text
         for run_id, error in self.diverged:
             text += f"\n  diverged: {run_id}: {error}"
         for run_id, error in self.failed:

@@ -56,9 +56,10 @@ class SubmititLauncher:
         return f"submitit_local: {self._local_slots(plan)} local jobs at once x {plan.threads} thread(s)"
 
     def _local_slots(self, plan) -> int:
-        from bench.launchers.layout import choose
+        """Jobs at once on this machine: --workers, else one per `threads_per_run` cores (as `local` would)."""
+        from bench.machine import cpu_cores
 
-        return choose(plan, workers=self.config.workers).workers
+        return max(1, min(len(plan.specs) or 1, self.config.workers or cpu_cores() // plan.threads))
 
     # ------------------------------------------------------------------------------------------------------
     def _executor(self, folder: Path, plan):
@@ -102,10 +103,14 @@ class SubmititLauncher:
                 outcome.submitted.append(f"{len(live)} run(s) already queued or running: "
                                          + ", ".join(f"{r} ({j})" for r, j in sorted(live.items())[:5])
                                          + (" ..." if len(live) > 5 else ""))
-        plan_path = folder / f"plan-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.pkl"
+        import secrets
+
+        # one file per submission, never rewritten: queued tasks read it when they start
+        plan_path = folder / f"plan-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}.pkl"
         sub_plan = dataclasses.replace(plan, specs=specs)
-        with open(plan_path, "wb") as f:
-            pickle.dump({"plan": sub_plan}, f)
+        if specs:
+            with open(plan_path, "wb") as f:
+                pickle.dump({"plan": sub_plan}, f)
         if not specs:
             outcome.submitted.append("nothing to submit" + ("" if outcome.submitted else ": every run is finished"))
         else:
@@ -268,7 +273,9 @@ def run_task(plan_path: str, run_id: str) -> str:
     from bench.runner import LOGS
 
     plan = _load(plan_path)
-    spec = next(s for s in plan.specs if s.run_id == run_id)
+    spec = next((s for s in plan.specs if s.run_id == run_id), None)
+    if spec is None:
+        raise RuntimeError(f"run {run_id} is not in the submitted plan {plan_path}")
     _redirect_logs(run_dir(plan.results_dir, run_id) / LOGS, _job_id())
     gpus = plan.suite.launcher.slurm.gpus_per_task if plan.suite.launcher is not None else 0
     if gpus > 1 and "LOCAL_RANK" not in os.environ:
