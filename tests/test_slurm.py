@@ -160,3 +160,12 @@ def test_scancel_of_one_task_then_rerun_completes_the_suite(tmp_path, slurm, qui
                                for r in rows.values()}
     assert by_setting(summary_rows(results)) == by_setting(summary_rows(tmp_path / "seq" / "fk"))
     assert main(args) == 0 and "every run is finished" in capsys.readouterr().out
+
+
+def test_sbatch_refusal_is_one_line(tmp_path, slurm, capsys):
+    suite = fake_suite(tmp_path)
+    code = main(["run", str(suite), "--results", str(tmp_path / "r"), "--launcher", "slurm", "--no-report",
+                 "--set", "launcher.slurm.partition=no-such-partition"])
+    assert code == 2
+    ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(ours) == 1 and "[launcher.slurm]" in ours[0] and "invalid partition" in ours[0].lower()

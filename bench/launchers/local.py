@@ -11,6 +11,7 @@ another `bench run`), so the summary is complete. Ctrl-C stops every worker; fin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -59,7 +60,7 @@ class LocalLauncher:
             old.unlink()
         plan_path = folder / "plan.pkl"
         with open(plan_path, "wb") as f:
-            pickle.dump({"plan": plan}, f)
+            pickle.dump({"plan": dataclasses.replace(plan, specs=longest_first(plan.specs))}, f)
         procs = []
         try:
             for k in range(layout.workers):
@@ -80,8 +81,6 @@ class LocalLauncher:
         self._merge(plan, folder, procs, outcome)
         rest = [s for s in plan.specs if s.run_id not in _accounted(outcome)]
         if rest:  # a worker that died, or runs another `bench run` holds: finish them here, waiting for the latter
-            import dataclasses
-
             work_through(dataclasses.replace(plan, specs=rest), book, outcome, progress)
         report(progress, "runs", len(plan.specs), len(plan.specs))
 
@@ -127,6 +126,20 @@ class LocalLauncher:
                                   and r not in outcome.by_others]
         if errors:
             raise UserError(*dict.fromkeys(errors))
+
+
+def longest_first(specs):
+    """The workers' queue: longest runs first (PPO / Online DPO sample and score online; training-free references
+    only evaluate), so the last runs to start are short and no worker idles at the end. Within a world's runs only:
+    worlds stay in order (their stages are built in that order). A run's numbers do not depend on its position."""
+    from bench.algorithms.registry import get_algorithm
+
+    def cost(spec) -> int:
+        cls = get_algorithm(spec.algorithm)
+        return 0 if getattr(cls, "uses_reward_model", False) else (2 if not cls.trains else 1)
+
+    worlds = list(dict.fromkeys(s.world for s in specs))
+    return sorted(specs, key=lambda s: (worlds.index(s.world), cost(s)))
 
 
 def _accounted(outcome) -> set[str]:

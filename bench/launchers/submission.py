@@ -128,6 +128,22 @@ class SubmititLauncher:
         _collect(plan, outcome)
 
     def _submit_slurm(self, plan, plan_path: Path, folder: Path, jobs: dict, outcome) -> None:
+        import shutil
+
+        if shutil.which("sbatch") is None:
+            raise UserError("--launcher slurm: no `sbatch` on PATH; run `bench run` on a SLURM login node (or use "
+                            "--launcher local / submitit-local on this machine)")
+        try:
+            self._submit_slurm_jobs(plan, plan_path, folder, jobs, outcome)
+        except UserError:
+            raise
+        except Exception as exc:  # sbatch refused (unknown partition, account, QOS, limits): its one line
+            text = str(getattr(exc, "stderr", "") or exc).strip().splitlines()
+            why = next((line for line in text if "error" in line.lower()), text[-1] if text else type(exc).__name__)
+            raise UserError(f"{plan.suite.path}: [launcher.slurm]: sbatch refused the jobs: {why.strip()[:300]}; "
+                            "fix the partition / account / qos / limits there") from None
+
+    def _submit_slurm_jobs(self, plan, plan_path: Path, folder: Path, jobs: dict, outcome) -> None:
         s = self.config.slurm
         ex = self._executor(folder, plan)
         ex.update_parameters(timeout_min=time_minutes(s.stages_time), name=f"{s.job_name or 'bench-' + plan.suite.name}-stages")
