@@ -1,4 +1,4 @@
-"""`bench` command line: run | report | check | baseline | compare | list | validate | export.
+"""`bench` command line: run | status | report | check | baseline | compare | list | validate | env | export.
 
 Exit status (also in the README):
     0  success
@@ -44,6 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", default=None, help="shared-stage cache (default: $BENCH_CACHE or ~/.cache/daa-bench)")
     run.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1, ...")
     run.add_argument("--no-report", action="store_true", help="skip writing the HTML report at the end")
+    run.add_argument("--launcher", default=None, choices=("auto", "sequential", "local", "slurm", "submitit-local"),
+                     help="where the runs execute (default: the suite's [launcher].kind, else auto: local worker "
+                          "processes in the layout fastest for this machine)")
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="local: N worker processes (each pinned to [launcher].threads_per_run threads or one GPU)")
+    run.add_argument("--wait", action="store_true", help="slurm: wait for the job array (progress bar), then "
+                     "write the summary and the report; without it `bench run` returns after submitting")
+
+    st = sub.add_parser("status", help="queued / running / finished / failed runs of results/<suite> (job ids, logs)")
+    st.add_argument("results_dir")
+
+    env = sub.add_parser("env", help="versions, devices, cache and this machine's measured fp32 matmul peak")
+    env.add_argument("--cache-dir", default=None)
 
     val = sub.add_parser("validate", help="check suite files and print each one's run plan size")
     val.add_argument("suites", nargs="+", metavar="suite", help="one or more suite TOML files, e.g. suites/*.toml")
@@ -136,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report,
-                    "baseline": cmd_baseline, "check": cmd_check, "compare": cmd_compare, "export": cmd_export}
+                    "baseline": cmd_baseline, "check": cmd_check, "compare": cmd_compare, "export": cmd_export,
+                    "status": cmd_status, "env": cmd_env}
         code = commands[args.command](args)
         sys.stdout.flush()
         return code
@@ -248,12 +262,19 @@ def cmd_run(args) -> int:
         print(plan_text(suite, only=only, seeds=seeds, cache_dir=args.cache_dir))
         return EXIT_OK
     from bench.distributed import is_main
+    from bench.launchers import make_launcher
 
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers: expected a number of worker processes >= 1, got {args.workers}")
+    launcher = make_launcher(suite.launcher, kind=args.launcher, workers=args.workers, wait=args.wait,
+                             device=args.device)
     outcome = run_suite(suite, results_root=Path(args.results), cache_dir=args.cache_dir, only=only, seeds=seeds,
-                        device=args.device, progress=_progress_printer() if is_main() else None)
+                        device=args.device, progress=_progress_printer() if is_main() else None, launcher=launcher)
     if not is_main():  # multi-process: rank 0 alone reports and writes the page
         return EXIT_OK
     print(outcome.summary_line())
+    if not outcome.complete:  # submitted to SLURM: the runs write the summary; the report comes after them
+        return EXIT_OK
     if not args.no_report:
         from bench.reporting import write_report
 
@@ -266,6 +287,21 @@ def cmd_run(args) -> int:
         print(f"error: {len(outcome.failed)} run(s) failed (exit {EXIT_RUNS_FAILED}); see their traceback.txt; "
               "re-running the same command retries only them", file=sys.stderr)
         return EXIT_RUNS_FAILED
+    return EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from bench.launchers.status import status_text
+
+    text, _counts = status_text(Path(args.results_dir))
+    print(text)
+    return EXIT_OK
+
+
+def cmd_env(args) -> int:
+    from bench.machine import env_text
+
+    print(env_text(args.cache_dir))
     return EXIT_OK
 
 

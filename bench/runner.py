@@ -1,9 +1,15 @@
 """Suite runner: shared stages once, then every run under the same budget, each isolated from the others' failures.
 
-    suite → expand → filter (--only, --seeds) → world (cached) → suite.json → for each run:
+    suite → expand → filter (--only, --seeds) → skip finished → world (cached) → suite.json → a launcher
+    (bench.launchers: WHERE runs execute: this process, local workers, SLURM) → for each run, in `work_through`:
         claim it (lock) · skip if done · clear leftovers · config.json · train (budget, divergence guard and
         curve callbacks) · evaluate · curves.csv · samples.jsonl · metrics.json (last, atomic) · release
-    → wait for the runs other processes hold → summary.csv (rebuilt from the run folders)
+    → wait for the runs other processes hold → summary.csv (rebuilt from the run folders) → utilisation
+
+The runner decides WHAT runs (expansion, skip-finished, shared stages, claiming, failure isolation); a launcher
+only decides where `work_through` (or, on SLURM, one `execute_run` per array task) is called, so results, summary
+and report are the same whatever the launcher. Every run executes with the suite's `threads_per_run` torch
+threads (numbers depend on the thread count in the 6th digit; see bench/launchers/config.py).
 
 A run that raises is recorded as status "failed" with its error and traceback, and the suite goes on; a run the
 divergence guard stops is recorded as "diverged" (step, quantity, value, training logs) and is not re-run. A run
@@ -15,7 +21,7 @@ Concurrency: each run is claimed with a lock (`results/<suite>/.locks/<run_id>.l
 long as it trains. Two `bench run` of the same suite share the work: each skips runs the other holds, re-checks a
 run after claiming it (it may have just finished), and at the end waits for the other's runs, so neither trains
 a run twice nor deletes the other's folders, and both end with the same complete summary. A run whose holder
-died (its lock is released by the OS) is taken over. The lock is the building block for parallel launchers.
+died (its lock is released by the OS) is taken over. Local workers and SLURM tasks are built on this lock.
 suite.json is written only once the world resolved (a suite that cannot start leaves the previous one intact).
 """
 
@@ -50,12 +56,26 @@ class SuiteOutcome:
     damaged: list[tuple[str, str]] = field(default_factory=list)  # run folders found damaged (re-run)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    elsewhere: list[str] = field(default_factory=list)  # held by another worker when this one passed them by
+    launcher: str = "sequential"  # where the runs executed, e.g. "local: 2 workers x 1 thread"
+    complete: bool = True  # False when the launcher returned before the runs ended (a SLURM submission)
+    submitted: list[str] = field(default_factory=list)  # lines describing what was submitted (job ids, logs)
+    utilisation: dict | None = None  # bench.utilisation: FLOPs computed / (wall x matmul peak)
 
     def summary_line(self) -> str:
+        if not self.complete:
+            return "\n".join(self.submitted)
         others = f", {len(self.by_others)} trained by another process" if self.by_others else ""
         diverged = f", {len(self.diverged)} diverged" if self.diverged else ""
         text = (f"{len(self.finished)} runs trained, {len(self.skipped)} already finished{others}{diverged}, "
                 f"{len(self.failed)} failed in {self.seconds:.1f}s; results: {self.results_dir / 'summary.csv'}")
+        if self.utilisation and self.utilisation.get("utilisation") is not None:
+            u = self.utilisation
+            text += (f"\n  {self.launcher}; utilisation {100 * u['utilisation']:.1f}%: {u['flops']:.3g} FLOPs computed "
+                     f"in {u['wall_s']:.1f}s against a {u['peak_flops_per_s'] / 1e9:.0f} GFLOP/s fp32 matmul peak "
+                     f"({u['peak_threads']} threads)")
+        if self.submitted:  # what a scheduler was given (job ids, logs), then what came of it
+            text = "\n".join(self.submitted) + "\n" + text
         for run_id, error in self.diverged:
             text += f"\n  diverged: {run_id}: {error}"
         for run_id, error in self.failed:
@@ -121,15 +141,93 @@ def _lock_path(results_dir: Path, run_id: str) -> Path:
     return Path(results_dir) / ".locks" / f"{run_id}.lock"
 
 
-def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, seeds=None, device: str = "auto",
-              progress=None) -> SuiteOutcome:
-    t_start = time.perf_counter()
-    specs = select(expand(suite), suite, only, seeds)  # validate filters before touching the results folder
-    results_dir = Path(results_root) / suite.name
-    outcome = SuiteOutcome(results_dir)
-    dist.ensure_initialized()
-    todo = []  # decided by every rank before any rank writes
-    seen: dict[str, int | None] = {}  # metrics.json as scanned: a change later means another process wrote it
+@dataclass
+class RunPlan:
+    """What the runner decided (which runs, in which order, with which shared stages) and hands a launcher,
+    which decides where they execute. Picklable: local workers and SLURM jobs rebuild their stages from it."""
+
+    suite: Suite
+    specs: list[RunSpec]
+    results_dir: Path
+    cache_dir: Path
+    device: str = "auto"
+    threads: int = 1  # torch intra-op threads of every run, whatever the launcher (bench/launchers/config.py)
+    seen: dict[str, int | None] = field(default_factory=dict)  # metrics.json stamps as scanned
+
+    @property
+    def needs_torch(self) -> bool:
+        return any(get_algorithm(s.algorithm).needs_torch for s in self.specs)
+
+
+class StageBook:
+    """The shared stages of each world of the suite, resolved (world built or loaded) on first use; one world's
+    stages are held at a time (runs are ordered by world), their build times summed into `seconds`."""
+
+    def __init__(self, plan: RunPlan, progress=None):
+        self.plan = plan
+        self.progress = progress
+        self.current = None
+        self.first = None
+        self.seconds: dict[str, float] = {}
+
+    def _add(self, seconds: dict[str, float]) -> None:
+        for k, v in seconds.items():
+            self.seconds[k] = self.seconds.get(k, 0.0) + v
+
+    def for_spec(self, spec: RunSpec):
+        if self.current is None or self.current.world_config != spec.world:
+            from bench.stages import SharedStages
+
+            if self.current is not None:
+                self._add({k: v for k, v in self.current.seconds.items() if k != "world"})
+            stages = SharedStages(self.plan.suite, self.plan.cache_dir, device=self.plan.device,
+                                  progress=self.progress, world_config=spec.world)
+            self.current = stages
+            self.first = self.first or stages
+            if any(get_algorithm(s.algorithm).needs_torch for s in self.plan.specs if s.world == spec.world):
+                t = time.perf_counter()
+                if dist.is_main():
+                    stages.world()  # built once (cached on disk); the other ranks load it after the barrier
+                dist.barrier()
+                stages.world()
+                self._add({"world": time.perf_counter() - t})
+        return self.current
+
+    def close(self) -> dict[str, float]:
+        if self.current is not None:
+            self._add({k: v for k, v in self.current.seconds.items() if k != "world"})
+            self.current = None
+        return self.seconds
+
+
+def build_shared_stages(plan: RunPlan, book: StageBook) -> None:
+    """Every shared stage the plan's runs need, built now (once, cached on disk) rather than by the first run that
+    needs it: the world, its limits, and each reward model (ppo, online_dpo). Parallel launchers call this before
+    their workers start, so no worker trains a stage another is waiting for."""
+    from bench.algorithms.reward_model import rm_settings
+
+    for world in dict.fromkeys(s.world for s in plan.specs):
+        specs = [s for s in plan.specs if s.world == world]
+        if not any(get_algorithm(s.algorithm).needs_torch for s in specs):
+            continue
+        stages = book.for_spec(specs[0])
+        if stages.world().kind == "controlled":
+            stages.limits()
+        for settings in {stable_json(rm_settings(s.param_dict)): rm_settings(s.param_dict) for s in specs
+                         if getattr(get_algorithm(s.algorithm), "uses_reward_model", False)}.values():
+            stages.reward_model(settings)
+
+
+def stable_json(obj) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def scan(specs: list[RunSpec], results_dir: Path, outcome: SuiteOutcome) -> tuple[list[RunSpec], dict]:
+    """Skip-finished: the runs still to do (damaged folders among them, named in outcome.damaged) and the stamps
+    of metrics.json as seen now (a later change means another process wrote the run)."""
+    todo, seen = [], {}
     for spec in specs:
         seen[spec.run_id] = _stamp(results_dir, spec)
         state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
@@ -139,50 +237,76 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
             todo.append(spec)
             if state.damaged:
                 outcome.damaged.append((spec.run_id, state.reason))
+    return todo, seen
+
+
+def write_suite_record(suite: Suite, results_dir: Path) -> None:
+    """results/<suite>/suite.json: the suite as configured now (every run id of it)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(results_dir)
+    every = expand(suite)
+    write_json_atomic(results_dir / "suite.json", {
+        "name": suite.name, "path": suite.path, "hash": suite.raw_hash, "world": as_dict(suite.world),
+        "budget": as_dict(suite.budget), "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
+        "entries": [as_dict(e) for e in suite.entries], "check": suite.check,
+        "train_options": as_dict(suite.options),
+        # every run of the suite as now configured: older configurations' folders stay but are not summarised
+        "run_ids": [s.run_id for s in every],
+        "runs": {s.run_id: {"label": s.label, "algorithm": s.algorithm, "seed": s.seed,
+                            "params": s.param_dict, "swept": list(s.swept)} for s in every}})
+
+
+def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, seeds=None, device: str = "auto",
+              progress=None, launcher=None) -> SuiteOutcome:
+    """Decide what runs (expansion, filters, skip-finished, shared stages) and hand the runs to `launcher`
+    (bench.launchers; default: this process, one run after another), which decides where they execute."""
+    from bench.launchers import SequentialLauncher
+    from bench.launchers.threads import pinned_threads
+
+    t_start = time.perf_counter()
+    launcher = launcher if launcher is not None else SequentialLauncher()
+    specs = select(expand(suite), suite, only, seeds)  # validate filters before touching the results folder
+    results_dir = Path(results_root) / suite.name
+    outcome = SuiteOutcome(results_dir)
+    dist.ensure_initialized()
+    todo, seen = scan(specs, results_dir, outcome)  # decided by every rank before any rank writes
     if outcome.damaged and dist.is_main():
         warn(damaged_line(outcome.damaged))
     dist.barrier()
-    stages = None
     worlds = suite.worlds  # several when world.seed is swept: each world's runs together, its stages once
     todo.sort(key=lambda s: worlds.index(s.world) if s.world in worlds else len(worlds))
-    first_stages = None
+    threads = suite.launcher.threads_per_run if suite.launcher is not None else 1
+    plan = RunPlan(suite, todo, results_dir, cache_root(cache_dir), device, threads, seen)
+    book = StageBook(plan, progress)
+    outcome.launcher = launcher.describe(plan)
+    with pinned_threads(threads if plan.needs_torch else None):
+        if todo and launcher.stages_here:
+            book.for_spec(todo[0])
+            if launcher.parallel:
+                build_shared_stages(plan, book)
+        if dist.is_main():  # only now: a suite whose world cannot be resolved leaves the previous record intact
+            write_suite_record(suite, results_dir)
+        launcher.launch(plan, book, outcome, progress)
+        if dist.is_main() and outcome.complete:
+            if book.first is not None and book.first._world is not None:
+                write_world_record(results_dir, book.first)  # the first world's record (world.seed's first value)
+            write_summary(results_dir)
+    outcome.stage_seconds.update(book.close())
+    outcome.seconds = time.perf_counter() - t_start
+    if outcome.complete and dist.is_main():
+        from bench.utilisation import record_utilisation
 
-    def stages_for(spec):
-        """The shared stages of `spec`'s world, resolved (world built or loaded) on first use."""
-        nonlocal stages, first_stages
-        if stages is None or stages.world_config != spec.world:
-            from bench.stages import SharedStages
+        outcome.utilisation = record_utilisation(plan, outcome, book)
+    return outcome
 
-            if stages is not None:
-                outcome.stage_seconds.update({k: outcome.stage_seconds.get(k, 0.0) + v
-                                              for k, v in stages.seconds.items() if k != "world"})
-            stages = SharedStages(suite, cache_root(cache_dir), device=device, progress=progress,
-                                  world_config=spec.world)
-            first_stages = first_stages or stages
-            if any(get_algorithm(s.algorithm).needs_torch for s in todo if s.world == spec.world):
-                t = time.perf_counter()
-                if dist.is_main():
-                    stages.world()  # built once (cached on disk); the other ranks load it after the barrier
-                dist.barrier()
-                stages.world()
-                outcome.stage_seconds["world"] = outcome.stage_seconds.get("world", 0.0) + time.perf_counter() - t
-        return stages
 
-    if todo:
-        stages_for(todo[0])
-    if dist.is_main():  # only now: a suite whose world cannot be resolved leaves the previous record intact
-        results_dir.mkdir(parents=True, exist_ok=True)
-        clean_stale_temps(results_dir)
-        every = expand(suite)
-        write_json_atomic(results_dir / "suite.json", {
-            "name": suite.name, "path": suite.path, "hash": suite.raw_hash, "world": as_dict(suite.world),
-            "budget": as_dict(suite.budget), "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
-            "entries": [as_dict(e) for e in suite.entries], "check": suite.check,
-            "train_options": as_dict(suite.options),
-            # every run of the suite as now configured: older configurations' folders stay but are not summarised
-            "run_ids": [s.run_id for s in every],
-            "runs": {s.run_id: {"label": s.label, "algorithm": s.algorithm, "seed": s.seed,
-                                "params": s.param_dict, "swept": list(s.swept)} for s in every}})
+def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress=None, *, wait: bool = True) -> None:
+    """The loop every launcher ends in: claim each run (lock), re-check it, execute it, release it.
+
+    A run another process holds is put back at the end of the queue and, when `wait`, waited for there (then
+    counted as trained by another process); a worker among several passes it by instead (`wait=False`).
+    Failures are isolated by `execute_run`; summary.csv is rewritten after every run."""
+    results_dir, todo = plan.results_dir, plan.specs
     claims = dist.world_size() == 1  # multi-process runs are one launch: their ranks share each run instead
     pending = list(todo)
     waited: set[str] = set()
@@ -193,15 +317,18 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
         if claims:
             lock = try_hold(_lock_path(results_dir, spec.run_id))
             if lock is None:  # another process trains it now: come back to it at the end
-                if spec.run_id in waited:
-                    lock = hold(_lock_path(results_dir, spec.run_id))
-                else:
+                if spec.run_id not in waited:
                     waited.add(spec.run_id)
                     pending.append(spec)
                     continue
+                if not wait:
+                    outcome.elsewhere.append(spec.run_id)
+                    continue
+                lock = hold(_lock_path(results_dir, spec.run_id))
         try:
             state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
-            if claims and (state.done or state.status == "failed") and _stamp(results_dir, spec) != seen[spec.run_id]:
+            if claims and (state.done or state.status == "failed") and \
+                    _stamp(results_dir, spec) != plan.seen.get(spec.run_id):
                 # another process finished (or failed) it since our scan: never train a run twice
                 outcome.by_others.append(spec.run_id)
                 if state.status == "failed":
@@ -211,7 +338,7 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
                 continue
             report(progress, "runs", i, len(todo))
             i += 1
-            status, error = execute_run(spec, results_dir, stages_for(spec), progress)
+            status, error = execute_run(spec, results_dir, book.for_spec(spec), progress)
             if status == "finished":
                 outcome.finished.append(spec.run_id)
             elif status == "diverged":
@@ -224,15 +351,6 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
         if dist.is_main():
             write_summary(results_dir)  # after every run: a killed suite still has an up-to-date summary
     report(progress, "runs", len(todo), len(todo))
-    if dist.is_main():
-        if first_stages is not None and first_stages._world is not None:
-            write_world_record(results_dir, first_stages)  # the first world's record (world.seed's first value)
-        write_summary(results_dir)
-    if stages is not None:
-        outcome.stage_seconds.update({k: outcome.stage_seconds.get(k, 0.0) + v for k, v in stages.seconds.items()
-                                      if k != "world"})
-    outcome.seconds = time.perf_counter() - t_start
-    return outcome
 
 
 def _policy_missing(spec: RunSpec, state, results_dir: Path) -> bool:
@@ -301,9 +419,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
         return ("finished", "") if error is None else ("failed", error)
     ids = {"run_id": spec.run_id, "config_hash": spec.config_hash}
     try:
-        if path.exists():  # leftovers of an interrupted or failed attempt (we hold the run's lock): start clean
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
+        clear_run_folder(path)  # leftovers of an interrupted or failed attempt (we hold the run's lock)
         write_json_atomic(path / "config.json", {
             "run_id": spec.run_id, "config_hash": spec.config_hash, "suite": spec.suite, "label": spec.label,
             "algorithm": spec.algorithm, "algorithm_version": spec.algorithm_version, "seed": spec.seed,
@@ -407,6 +523,21 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
     finally:
         meter.detach()
         _finish_tracking(ctx, None, spec.run_id)  # a no-op once finished; closes a failed run's trackers
+
+
+LOGS = "logs"  # a run folder's job logs (stdout/stderr of its SLURM or worker job): kept when the folder is cleared
+
+
+def clear_run_folder(path: Path) -> None:
+    """Start a run from a clean folder, keeping only `logs/` (the job now writing into it)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for child in path.iterdir():
+        if child.name == LOGS and child.is_dir():
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _sampler_divergence(exc: Exception, meter):

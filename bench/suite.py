@@ -9,6 +9,7 @@
     [algorithms.NAME]  hyper-parameters (TRL's names); a list value is a sweep; `algorithm = "dpo"` lets two
                        entries use one algorithm with different settings; `peft = { r = 16 }` (or `false`) gives
                        one entry its own LoRA adapter (or full fine-tuning), replacing `[train].peft` for it
+    [launcher]         where the runs execute (bench/launchers/config.py); not part of any run's identity
 
 `load_suite(path)` validates everything and raises one `UserError` listing every problem (file, field, fix).
 `expand(suite)` is the one pure function that fans a suite out into `RunSpec`s: entry x grid x seed.
@@ -30,7 +31,7 @@ from typing import Any
 from bench.errors import UserError, did_you_mean, problem
 from bench.schema import as_dict, check_value, coerce, read_table, type_name
 
-SECTIONS = ("suite", "world", "budget", "eval", "train", "algorithms", "check")
+SECTIONS = ("suite", "world", "budget", "eval", "train", "algorithms", "check", "launcher")
 MAX_NAME = 64            # suite names and entry labels name folders; run ids must stay under file-name limits
 MAX_RUN_ID = 200
 MAX_RUNS = 10_000        # a grid larger than this is almost surely a mistake (and would take days to expand)
@@ -259,6 +260,7 @@ class Suite:
     raw_hash: str  # sha256 of the canonical resolved suite (path excluded)
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # suite-level sweeps: (AXES name, values), several values
     options: TrainOptions = TrainOptions()  # [train] run options: tracking, saved policy, LoRA
+    launcher: Any = None  # LauncherConfig ([launcher]); excluded from raw_hash: where runs execute changes no result
 
     def axis_points(self) -> list[dict[str, Any]]:
         """Every combination of the suite-level axes (one empty dict when nothing is swept)."""
@@ -484,6 +486,7 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         problems.append(problem(where, "[check]", "must be a table"))
         check = {}
     problems += _check_table_problems(check, where)
+    launcher = _read_launcher(data.get("launcher", {}), where, problems)
 
     registry = all_algorithms()
     train = data.get("train", {})
@@ -533,7 +536,19 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     if options.peft is not None:  # tracking and saving change no result: the suite hash ignores them
         canonical["peft"] = as_dict(options.peft)
     return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical), tuple(axes),
-                 options)
+                 options, launcher)
+
+
+def _read_launcher(table: Any, where: str, problems: list[str]):
+    """[launcher] and its [launcher.slurm] sub-table, each validated like every other section."""
+    from bench.launchers.config import LauncherConfig, SlurmConfig
+
+    if not isinstance(table, dict):
+        problems.append(problem(where, "[launcher]", f"must be a table, got {type(table).__name__}"))
+        return LauncherConfig()
+    slurm = read_table(SlurmConfig, table.get("slurm", {}), where, "launcher.slurm", problems)
+    rest = {k: v for k, v in table.items() if k != "slurm"}
+    return dataclasses.replace(read_table(LauncherConfig, rest, where, "launcher", problems), slurm=slurm)
 
 
 def _grid_size(entry: AlgorithmEntry) -> int:

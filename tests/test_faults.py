@@ -312,7 +312,8 @@ class FakeWorld(Fake):
     needs_torch = True  # the runner resolves (builds) the world before training it
 
 from bench.cli import main
-sys.exit(main(["run", {suite!r}, "--results", {results!r}, "--cache-dir", {cache!r}, "--no-report"]))
+sys.exit(main(["run", {suite!r}, "--results", {results!r}, "--cache-dir", {cache!r}, "--no-report",
+                "--launcher", "sequential"]))  # fake_world exists in this process only, not in workers
 """
 
 

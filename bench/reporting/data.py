@@ -28,6 +28,7 @@ class Results:
     suite: dict[str, Any] = field(default_factory=dict)
     world: dict[str, Any] = field(default_factory=dict)       # world.json (build record), {} if absent
     limits: dict[str, Any] = field(default_factory=dict)      # limits.json, {} if absent
+    utilisation: dict[str, Any] = field(default_factory=dict)  # utilisation.json (bench.utilisation), {} if absent
     configs: dict[str, dict] = field(default_factory=dict)    # run_id -> config.json
     metrics: dict[str, dict] = field(default_factory=dict)    # run_id -> metrics.json ({} if missing)
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # all curves.csv rows + run_id column
@@ -98,7 +99,8 @@ def load_results(results_dir: Path) -> Results:
     frame["best"] = _best_column(results_dir, frame)
     res = Results(name=str(suite.get("name") or results_dir.name), frame=frame, suite=suite,
                   world=_read_optional_json(results_dir / "world.json"),
-                  limits=_read_optional_json(results_dir / "limits.json"))
+                  limits=_read_optional_json(results_dir / "limits.json"),
+                  utilisation=_read_optional_json(results_dir / "utilisation.json"))
     curves = []
     for run in load_runs(results_dir):
         run_id = run["config"]["run_id"]

@@ -88,6 +88,16 @@ def _seeds(planned: Any, frame: pd.DataFrame) -> str:
     return text if sorted(planned) == found else f"{text} (in these results: {_fmt(found) if found else 'none'})"
 
 
+def utilisation_text(u: dict[str, Any]) -> str:
+    """The last invocation's utilisation (bench.utilisation): FLOPs computed / (wall x this machine's peak)."""
+    if not u or not finite(u.get("utilisation")):
+        return ""
+    return (f"{100 * u['utilisation']:.1f}% of the fp32 matmul peak: {u['flops']:.3g} FLOPs computed (shared stages "
+            f"once) in {u['wall_s']:.0f} s at {u['peak_flops_per_s'] / 1e9:.0f} GFLOP/s peak "
+            f"({u.get('peak_device', 'cpu')}, {u.get('peak_threads')} threads); {u.get('runs_trained')} runs, "
+            f"{u.get('launcher', '')}")
+
+
 def header(res: Results) -> dict[str, Any]:
     suite, world_info = res.suite, res.world
     world = suite.get("world") or next((c.get("world") for c in res.configs.values() if c.get("world")), {}) or {}
@@ -134,6 +144,7 @@ def header(res: Results) -> dict[str, Any]:
             agree = f", labels agree with gold on {p['gold_agreement']:.1%}" if finite(p.get("gold_agreement")) else ""
             model.append(f"{int(p['pairs'])} {split} pairs{agree}")
     return {
+        "utilisation": utilisation_text(res.utilisation),
         "suite": res.name, "path": suite.get("path") or "", "hash": str(suite.get("hash") or "")[:12],
         "world_kind": world.get("kind") or world_info.get("kind") or "–",
         "world": [(k, _fmt(v)) for k, v in sorted(world.items()) if k != "kind"],

@@ -1,0 +1,164 @@
+"""`local`: N worker processes on this machine share a plan's runs through the runs' locks.
+
+The parent has already built every shared stage (world, limits, reward models: `build_shared_stages`), so the
+workers only load them. Each worker is `python -m bench.launchers.worker PLAN K`, pinned to `threads_per_run`
+threads (OMP_NUM_THREADS and torch.set_num_threads) or to one GPU (CUDA_VISIBLE_DEVICES); every worker walks the
+same queue, claims the first run nobody holds, and passes held ones by, so the load balances itself. Their logs
+are results/<suite>/.launch/local/worker-K.log. The parent shows one progress bar over the runs, merges the
+workers' outcomes, and finishes in-process whatever no worker finished (a worker that crashed, or a run held by
+another `bench run`), so the summary is complete. Ctrl-C stops every worker; finished runs stay finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.launchers.layout import Layout, choose
+from bench.launchers.threads import thread_env
+from bench.progress import report
+
+POLL_S = 0.5
+
+
+class LocalLauncher:
+    name = "local"
+    stages_here = True
+
+    def __init__(self, config, *, device: str = "auto", auto: bool = False):
+        self.config = config
+        self.device = device
+        self.auto = auto
+        self.layout: Layout | None = None
+
+    def describe(self, plan) -> str:
+        self.layout = choose(plan, workers=self.config.workers, device=self.device, auto=self.auto)
+        return self.layout.describe()
+
+    @property
+    def parallel(self) -> bool:
+        return self.layout is not None and self.layout.workers > 1
+
+    def launch(self, plan, book, outcome, progress=None) -> None:
+        from bench.runner import work_through
+
+        layout = self.layout or choose(plan, workers=self.config.workers, device=self.device, auto=self.auto)
+        if layout.workers <= 1:
+            work_through(plan, book, outcome, progress)
+            return
+        folder = Path(plan.results_dir) / ".launch" / "local"
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("worker-*.json"):
+            old.unlink()
+        plan_path = folder / "plan.pkl"
+        with open(plan_path, "wb") as f:
+            pickle.dump({"plan": dataclasses.replace(plan, specs=longest_first(plan.specs))}, f)
+        procs = []
+        try:
+            for k in range(layout.workers):
+                env = {**os.environ, **thread_env(layout.threads), "BENCH_WORKER": str(k)}
+                if layout.gpus:
+                    env["CUDA_VISIBLE_DEVICES"] = layout.gpus[k]
+                log = open(folder / f"worker-{k}.log", "w", encoding="utf-8")
+                procs.append((subprocess.Popen([sys.executable, "-m", "bench.launchers.worker", str(plan_path),
+                                                str(k)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                               cwd=os.getcwd()), log))
+            self._follow(plan, procs, progress)
+        except BaseException:
+            _stop(procs)
+            raise
+        finally:
+            for _, log in procs:
+                log.close()
+        self._merge(plan, folder, procs, outcome)
+        rest = [s for s in plan.specs if s.run_id not in _accounted(outcome)]
+        if rest:  # a worker that died, or runs another `bench run` holds: finish them here, waiting for the latter
+            work_through(dataclasses.replace(plan, specs=rest), book, outcome, progress)
+        report(progress, "runs", len(plan.specs), len(plan.specs))
+
+    def _follow(self, plan, procs, progress) -> None:
+        from bench.runner import _stamp
+
+        total = len(plan.specs)
+        while any(p.poll() is None for p, _ in procs):
+            done = sum(_stamp(plan.results_dir, s) != plan.seen.get(s.run_id) for s in plan.specs)
+            report(progress, "runs", min(done, total - 1), total)  # the last tick closes the bar, after the merge
+            time.sleep(POLL_S)
+
+    def _merge(self, plan, folder: Path, procs, outcome) -> None:
+        errors = []
+        for k, (proc, _) in enumerate(procs):
+            path = folder / f"worker-{k}.json"
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                if proc.returncode not in (0, None):
+                    from bench.io import warn
+
+                    warn(f"worker {k} exited with status {proc.returncode} before recording its runs; see "
+                         f"{folder / f'worker-{k}.log'} (its unfinished runs are finished in this process)")
+                continue
+            if record.get("user_error"):
+                errors += record["user_error"]
+            if record.get("interrupted"):
+                raise KeyboardInterrupt
+            outcome.finished += record.get("finished", [])
+            outcome.failed += [tuple(x) for x in record.get("failed", [])]
+            outcome.diverged += [tuple(x) for x in record.get("diverged", [])]
+            for k2, v in record.get("stage_seconds", {}).items():
+                outcome.stage_seconds[k2] = outcome.stage_seconds.get(k2, 0.0) + v
+        ours = set(outcome.finished) | {r for r, _ in outcome.failed} | {r for r, _ in outcome.diverged}
+        for k in range(len(procs)):  # trained by another worker of ours: not "by another process"
+            path = folder / f"worker-{k}.json"
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            outcome.by_others += [r for r in record.get("by_others", []) if r not in ours
+                                  and r not in outcome.by_others]
+        if errors:
+            raise UserError(*dict.fromkeys(errors))
+
+
+def longest_first(specs):
+    """The workers' queue: longest runs first (PPO / Online DPO sample and score online; training-free references
+    only evaluate), so the last runs to start are short and no worker idles at the end. Within a world's runs only:
+    worlds stay in order (their stages are built in that order). A run's numbers do not depend on its position."""
+    from bench.algorithms.registry import get_algorithm
+
+    def cost(spec) -> int:
+        cls = get_algorithm(spec.algorithm)
+        return 0 if getattr(cls, "uses_reward_model", False) else (2 if not cls.trains else 1)
+
+    worlds = list(dict.fromkeys(s.world for s in specs))
+    return sorted(specs, key=lambda s: (worlds.index(s.world), cost(s)))
+
+
+def _accounted(outcome) -> set[str]:
+    return (set(outcome.finished) | set(outcome.by_others) | {r for r, _ in outcome.failed}
+            | {r for r, _ in outcome.diverged})
+
+
+def _stop(procs, grace: float = 15.0) -> None:
+    """Ctrl-C (or an error) in the parent: interrupt every worker, then kill the ones that do not stop."""
+    for p, _ in procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGINT)
+            except OSError:
+                pass
+    deadline = time.monotonic() + grace
+    for p, _ in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
