@@ -39,10 +39,33 @@ def add_position_ids(model) -> None:
     model.register_forward_pre_hook(hook, with_kwargs=True)
 
 
+def reward_function(ctx, tok, reward):
+    """TRL reward function `(prompts, completions, completion_ids) -> scores` that calls the shared reward model
+    on "prompt completion<eos>" exactly as it was trained (shared by online_dpo, rloo and grpo)."""
+    import torch
+
+    world = ctx.world
+
+    def reward_fn(prompts, completions, completion_ids, **_):
+        # join exactly as the reward model saw its training pairs: the controlled world's word-level text
+        # needs the space; a chat-templated prompt already ends where the completion starts
+        sep = " " if world.kind == "controlled" else ""
+        texts = [(pr.rstrip() + sep if sep else pr) + tok.decode([i for i in ids if i != tok.pad_token_id])
+                 for pr, ids in zip(prompts, completion_ids)]
+        batch = tok(texts, return_tensors="pt", padding=True, padding_side="right",
+                    add_special_tokens=False).to(ctx.device)
+        with torch.no_grad():
+            return reward(**batch).logits[:, 0].float().tolist()
+
+    return reward_fn
+
+
 @register("online_dpo")
 class OnlineDPO(Algorithm):
     summary = "Online DPO (Guo et al. 2024): DPO on on-policy pairs judged by PPO's reward model (TRL)"
     Params = OnlineDPOParams
+    paper = "Guo et al. 2024, Direct Language Model Alignment from Online AI Feedback, arXiv:2402.04792"
+    family = "online"
     uses_reward_model = True
     implicit_reward = "log_ratio"
 
@@ -73,16 +96,7 @@ class OnlineDPO(Algorithm):
         ref = load_causal_lm(world.base_model_dir, ctx.device)
         reward = load_scalar_model(rm_dir, ctx.device).eval()
 
-        def reward_fn(prompts, completions, completion_ids, **_):
-            # join exactly as the reward model saw its training pairs: the controlled world's word-level text
-            # needs the space; a chat-templated prompt already ends where the completion starts
-            sep = " " if world.kind == "controlled" else ""
-            texts = [(pr.rstrip() + sep if sep else pr) + tok.decode([i for i in ids if i != tok.pad_token_id])
-                     for pr, ids in zip(prompts, completion_ids)]
-            batch = tok(texts, return_tensors="pt", padding=True, padding_side="right",
-                        add_special_tokens=False).to(ctx.device)
-            with torch.no_grad():
-                return reward(**batch).logits[:, 0].float().tolist()
+        reward_fn = reward_function(ctx, tok, reward)
 
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         n_params = sum(x.numel() for x in policy.parameters())
