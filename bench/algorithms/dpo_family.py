@@ -48,6 +48,10 @@ class DPOFamily(Algorithm):
         """The DPOConfig fields that select this variant's loss (loss_type, loss_weights, label_smoothing, ...)."""
         raise NotImplementedError
 
+    def trl_beta(self, p: dict) -> float:
+        """DPOConfig.beta; a loss hook without a β (REBEL) passes its own scale (TRL then only logs with it)."""
+        return p["beta"]
+
     def prepare_pairs(self, ctx, train):
         """The training pairs as the trainer sees them; variants that need a per-pair number add it here."""
         return train
@@ -87,7 +91,7 @@ class DPOFamily(Algorithm):
         batch = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         step_flops = (6 if ref is None else 8) * n_params * tokens * batch
         args, epoch_steps = tc.training_args(
-            ctx, DPOConfig, rows=len(train), step_flops=step_flops, beta=p["beta"],
+            ctx, DPOConfig, rows=len(train), step_flops=step_flops, beta=self.trl_beta(p),
             precompute_ref_log_probs=p["precompute_ref_log_probs"], max_length=tc.max_length(ctx), **self.loss_kwargs(p))
         tc.attach(ctx.meter, policy, "policy")
         if ref is not None:

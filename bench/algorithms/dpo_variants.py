@@ -206,6 +206,9 @@ class REBEL(HookedVariant):
                 gaps += (scores[0] - scores[1]).float().cpu().tolist()
         return train.add_column(TARGET, gaps)
 
+    def trl_beta(self, p: dict) -> float:
+        return 1.0 / p["eta"]  # TRL's logged rewards β·log-ratio are then REBEL's (1/η)·log-ratio
+
     def pair_loss(self, p: dict):
         from bench.algorithms.reference_losses import rebel_loss
 
