@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from bench.reporting import figures, sweeps, tables
+from bench.reporting import figures, ladder, sweeps, tables
 from bench.reporting.data import Results, finite
 
 SAMPLE_PROMPTS = 4      # prompts shown in the samples section
@@ -197,6 +197,7 @@ def context(res: Results) -> dict[str, Any]:
                  "delta": tables.format_number(r["delta_vs_sft"], "+.3f")} for _, r in tax.iterrows()],
         "lm_eval_tasks": _fmt((res.suite.get("eval") or {}).get("lm_eval_tasks") or []),
         "samples": samples(res, runs, board),
+        "ladder": ladder.ladder(board, unc),
         "failed": [{k: ("" if not tables.present(v) else str(v)) for k, v in r.items()} for _, r in failed.iterrows()],
     }
 
