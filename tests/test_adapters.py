@@ -22,13 +22,18 @@ from bench.suite import expand, load_suite
 BUDGET = 1.2e9  # dry run: ~18 DPO steps, ~3 PPO and ~8 Online DPO updates after their reward model (~3e8)
 BEST_OF_N = 4
 REFERENCES = ["sft", "best_of_n"]
-TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "simpo", "orpo", "ppo", "online_dpo"]
+TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "simpo", "orpo", "ppo", "online_dpo",
+           "rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo"]  # issue 14
 EXPECTED = REFERENCES + TRAINED
 NOT_HERE = {"fake", "toy"}  # torch-free stand-ins (tests/conftest.py registers `toy`)
 ENTRY_SETTINGS = {  # the reward model gets a small share of the budget so PPO / Online DPO still update
     "best_of_n": f"n = {BEST_OF_N}",
     "ppo": "rm_epochs = 0.5\nrm_batch_size = 8",
     "online_dpo": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "rebel": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "rloo": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "grpo": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "tr_dpo": "ref_model_sync_steps = 4",  # ~18 steps: the reference is synced 4 times
 }
 
 HEADER = f"""\
@@ -204,6 +209,27 @@ def test_online_dpo_compute_record_includes_reward_model(adapter_runs):
     # the same reward model as PPO: the same settings, so the same charge
     ppo = finished(adapter_runs, "ppo")["compute"]["flops_by_component"]
     assert by["reward_model_training"] == pytest.approx(ppo["reward_model_training"])
+
+
+def test_reward_model_users_are_charged_the_same_reward_model(adapter_runs):
+    """rebel, rloo and grpo pay the shared reward model's training like ppo (the same settings: the same charge),
+    and meter its scoring passes; rloo/grpo also meter their reference, rebel its reference."""
+    ppo = finished(adapter_runs, "ppo")["compute"]["flops_by_component"]
+    for name in ("rebel", "rloo", "grpo"):
+        m = finished(adapter_runs, name)
+        by = m["compute"]["flops_by_component"]
+        for component in ("reward_model_training", "reward_model", "reference", "policy"):
+            assert by.get(component, 0) > 0, f"{name}: no {component} FLOPs in {by}"
+        assert by["reward_model_training"] == pytest.approx(ppo["reward_model_training"])
+        assert m["extra_reward_model"]["flops"] == pytest.approx(by["reward_model_training"])
+        assert math.isfinite(m["proxy_reward"]), f"{name}: the reward model it optimised is not reported"
+
+
+def test_new_offline_variants_meter_what_they_use(adapter_runs):
+    for name in ("rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "kto"):
+        by = finished(adapter_runs, name)["compute"]["flops_by_component"]
+        assert set(by) == {"policy", "reference"}, f"{name}: {by}"
+    assert set(finished(adapter_runs, "alphapo")["compute"]["flops_by_component"]) == {"policy"}
 
 
 def test_offline_runs_meter_what_they_use(adapter_runs):
