@@ -80,14 +80,27 @@ class OnlineDPO(Algorithm):
         return {"step_flops": step, "steps": int(max(0.0, budget - rm) // step) if budget else None,
                 "note": f"reward model {rm:.2g} FLOPs charged first"}
 
-    def train(self, ctx) -> TrainOutcome:
-        import torch
-        from datasets import Dataset
+    def trl_classes(self):
+        """(config, trainer) pair; subclasses over OnlineDPOTrainer (Nash-MD, XPO) return theirs."""
         from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+        return OnlineDPOConfig, OnlineDPOTrainer
+
+    def config_kwargs(self, p: dict) -> dict:
+        return {}
+
+    def reward_kwargs(self, ctx, tok, reward) -> dict:
+        """How the trainer gets the shared reward model: Online DPO through a text-level function (see module
+        docstring); Nash-MD / XPO only take a sequence-classification model, which they call on token ids."""
+        return {"reward_funcs": reward_function(ctx, tok, reward), "reward_processing_classes": None}
+
+    def train(self, ctx) -> TrainOutcome:
+        from datasets import Dataset
 
         from bench.algorithms import trl_common as tc
         from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
 
+        config_cls, trainer_cls = self.trl_classes()
         p, world = ctx.params, ctx.world
         rm_dir, rm_record = use_reward_model(ctx)
         tok = load_tokenizer(world.tokenizer_dir)
@@ -96,20 +109,18 @@ class OnlineDPO(Algorithm):
         ref = load_causal_lm(world.base_model_dir, ctx.device)
         reward = load_scalar_model(rm_dir, ctx.device).eval()
 
-        reward_fn = reward_function(ctx, tok, reward)
-
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         n_params = sum(x.numel() for x in policy.parameters())
         seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2
         step_flops = (2 + 6 + 2 + 2) * n_params * seq * 2 * b  # generation, policy fwd+bwd, reference, reward
         args, epoch_steps = tc.training_args(
-            ctx, OnlineDPOConfig, rows=len(train), step_flops=step_flops, margin=3.0, beta=p["beta"],
+            ctx, config_cls, rows=len(train), step_flops=step_flops, margin=3.0, beta=p["beta"],
             max_new_tokens=p["max_new_tokens"], max_length=tc.max_length(ctx), temperature=1.0,
-            missing_eos_penalty=p["missing_eos_penalty"],
+            missing_eos_penalty=p["missing_eos_penalty"], **self.config_kwargs(p),
         )
         budget_cb, cbs = tc.callbacks(ctx)
-        trainer = OnlineDPOTrainer(model=policy, ref_model=ref, reward_funcs=reward_fn, reward_processing_classes=None,
-                                   args=args, train_dataset=train, processing_class=tok, callbacks=cbs)
+        trainer = trainer_cls(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
+                              callbacks=cbs, **self.reward_kwargs(ctx, tok, reward))
         tc.quiet(trainer)
         add_position_ids(policy)
         add_position_ids(trainer.ref_model)
