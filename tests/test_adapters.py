@@ -282,6 +282,19 @@ def test_dpo_is_deterministic(adapter_runs, adapter_suite, adapter_cache, tmp_pa
         assert second[key] == first[key], f"dpo: {key} differs between identical runs: {first[key]} vs {second[key]}"
 
 
+@pytest.mark.parametrize("name", ["odpo", "kto", "rloo"])
+def test_new_trainers_are_deterministic(adapter_runs, adapter_suite, adapter_cache, tmp_path, name):
+    """Issue 14: the loss hook (odpo), the unpaired data (kto) and sampling without a critic (rloo) give the same
+    numbers for the same suite and seed."""
+    first = finished(adapter_runs, name)
+    with one_thread():
+        outcome = run_suite(load_suite(adapter_suite), results_root=tmp_path / "again", cache_dir=adapter_cache,
+                            only=[name], device="cpu")
+    second = json.loads((outcome.results_dir / "runs" / outcome.finished[0] / "metrics.json").read_text())
+    for key in ("win_rate", "kl", "chosen_logp_delta", "flops", "steps"):
+        assert second[key] == first[key], f"{name}: {key} differs between identical runs: {first[key]} vs {second[key]}"
+
+
 def test_divergence_guard_stops_real_dpo(adapter_runs, adapter_cache, tmp_path):
     """Absurd learning rates (issue 12): lr 1e4 explodes the loss, lr 1e6 turns the parameters to NaN. Both end
     as status `diverged` with the step, the quantity and its value, their training logs kept, and are not

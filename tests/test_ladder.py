@@ -63,6 +63,24 @@ def test_an_unresolved_step_says_so():
     assert row["verdict"].startswith("online data: no resolved win-rate difference")
 
 
+def test_under_both_budget_views_each_view_is_its_own_ladder():
+    f = frame()
+    amortised = f[f["algorithm"].isin(["ppo", "rloo", "grpo", "online_dpo"])].copy()
+    amortised["run_id"] += "_am"
+    amortised["win_rate"] += 0.05
+    f["budget_view"] = ["both" if a in ("dpo", "sft") else "end_to_end" for a in f["algorithm"]]
+    amortised["budget_view"] = "amortised"
+    f = pd.concat([f, amortised], ignore_index=True)
+    unc = from_frame(f, n_boot=200)
+    rows = ladder(tables.leaderboard(f, unc=unc), unc)["rows"]
+    assert len(rows) == 10  # 5 comparisons per view; none across views
+    for r in rows:
+        views = {v for v in ("end_to_end", "amortised") if v in r["a"] + r["b"]}
+        assert len(views) == 1, (r["a"], r["b"])
+    online = [r for r in rows if r["step"] == "online data" and "amortised" in r["a"]]
+    assert len(online) == 1 and online[0]["win"]["mean"] == pytest.approx(0.06)
+
+
 def test_no_ladder_without_two_adjacent_rungs():
     f = frame({"ppo": 0.8, "ipo": 0.7, "sft": 0.5}, {"ppo": 5.0, "ipo": 4.0, "sft": 0.0})
     unc = from_frame(f, n_boot=100)

@@ -14,6 +14,10 @@ KL(π‖π_ref), with 95% intervals: a rung that "buys" win rate by spending mor
 holds two algorithms (rloo and grpo) each is compared on its own — picking the better one on the test prompts
 would bias the difference upwards.
 
+Under suite-level axes (a budget sweep, both budget views) only settings under the same conditions are
+compared; a setting that serves both views (`budget_view = "both"`: DPO has no reward model to charge) is
+compared under each.
+
 `ladder(board, unc)` returns None when the suite does not hold two adjacent rungs (the section is then omitted).
 """
 
@@ -47,6 +51,19 @@ def rung_of(algorithm: str) -> str | None:
     except UserError:
         return None
     return family if family in ("rlhf", "online-rl", "online") else None
+
+
+def _same_conditions(board: pd.DataFrame, a: str, b: str) -> bool:
+    from bench.results import AXIS_COLUMNS
+
+    rows = board.set_index("setting")
+    for axis in AXIS_COLUMNS:
+        if axis not in rows.columns:
+            continue
+        va, vb = str(rows.at[a, axis]), str(rows.at[b, axis])
+        if va != vb and not (axis == "budget_view" and "both" in (va, vb)):
+            return False
+    return True
 
 
 def _interval(unc, a: str, b: str, metric: str, fmt: str) -> dict[str, Any]:
@@ -88,6 +105,8 @@ def ladder(board: pd.DataFrame, unc) -> dict[str, Any] | None:
     for (upper, lower), step in STEPS.items():
         for a in members[upper]:
             for b in members[lower]:
+                if not _same_conditions(board, a, b):
+                    continue
                 win, kl = (_interval(unc, a, b, m, fmt) for m, _, fmt in METRICS)
                 rows.append({"step": step, "a": a, "b": b, "win": win, "kl": kl,
                              "verdict": _verdict(step, labels[a], labels[b], win, kl)})
