@@ -82,7 +82,7 @@ def _verdict(step: str, a: str, b: str, win: dict, kl: dict) -> str:
         return f"{step}: no paired seeds of {a} and {b}."
     if win["sig"]:
         what = f"{step} bought {win['d']} win rate {win['ci']}" if win["mean"] > 0 else \
-            f"{step} cost {win['d']} win rate {win['ci']}"
+            f"{step} lost {win['d']} win rate {win['ci']} (the lower rung won)"
     else:
         what = f"{step}: no resolved win-rate difference ({win['d']} {win['ci']})"
     if math.isfinite(kl["mean"]):
