@@ -15,6 +15,7 @@ This module only parses arguments and prints; the work is in the library.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -62,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("suites", nargs="+", metavar="suite", help="one or more suite TOML files, e.g. suites/*.toml")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
 
-    sub.add_parser("list", help="registered algorithms (with hyper-parameters) and worlds")
+    lst = sub.add_parser("list", help="registered algorithms (family, paper, hyper-parameters) and worlds")
+    lst.add_argument("--all", action="store_true", help="also list test-only algorithms (fake)")
+    lst.add_argument("--suite", default=None, help="also import this suite's [suite].plugins modules")
 
     base = sub.add_parser("baseline", help="record results/<suite> as a baseline JSON for `bench check`")
     base.add_argument("results_dir")
@@ -216,23 +219,52 @@ def cmd_validate(args) -> int:
 
 
 def cmd_list(args) -> int:
-    import dataclasses
-
-    from bench.algorithms import all_algorithms
+    """Every algorithm with its family, paper, reference / reward-model use, hyper-parameters (default and
+    bounds) and origin (built-in, entry point, suite module); then the worlds."""
+    from bench.algorithms.registry import all_algorithms, origin
+    from bench.plugins import load_worlds, world_origin
     from bench.worlds import WORLDS
 
+    if getattr(args, "suite", None):
+        from bench.suite import load_suite
+
+        load_suite(args.suite)  # imports its [suite].plugins
+    load_worlds()
     print("algorithms:")
     for name, cls in all_algorithms().items():
-        params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Params)
-                           if f.name not in _TRAIN_FIELDS)
+        if getattr(cls, "hidden", False) and not getattr(args, "all", False):
+            continue
+        uses = ("trains" if cls.trains else "training-free") + \
+            (", reference model" if cls.uses_reference else ", no reference model") + \
+            (", reward model (charged)" if cls.uses_reward_model else "")
         print(f"  {name:<11} {cls.summary}")
+        print(f"  {'':<11}   family: {getattr(cls, 'family', '') or '-'}; {uses}; from: {origin(name)}")
+        if getattr(cls, "paper", ""):
+            print(f"  {'':<11}   paper: {cls.paper}")
+        params = [_describe_field(f) for f in dataclasses.fields(cls.Params) if f.name not in _TRAIN_FIELDS]
         if params:
-            print(f"  {'':<11}   {params}")
-    print("  (every trained algorithm also takes: " + ", ".join(sorted(_TRAIN_FIELDS)) + ")")
+            print(f"  {'':<11}   " + "; ".join(params))
+    print("  (every trained algorithm also takes: " + "; ".join(
+        _describe_field(f) for f in _train_field_list()) + ")")
     print("worlds:")
     for kind, world in WORLDS.items():
-        print(f"  {kind:<11} {world.summary}")
+        print(f"  {kind:<11} {world.summary} (from: {world_origin(kind)})")
     return EXIT_OK
+
+
+def _describe_field(f) -> str:
+    """`name=default [bounds]`, e.g. `beta=0.1 (>0)`, `loss_type='grpo' (one of 'grpo', 'dapo')`."""
+    meta = f.metadata
+    bounds = [f"{op}{meta[key]}" for key, op in (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<")) if key in meta]
+    if "choices" in meta:
+        bounds.append("one of " + ", ".join(map(repr, meta["choices"])))
+    return f"{f.name}={f.default!r}" + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _train_field_list():
+    from bench.algorithms.registry import TrainParams
+
+    return dataclasses.fields(TrainParams)
 
 
 def _train_fields() -> set[str]:

@@ -1,6 +1,6 @@
 """Suites are data: a TOML file read with `tomllib` into frozen, typed configs, then expanded into run specs.
 
-    [suite]            name, seeds, description
+    [suite]            name, seeds, description, plugins (modules to import first: they run code, see bench/plugins.py)
     [world]            kind = "controlled" | ... and that world's settings (bench/worlds/)
     [budget]           flops = 2e12  (or seconds = 60), max_epochs
     [eval]             prompts, curve_every, lm_eval_tasks, ...
@@ -48,6 +48,8 @@ class SuiteMeta:
     seeds: tuple[int, ...] = field(default=(0,), metadata={"doc": "training seeds: every setting runs once per seed "
                                                              "(intervals over seeds need at least 2)"})
     description: str = field(default="", metadata={"doc": "free text, kept in suite.json"})
+    plugins: tuple[str, ...] = field(default=(), metadata={
+        "doc": "modules imported before validation (algorithms/worlds outside daa-bench); importing runs their code"})
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
@@ -436,9 +438,14 @@ def apply_override(data: dict[str, Any], item: str, where: str) -> None:
 
 def parse_suite(data: dict[str, Any], where: str) -> Suite:
     from bench.algorithms.registry import all_algorithms
+    from bench.plugins import import_suite_plugins, load_worlds
     from bench.worlds import WORLDS
 
     problems: list[str] = []
+    load_worlds()
+    raw_plugins = data.get("suite", {}).get("plugins", []) if isinstance(data.get("suite"), dict) else []
+    if isinstance(raw_plugins, list):  # a wrong type is reported by read_table below
+        problems += import_suite_plugins(raw_plugins, where)
     for key in data:
         if key not in SECTIONS:
             problems.append(problem(where, f"[{key}]", "unknown section", did_you_mean(key, SECTIONS)))
@@ -622,7 +629,8 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
     if not isinstance(name, str) or name not in registry:
         if "algorithm" in table:
             problems.append(problem(where, f"[{section}].algorithm", f"unknown algorithm {name!r}",
-                                    did_you_mean(str(name), registry)))
+                                    did_you_mean(str(name), registry)
+                                    + " (an algorithm of your own: list its module in [suite].plugins)"))
         else:
             problems.append(label_hint(where, section, label, registry))
         return None

@@ -22,13 +22,19 @@ from bench.suite import expand, load_suite
 BUDGET = 1.2e9  # dry run: ~18 DPO steps, ~3 PPO and ~8 Online DPO updates after their reward model (~3e8)
 BEST_OF_N = 4
 REFERENCES = ["sft", "best_of_n"]
-TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "simpo", "orpo", "ppo", "online_dpo"]
+TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "simpo", "orpo", "ppo", "online_dpo",
+           "rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo", "xpo"]  # issue 14
 EXPECTED = REFERENCES + TRAINED
 NOT_HERE = {"fake", "toy"}  # torch-free stand-ins (tests/conftest.py registers `toy`)
 ENTRY_SETTINGS = {  # the reward model gets a small share of the budget so PPO / Online DPO still update
     "best_of_n": f"n = {BEST_OF_N}",
     "ppo": "rm_epochs = 0.5\nrm_batch_size = 8",
     "online_dpo": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "rebel": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "rloo": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "grpo": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "xpo": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "tr_dpo": "ref_model_sync_steps = 4",  # ~18 steps: the reference is synced 4 times
 }
 
 HEADER = f"""\
@@ -206,6 +212,27 @@ def test_online_dpo_compute_record_includes_reward_model(adapter_runs):
     assert by["reward_model_training"] == pytest.approx(ppo["reward_model_training"])
 
 
+def test_reward_model_users_are_charged_the_same_reward_model(adapter_runs):
+    """rebel, rloo, grpo and xpo pay the shared reward model's training like ppo (the same settings: the same charge),
+    and meter its scoring passes; rloo/grpo also meter their reference, rebel its reference."""
+    ppo = finished(adapter_runs, "ppo")["compute"]["flops_by_component"]
+    for name in ("rebel", "rloo", "grpo", "xpo"):
+        m = finished(adapter_runs, name)
+        by = m["compute"]["flops_by_component"]
+        for component in ("reward_model_training", "reward_model", "reference", "policy"):
+            assert by.get(component, 0) > 0, f"{name}: no {component} FLOPs in {by}"
+        assert by["reward_model_training"] == pytest.approx(ppo["reward_model_training"])
+        assert m["extra_reward_model"]["flops"] == pytest.approx(by["reward_model_training"])
+        assert math.isfinite(m["proxy_reward"]), f"{name}: the reward model it optimised is not reported"
+
+
+def test_new_offline_variants_meter_what_they_use(adapter_runs):
+    for name in ("rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "kto"):
+        by = finished(adapter_runs, name)["compute"]["flops_by_component"]
+        assert set(by) == {"policy", "reference"}, f"{name}: {by}"
+    assert set(finished(adapter_runs, "alphapo")["compute"]["flops_by_component"]) == {"policy"}
+
+
 def test_offline_runs_meter_what_they_use(adapter_runs):
     for name in ("dpo", "ipo", "cdpo"):
         by = finished(adapter_runs, name)["compute"]["flops_by_component"]
@@ -253,6 +280,19 @@ def test_dpo_is_deterministic(adapter_runs, adapter_suite, adapter_cache, tmp_pa
     assert second["status"] == "finished", second.get("error")
     for key in ("win_rate", "kl", "chosen_logp_delta", "rejected_logp_delta", "flops", "steps"):
         assert second[key] == first[key], f"dpo: {key} differs between identical runs: {first[key]} vs {second[key]}"
+
+
+@pytest.mark.parametrize("name", ["odpo", "kto", "rloo"])
+def test_new_trainers_are_deterministic(adapter_runs, adapter_suite, adapter_cache, tmp_path, name):
+    """Issue 14: the loss hook (odpo), the unpaired data (kto) and sampling without a critic (rloo) give the same
+    numbers for the same suite and seed."""
+    first = finished(adapter_runs, name)
+    with one_thread():
+        outcome = run_suite(load_suite(adapter_suite), results_root=tmp_path / "again", cache_dir=adapter_cache,
+                            only=[name], device="cpu")
+    second = json.loads((outcome.results_dir / "runs" / outcome.finished[0] / "metrics.json").read_text())
+    for key in ("win_rate", "kl", "chosen_logp_delta", "flops", "steps"):
+        assert second[key] == first[key], f"{name}: {key} differs between identical runs: {first[key]} vs {second[key]}"
 
 
 def test_divergence_guard_stops_real_dpo(adapter_runs, adapter_cache, tmp_path):

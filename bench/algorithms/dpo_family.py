@@ -43,9 +43,25 @@ class DPOFamily(Algorithm):
     Params = DPOParams
     implicit_reward = "log_ratio"
     supports_peft = True
+    family = "dpo"
 
     def loss_kwargs(self, p: dict) -> dict:
+        """The DPOConfig fields that select this variant's loss (loss_type, loss_weights, label_smoothing, ...)."""
         raise NotImplementedError
+
+    def trl_beta(self, p: dict) -> float:
+        """DPOConfig.beta; a loss hook without a β (REBEL) passes its own scale (TRL then only logs with it)."""
+        return p["beta"]
+
+    def prepare_pairs(self, ctx, train):
+        """The training pairs as the trainer sees them; variants that need a per-pair number add it here."""
+        return train
+
+    def make_trainer(self, p: dict, **kwargs):
+        """TRL's DPOTrainer; a loss hook (bench/algorithms/loss_hooks.py) for losses TRL does not compute."""
+        from trl import DPOTrainer
+
+        return DPOTrainer(**kwargs)
 
     @classmethod
     def estimate(cls, spec, sizes: dict) -> dict:
@@ -60,14 +76,14 @@ class DPOFamily(Algorithm):
                 "note": "ref precompute charged once" if pre else ""}
 
     def train(self, ctx) -> TrainOutcome:
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOConfig
 
         from bench.algorithms import trl_common as tc
         from bench.modeling import load_causal_lm, load_tokenizer
 
         p, world = ctx.params, ctx.world
         tok = load_tokenizer(world.tokenizer_dir)
-        train = world.load_pairs("train")
+        train = self.prepare_pairs(ctx, world.load_pairs("train"))
         policy = load_causal_lm(world.base_model_dir, ctx.device).train()
         # An explicit reference (without one, TRL 1.12 reloads it from config._name_or_path); with LoRA
         # TRL's reference is the adapter-disabled policy itself (no second copy)
@@ -79,7 +95,7 @@ class DPOFamily(Algorithm):
         reference_pass = not p["precompute_ref_log_probs"]
         step_flops = tc.policy_step_factor(ctx, reference=reference_pass) * n_params * tokens * batch
         args, epoch_steps = tc.training_args(
-            ctx, DPOConfig, rows=len(train), step_flops=step_flops, beta=p["beta"],
+            ctx, DPOConfig, rows=len(train), step_flops=step_flops, beta=self.trl_beta(p),
             precompute_ref_log_probs=p["precompute_ref_log_probs"], max_length=tc.max_length(ctx), **self.loss_kwargs(p))
         tc.attach(ctx.meter, policy, "policy")
         if ref is not None:
@@ -88,8 +104,9 @@ class DPOFamily(Algorithm):
         # TRL computes the reference log-probs in __init__ when precomputing, and caches them on disk across
         # runs; every run is charged the full pass explicitly instead (one forward over the world's pairs)
         with ctx.meter.paused():
-            trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
-                                 callbacks=cbs, **({"peft_config": peft} if peft else {}))
+            trainer = self.make_trainer(p, model=policy, ref_model=ref, args=args, train_dataset=train,
+                                        processing_class=tok, callbacks=cbs,
+                                        **({"peft_config": peft} if peft else {}))
         if p["precompute_ref_log_probs"]:
             ctx.meter.charge("reference_precompute", 2 * n_params * tokens * len(train), int(tokens * len(train)))
         tc.quiet(trainer)
@@ -97,29 +114,40 @@ class DPOFamily(Algorithm):
         out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")
         steps = trainer.state.global_step
         return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
-                            stop_reason=tc.stop_reason(budget_cb, ctx, steps), logs=tc.log_history(trainer))
+                            stop_reason=tc.stop_reason(budget_cb, ctx, steps), logs=tc.log_history(trainer),
+                            **self.outcome_extra(ctx))
+
+    def outcome_extra(self, ctx) -> dict:
+        """Extra TrainOutcome fields (a variant that used the reward model reports it, as ppo does)."""
+        return {}
 
 
 def _variant(name: str, summary: str, loss_type: str, params=DPOParams, version: str = "1",
-             implicit_reward: str = "log_ratio", margin_target=None):
+             implicit_reward: str = "log_ratio", margin_target=None, paper: str = ""):
     def loss_kwargs(self, p: dict) -> dict:
         smoothing = {"label_smoothing": p["label_smoothing"]} if "label_smoothing" in p else {}
         return {"loss_type": [loss_type], **smoothing}
 
-    attrs = {"summary": summary, "Params": params, "version": version, "loss_kwargs": loss_kwargs,
+    attrs = {"summary": summary, "paper": paper, "Params": params, "version": version, "loss_kwargs": loss_kwargs,
              "implicit_reward": implicit_reward}
     if margin_target is not None:
         attrs["margin_target"] = classmethod(lambda cls, p: margin_target(p))
     return register(name)(type(name.upper(), (DPOFamily,), attrs))
 
 
-_variant("dpo", "DPO (Rafailov et al. 2023): TRL DPOTrainer, sigmoid loss", "sigmoid")
+_variant("dpo", "DPO (Rafailov et al. 2023): TRL DPOTrainer, sigmoid loss", "sigmoid",
+         paper="Rafailov et al. 2023, Direct Preference Optimization, arXiv:2305.18290")
 _variant("ipo", "IPO (Azar et al. 2023): squared loss to margin 1/(2β), TRL per-token averaged", "ipo",
-         implicit_reward="avg_log_ratio", margin_target=lambda p: 1.0 / (2.0 * p["beta"]))
+         implicit_reward="avg_log_ratio", margin_target=lambda p: 1.0 / (2.0 * p["beta"]),
+         paper="Azar et al. 2023, A General Theoretical Paradigm to Understand Learning from Human Preferences, "
+               "arXiv:2310.12036")
 _variant("rdpo", "robust DPO (Chowdhury et al. 2024): unbiased noisy-label loss, TRL 'robust'", "robust",
-         LabelSmoothingParams)
-_variant("slic", "SLiC-HF (Zhao et al. 2023): hinge loss on the log-ratio margin, TRL 'hinge'", "hinge")
-_variant("apo_zero", "APO-zero (D'Oosterlinck et al. 2024): anchored preference optimisation, TRL", "apo_zero")
+         LabelSmoothingParams, paper="Chowdhury, Kini & Natarajan 2024, Provably Robust DPO, arXiv:2403.00409")
+_variant("slic", "SLiC-HF (Zhao et al. 2023): hinge loss on the log-ratio margin, TRL 'hinge'", "hinge",
+         paper="Zhao et al. 2023, SLiC-HF: Sequence Likelihood Calibration with Human Feedback, arXiv:2305.10425")
+_variant("apo_zero", "APO-zero (D'Oosterlinck et al. 2024): anchored preference optimisation, TRL", "apo_zero",
+         paper="D'Oosterlinck et al. 2024, Anchored Preference Optimization and Contrastive Revisions, "
+               "arXiv:2408.06266")
 
 
 @register("cdpo")
@@ -131,6 +159,7 @@ class CDPO(DPOFamily):
     """
 
     summary = "conservative DPO (Mitchell 2023): label-smoothed DPO, finite optimum log((1−ε)/ε)/β"
+    paper = "Mitchell 2023, A note on DPO with noisy preferences & relationship to IPO"
     Params = LabelSmoothingParams
 
     @classmethod

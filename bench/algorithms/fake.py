@@ -32,6 +32,8 @@ class FakeParams:
 @register("fake")
 class Fake(Algorithm):
     summary = "torch-free stand-in with synthetic metrics (tests only)"
+    hidden = True
+    family = "test"
     Params = FakeParams
     needs_torch = False
     uses_reference = False

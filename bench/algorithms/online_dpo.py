@@ -40,10 +40,33 @@ def add_position_ids(model) -> None:
     model.register_forward_pre_hook(hook, with_kwargs=True)
 
 
+def reward_function(ctx, tok, reward):
+    """TRL reward function `(prompts, completions, completion_ids) -> scores` that calls the shared reward model
+    on "prompt completion<eos>" exactly as it was trained (shared by online_dpo, rloo and grpo)."""
+    import torch
+
+    world = ctx.world
+
+    def reward_fn(prompts, completions, completion_ids, **_):
+        # join exactly as the reward model saw its training pairs: the controlled world's word-level text
+        # needs the space; a chat-templated prompt already ends where the completion starts
+        sep = " " if world.kind == "controlled" else ""
+        texts = [(pr.rstrip() + sep if sep else pr) + tok.decode([i for i in ids if i != tok.pad_token_id])
+                 for pr, ids in zip(prompts, completion_ids)]
+        batch = tok(texts, return_tensors="pt", padding=True, padding_side="right",
+                    add_special_tokens=False).to(ctx.device)
+        with torch.no_grad():
+            return reward(**batch).logits[:, 0].float().tolist()
+
+    return reward_fn
+
+
 @register("online_dpo")
 class OnlineDPO(Algorithm):
     summary = "Online DPO (Guo et al. 2024): DPO on on-policy pairs judged by PPO's reward model (TRL)"
     Params = OnlineDPOParams
+    paper = "Guo et al. 2024, Direct Language Model Alignment from Online AI Feedback, arXiv:2402.04792"
+    family = "online"
     uses_reward_model = True
     implicit_reward = "log_ratio"
     supports_peft = True
@@ -59,14 +82,27 @@ class OnlineDPO(Algorithm):
         return {"step_flops": step, "steps": int(max(0.0, budget - rm) // step) if budget else None,
                 "note": f"reward model {rm:.2g} FLOPs charged first"}
 
-    def train(self, ctx) -> TrainOutcome:
-        import torch
-        from datasets import Dataset
+    def trl_classes(self):
+        """(config, trainer) pair; subclasses over OnlineDPOTrainer (Nash-MD, XPO) return theirs."""
         from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+        return OnlineDPOConfig, OnlineDPOTrainer
+
+    def config_kwargs(self, p: dict) -> dict:
+        return {}
+
+    def reward_kwargs(self, ctx, tok, reward) -> dict:
+        """How the trainer gets the shared reward model: Online DPO through a text-level function (see module
+        docstring); Nash-MD / XPO only take a sequence-classification model, which they call on token ids."""
+        return {"reward_funcs": reward_function(ctx, tok, reward), "reward_processing_classes": None}
+
+    def train(self, ctx) -> TrainOutcome:
+        from datasets import Dataset
 
         from bench.algorithms import trl_common as tc
         from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
 
+        config_cls, trainer_cls = self.trl_classes()
         p, world = ctx.params, ctx.world
         rm_dir, rm_record = use_reward_model(ctx)
         tok = load_tokenizer(world.tokenizer_dir)
@@ -76,31 +112,20 @@ class OnlineDPO(Algorithm):
         ref = None if peft else load_causal_lm(world.base_model_dir, ctx.device)  # LoRA: the adapter-disabled base
         reward = load_scalar_model(rm_dir, ctx.device).eval()
 
-        def reward_fn(prompts, completions, completion_ids, **_):
-            # join exactly as the reward model saw its training pairs: the controlled world's word-level text
-            # needs the space; a chat-templated prompt already ends where the completion starts
-            sep = " " if world.kind == "controlled" else ""
-            texts = [(pr.rstrip() + sep if sep else pr) + tok.decode([i for i in ids if i != tok.pad_token_id])
-                     for pr, ids in zip(prompts, completion_ids)]
-            batch = tok(texts, return_tensors="pt", padding=True, padding_side="right",
-                        add_special_tokens=False).to(ctx.device)
-            with torch.no_grad():
-                return reward(**batch).logits[:, 0].float().tolist()
-
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         n_params = sum(x.numel() for x in policy.parameters())
         seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2
         # generation, policy fwd+bwd (6, or 4 with LoRA), reference, reward
         step_flops = (2 + tc.policy_step_factor(ctx, reference=False) + 2 + 2) * n_params * seq * 2 * b
         args, epoch_steps = tc.training_args(
-            ctx, OnlineDPOConfig, rows=len(train), step_flops=step_flops, margin=3.0, beta=p["beta"],
+            ctx, config_cls, rows=len(train), step_flops=step_flops, margin=3.0, beta=p["beta"],
             max_new_tokens=p["max_new_tokens"], max_length=tc.max_length(ctx), temperature=1.0,
-            missing_eos_penalty=p["missing_eos_penalty"],
+            missing_eos_penalty=p["missing_eos_penalty"], **self.config_kwargs(p),
         )
         budget_cb, cbs = tc.callbacks(ctx)
-        trainer = OnlineDPOTrainer(model=policy, ref_model=ref, reward_funcs=reward_fn, reward_processing_classes=None,
-                                   args=args, train_dataset=train, processing_class=tok, callbacks=cbs,
-                                   **({"peft_config": peft} if peft else {}))
+        trainer = trainer_cls(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
+                              callbacks=cbs, **self.reward_kwargs(ctx, tok, reward),
+                              **({"peft_config": peft} if peft else {}))
         tc.quiet(trainer)
         add_position_ids(policy)  # with LoRA this also covers the reference passes (the same module)
         tc.attach(ctx.meter, policy, "policy")

@@ -23,6 +23,8 @@ class ORPO(Algorithm):
     summary = "ORPO (Hong et al. 2024): SFT on chosen + odds-ratio penalty, no reference (TRL ORPOTrainer)"
     Params = ORPOParams
     supports_peft = True
+    paper = "Hong, Lee & Thorne 2024, ORPO: Monolithic Preference Optimization without Reference Model, arXiv:2403.07691"
+    family = "reference-free"
     uses_reference = False
     implicit_reward = "log_odds"
     estimate = classmethod(lambda cls, spec, sizes: estimate_reference_free(spec, sizes))

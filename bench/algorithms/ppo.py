@@ -44,6 +44,8 @@ class BudgetSpent(Exception):
 class PPO(Algorithm):
     summary = "PPO (RLHF baseline): Bradley-Terry reward model on the same pairs + TRL PPOTrainer with KL penalty"
     Params = PPOParams
+    paper = "Ouyang et al. 2022 (InstructGPT), arXiv:2203.02155; Schulman et al. 2017 (PPO), arXiv:1707.06347"
+    family = "rlhf"
     uses_reward_model = True
     implicit_reward = "reward_model"
     supports_peft = True

@@ -249,3 +249,218 @@ def orpo_loss(
     losses = chosen_nll - beta * F.logsigmoid(log_odds)
     losses = torch.broadcast_to(losses, log_odds.shape)
     return losses, beta * chosen.detach(), beta * rejected.detach()
+
+
+# --------------------------------------------------------------------------- the chapter's further variants
+
+
+def rpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    chosen_nll: torch.Tensor | float,
+    beta: float,
+    rpo_alpha: float,
+) -> Losses:
+    """RPO / DPO + NLL, Pang et al. 2024 ("Iterative Reasoning Preference
+    Optimization", Eq. 1): the DPO loss plus α times the chosen completion's
+    negative log-likelihood,
+
+        L = −log σ(β·h) + α·NLL(y_c).
+
+    TRL 1.12 has no ``rpo_alpha`` field any more; the same loss is
+    ``loss_type=["sigmoid", "sft"], loss_weights=[1, α]``. TRL's ``sft`` term is
+    one token-mean cross-entropy over *all* chosen completion tokens of the batch
+    (the paper divides each sequence's NLL by its own length); ``chosen_nll`` is
+    that scalar (or a per-pair tensor) and is broadcast.
+
+    Example: β = 0.1, h = 2 (βh = 0.2), NLL = 1.5, α = 0.5:
+    0.598139 + 0.75 = 1.348139.
+    """
+    losses, rc, rr = dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta)
+    return torch.broadcast_to(losses + rpo_alpha * chosen_nll, losses.shape), rc, rr
+
+
+def bco_pair_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float,
+    delta: float = 0.0,
+) -> Losses:
+    """BCO, Jung et al. 2024 ("Binary Classifier Optimization for Large Language
+    Model Alignment", Eq. 7): a logistic classifier whose logit is the implicit
+    reward r = β·(log π − log π_ref), chosen = class 1, rejected = class 0,
+
+        L = −log σ(r_c − δ) − log σ(−(r_r − δ)).
+
+    δ is the paper's reward shift (a running mean of the rewards). TRL 1.12's
+    ``DPOTrainer(loss_type=["bco_pair"])`` computes this with δ = 0; the
+    experimental ``BCOTrainer`` adds the running-mean δ, unpaired data and an
+    optional density-ratio classifier (UDM), none of which the paired variant has.
+
+    Example: β = 1, r_c = log 3, r_r = −log 3, δ = 0:
+    −log 0.75 − log 0.75 = 0.575364.
+    """
+    chosen = beta * (policy_chosen_logps - ref_chosen_logps)
+    rejected = beta * (policy_rejected_logps - ref_rejected_logps)
+    losses = -F.logsigmoid(chosen - delta) - F.logsigmoid(-(rejected - delta))
+    return losses, chosen.detach(), rejected.detach()
+
+
+def odpo_offset(score_chosen: torch.Tensor, score_rejected: torch.Tensor, alpha: float) -> torch.Tensor:
+    """ODPO's offset Δ = α·f(score_c − score_r) with f(g) = log(1 + max(g, 0)).
+
+    Amini, Vieira & Cotterell 2024 ("Direct Preference Optimization with an
+    Offset", Sec. 3) use f = log of the score gap. Deviations: log1p instead of
+    log, so a near-zero gap gives a near-zero offset instead of −∞; and pairs
+    whose labelled winner scored *lower* (label noise, Bradley–Terry sampling)
+    get offset 0, i.e. the plain DPO loss, instead of an undefined log.
+
+    Example: α = 1, gap 3 → log 4 = 1.386294; gap −2 → 0.
+    """
+    gap = (score_chosen - score_rejected).clamp(min=0.0)
+    return alpha * torch.log1p(gap)
+
+
+def odpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    offset: torch.Tensor,
+    beta: float,
+) -> Losses:
+    """ODPO, Amini et al. 2024, Eq. 8: the chosen implicit reward must exceed the
+    rejected one by at least the pair's offset Δ,
+
+        L = −log σ(β·h − Δ).
+
+    With Δ = 0 this is DPO. Example: β = 0.1, h = 2, Δ = 0.2: log 2 = 0.693147.
+    """
+    h, chosen_lr, rejected_lr = _log_ratio_gap(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
+    losses = -F.logsigmoid(beta * h - offset)
+    return losses, beta * chosen_lr.detach(), beta * rejected_lr.detach()
+
+
+def cal_dpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float,
+) -> Losses:
+    """Cal-DPO, Xiao et al. 2024 ("Cal-DPO: Calibrated Direct Preference
+    Optimization for Language Model Alignment", NeurIPS): the contrastive term on
+    the *unscaled* log-ratios plus a calibration that pins them to ±1/(2β),
+
+        L = −log σ(r_c − r_r) + ½·[(r_c − 1/(2β))² + (r_r + 1/(2β))²],
+        r = log π − log π_ref.
+
+    The ½ and the unscaled contrastive term follow the authors' released trainer
+    (github.com/tengxiao1/Cal-DPO, ``losses = DPO_loss + 0.5*Cal_loss``). TRL 1.12
+    has the calibration term alone (``sppo_hard``) but applies one β to every loss
+    term, so the sum is only expressible there at β = 1: this loss runs through
+    a loss hook (bench/algorithms/loss_hooks.py) instead.
+
+    Example: β = 0.5 (targets ±1), r_c = 1, r_r = −1: −log σ(2) = 0.126928, no
+    calibration penalty; r_c = r_r = 0: log 2 + ½·(1 + 1) = 1.693147.
+    """
+    _, chosen, rejected = _log_ratio_gap(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
+    target = 1.0 / (2.0 * beta)
+    losses = -F.logsigmoid(chosen - rejected) + 0.5 * ((chosen - target) ** 2 + (rejected + target) ** 2)
+    return losses, chosen.detach(), rejected.detach()
+
+
+def rebel_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    reward_gap: torch.Tensor,
+    eta: float,
+) -> Losses:
+    """REBEL, Gao et al. 2024 ("REBEL: Reinforcement Learning via Regressing
+    Relative Rewards", Eq. 6): least-squares regression of the scaled log-ratio
+    gap onto the reward model's score gap,
+
+        L = ((1/η)·h − (r(x, y_c) − r(x, y_r)))²,   rewards = (1/η)·(log π − log π_ref).
+
+    The paper regresses against the previous iterate π_t on fresh samples of π_t;
+    here π_t = π_ref and the pairs are the data set's (one offline iteration).
+    Unlike DPO its optimum is finite: h* = η·Δr per pair.
+
+    Example: η = 0.5, h = 2, Δr = 3: (4 − 3)² = 1.
+    """
+    h, chosen_lr, rejected_lr = _log_ratio_gap(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
+    losses = (h / eta - reward_gap) ** 2
+    return losses, chosen_lr.detach() / eta, rejected_lr.detach() / eta
+
+
+def alphapo_loss(
+    policy_chosen_logps_avg: torch.Tensor,
+    policy_rejected_logps_avg: torch.Tensor,
+    beta: float,
+    simpo_gamma: float,
+    alpha: float,
+) -> Losses:
+    """AlphaPO, Gupta et al. 2025 ("AlphaPO: Reward Shape Matters for LLM
+    Alignment", Eq. 6): SimPO with the reward reshaped by α,
+
+        r_α(y) = (1 − p(y)^(−α))/α,   p(y) = exp(avg log π(y|x)),
+        L = −log σ(β·(r_α(y_c) − r_α(y_r)) − γ).
+
+    α → 0 recovers SimPO's average log-prob reward. This is TRL 1.12
+    ``CPOTrainer`` with ``loss_type="alphapo"`` (sugar for "simpo" with
+    ``cpo_alpha=0``) and ``alpha``; the rewards are β·r_α as TRL logs them.
+
+    Example: α = 1, β = 2, γ = 0.5, avg_c = log 0.5, avg_r = log 0.25:
+    r_c = 1 − 2 = −1, r_r = 1 − 4 = −3, z = 2·2 − 0.5 = 3.5,
+    loss = log(1 + e^−3.5) = 0.029750.
+    """
+    r_c = (1 - torch.exp(-alpha * policy_chosen_logps_avg)) / alpha
+    r_r = (1 - torch.exp(-alpha * policy_rejected_logps_avg)) / alpha
+    losses = -F.logsigmoid(beta * (r_c - r_r) - simpo_gamma)
+    return losses, beta * r_c.detach(), beta * r_r.detach()
+
+
+def kto_loss(
+    policy_logps: torch.Tensor,
+    ref_logps: torch.Tensor,
+    desirable: torch.Tensor,
+    kl: torch.Tensor | float,
+    beta: float,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> Losses:
+    """KTO, Ethayarajh et al. 2024 ("KTO: Model Alignment as Prospect Theoretic
+    Optimization", Eq. 8) on *unpaired* examples: with r = log π − log π_ref and
+    the reference point z₀ = max(0, KL estimate),
+
+        desirable:    λ_D·(1 − σ(β·(r − z₀)))
+        undesirable:  λ_U·(1 − σ(β·(z₀ − r))).
+
+    TRL 1.12 ``KTOTrainer(loss_type="kto")`` estimates z₀ as the batch mean of
+    log π − log π_ref on mismatched (prompt, other completion) pairs, detached and
+    clamped at 0; it returns the per-example losses of the desirable examples
+    followed by the undesirable ones (the mean is the same). Returns
+    (losses, rewards, rewards) with rewards = β·r for every example.
+
+    Example: β = 1, z₀ = 0, r = log 3 desirable → 1 − 0.75 = 0.25;
+    r = log 3 undesirable → 1 − σ(−log 3) = 0.75.
+    """
+    r = policy_logps - ref_logps
+    z0 = torch.as_tensor(kl, dtype=r.dtype).clamp(min=0.0)
+    desirable = desirable.bool()
+    losses = torch.where(desirable, desirable_weight * (1 - torch.sigmoid(beta * (r - z0))),
+                         undesirable_weight * (1 - torch.sigmoid(beta * (z0 - r))))
+    rewards = (beta * r).detach()
+    return losses, rewards, rewards

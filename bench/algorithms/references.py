@@ -19,6 +19,7 @@ from bench.algorithms.registry import Algorithm, NoParams, register
 class SFT(Algorithm):
     summary = "the base (SFT) policy = π_ref, untrained: the starting point of every algorithm"
     Params = NoParams
+    family = "reference"
     trains = False
     uses_reference = False
     implicit_reward = "log_ratio"  # identically zero: pref accuracy 0.5 by construction
@@ -36,6 +37,7 @@ class BestOfNParams:
 class BestOfN(Algorithm):
     summary = "best of n π_ref samples by the judge (oracle inference-time reference; KL = log n − (n−1)/n)"
     Params = BestOfNParams
+    family = "reference"
     trains = False
     uses_reference = False
     implicit_reward = None

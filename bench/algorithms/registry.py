@@ -6,8 +6,14 @@ An algorithm declares
 - `version`: bump it when the adapter changes what it computes; it is part of every run id, so results made
   by an older adapter are not silently reused;
 - `train(ctx)`: trains (or not, for `sft` / `best_of_n`) and returns the policy to evaluate.
-Modules listed in `ALGORITHM_MODULES` are imported on first use of the registry; adding an algorithm is a
-new module (or a few lines in an existing family) plus one line there.
+Modules listed in `ALGORITHM_MODULES` are imported on first use of the registry; adding a built-in algorithm is
+a new module (or a few lines in an existing family) plus one line there.
+
+Algorithms from outside the package (docs/plugins.md): an installed distribution that declares an entry point
+in the group `daa_bench.algorithms` (`name = "my_pkg.my_loss"`, a module, or `"my_pkg.my_loss:MyLoss"`) is
+imported on first use too, and a suite's `[suite].plugins = ["my_pkg.my_loss"]` imports modules before the suite
+is validated. Either way the module's `@register` calls add its algorithms; `origin(name)` says where each came
+from ("built-in", "entry point <dist>", "suite module <module>"), and `bench list` shows it.
 """
 
 from __future__ import annotations
@@ -26,10 +32,18 @@ ALGORITHM_MODULES = (
     "bench.algorithms.orpo",         # orpo
     "bench.algorithms.ppo",          # ppo (RewardTrainer + PPOTrainer)
     "bench.algorithms.online_dpo",   # online_dpo
+    "bench.algorithms.dpo_variants", # rpo, bco, tr_dpo, odpo, cal_dpo, rebel
+    "bench.algorithms.kto",          # kto (unpaired)
+    "bench.algorithms.rl_no_critic", # rloo, grpo (policy gradient without a value model)
+    "bench.algorithms.nash",         # xpo (online preference optimisation over OnlineDPOTrainer)
     "bench.algorithms.fake",         # fake (torch-free, for instant end-to-end tests)
 )
 
+ENTRY_POINT_GROUP = "daa_bench.algorithms"
+
 _REGISTRY: dict[str, type[Algorithm]] = {}
+_ORIGIN: dict[str, str] = {}
+_loading_origin = "built-in"
 _loaded = False
 
 
@@ -62,6 +76,9 @@ class Algorithm:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     summary: ClassVar[str] = ""
+    paper: ClassVar[str] = ""                # citation shown by `bench list`
+    family: ClassVar[str] = ""               # dpo | reference-free | unpaired | online | online-rl | rlhf | reference
+    hidden: ClassVar[bool] = False           # test-only stand-ins: `bench list --all` shows them
     Params: ClassVar[type] = NoParams
     trains: ClassVar[bool] = True            # False: training-free reference (sft, best_of_n)
     uses_reference: ClassVar[bool] = True    # needs π_ref during training (DPO family, PPO, Online DPO)
@@ -88,9 +105,14 @@ def register(name: str):
 
     def wrap(cls: type[Algorithm]) -> type[Algorithm]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"algorithm {name!r} registered twice")
+            if _REGISTRY[name].__qualname__ == cls.__qualname__ and _REGISTRY[name].__module__ == cls.__module__:
+                _REGISTRY[name] = cls  # the same module imported again (a plug-in reloaded): keep the newest
+                return cls
+            raise UserError(f"algorithm {name!r} is registered twice: by {_ORIGIN.get(name, 'built-in')} "
+                            f"({_REGISTRY[name].__module__}) and by {cls.__module__}; rename one of them")
         cls.name = name
         _REGISTRY[name] = cls
+        _ORIGIN.setdefault(name, _loading_origin)
         return cls
 
     return wrap
@@ -99,9 +121,28 @@ def register(name: str):
 def _load() -> None:
     global _loaded
     if not _loaded:
+        _loaded = True
         for module in ALGORITHM_MODULES:
             importlib.import_module(module)
-        _loaded = True
+        from bench.plugins import load_entry_points
+
+        load_entry_points(ENTRY_POINT_GROUP)
+
+
+def import_as(module: str, origin: str) -> None:
+    """Import a plug-in module, recording `origin` for the algorithms it registers (see bench/plugins.py)."""
+    global _loading_origin
+    _load()
+    before, _loading_origin = _loading_origin, origin
+    try:
+        importlib.import_module(module)
+    finally:
+        _loading_origin = before
+
+
+def origin(name: str) -> str:
+    _load()
+    return _ORIGIN.get(name, "built-in")
 
 
 def all_algorithms() -> dict[str, type[Algorithm]]:

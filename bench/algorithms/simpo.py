@@ -25,6 +25,8 @@ class SimPO(Algorithm):
     summary = "SimPO (Meng et al. 2024): length-normalised reward, margin γ, no reference (TRL CPOTrainer)"
     Params = SimPOParams
     supports_peft = True
+    paper = "Meng, Xia & Chen 2024, SimPO: Simple Preference Optimization with a Reference-Free Reward, arXiv:2405.14734"
+    family = "reference-free"
     uses_reference = False
     implicit_reward = "avg_logp"
     estimate = classmethod(lambda cls, spec, sizes: estimate_reference_free(spec, sizes))
@@ -35,3 +37,32 @@ class SimPO(Algorithm):
         p = ctx.params
         return train_reference_free(ctx, CPOTrainer, CPOConfig, loss_type="simpo", cpo_alpha=0.0, beta=p["beta"],
                                     simpo_gamma=p["simpo_gamma"])
+
+
+@dataclass(frozen=True)
+class AlphaPOParams(SimPOParams):
+    alpha: float = field(default=0.25, metadata={"doc": "α: reward shape r = (1 − p^(−α))/α on the per-token "
+                                                        "probability p; α = 0 is exactly SimPO (TRL CPOConfig.alpha)"})
+
+
+@register("alphapo")
+class AlphaPO(Algorithm):
+    """AlphaPO (Gupta et al. 2025, Eq. 6): SimPO with the reward reshaped by α. TRL 1.12 CPOTrainer
+    `loss_type="alphapo"` (sugar for "simpo" with cpo_alpha = 0) and `alpha`; cross-checked against
+    bench.algorithms.reference_losses.alphapo_loss. `pref_accuracy` ranks pairs by the average log-prob, a
+    monotone transform of r_α, so it equals the ranking by r_α itself."""
+
+    summary = "AlphaPO (Gupta et al. 2025): SimPO with reward shape (1 − p^(−α))/α, no reference (TRL CPOTrainer)"
+    paper = "Gupta et al. 2025, AlphaPO: Reward Shape Matters for LLM Alignment, arXiv:2501.03884"
+    family = "reference-free"
+    Params = AlphaPOParams
+    uses_reference = False
+    implicit_reward = "avg_logp"
+    estimate = classmethod(lambda cls, spec, sizes: estimate_reference_free(spec, sizes))
+
+    def train(self, ctx):
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        p = ctx.params
+        return train_reference_free(ctx, CPOTrainer, CPOConfig, loss_type="alphapo", alpha=p["alpha"],
+                                    beta=p["beta"], simpo_gamma=p["simpo_gamma"])

@@ -1,0 +1,148 @@
+"""RL without a critic: policy-gradient methods whose baseline comes from other samples of the same prompt instead
+of a learned value model. Beside `ppo` (critic + policy gradient + online data) and `online_dpo` (online data,
+no policy gradient) they isolate what the critic buys.
+
+    rloo   Ahmadian et al. 2024 ("Back to Basics: Revisiting REINFORCE Style Optimization for Learning from Human
+           Feedback in LLMs"): k samples per prompt, each one's baseline the mean reward of the other k−1; the KL
+           penalty β·KL(π‖π_ref) is subtracted from the sequence reward (TRL RLOOTrainer).
+    grpo   Shao et al. 2024 ("DeepSeekMath", Sec. 4.1): group-normalised advantages (r − mean)/std over the k
+           samples of a prompt, clipped ratio, KL to π_ref as a loss term with coefficient β (TRL GRPOTrainer,
+           loss_type "grpo" = the paper's per-sequence normalisation; TRL's default "dapo" is a later variant).
+
+Both are judged by the *same* reward model as ppo / online_dpo (the shared stage, its training FLOPs charged to
+the run), score "prompt completion<eos>" as it was trained, pay the same `missing_eos_penalty` for a completion
+cut at the same 32-token cap, sample at temperature 1, and are evaluated by the same code. Both are core TRL
+trainers on the standard transformers loop, so the budget callback's `should_training_stop` ends them (no
+exception needed, unlike PPO).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.algorithms.base import TrainOutcome
+from bench.algorithms.registry import Algorithm, TrainParams, register
+from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings, use_reward_model
+
+
+@dataclass(frozen=True)
+class CriticFreeParams(RewardModelParams, TrainParams):
+    beta: float = field(default=0.05, metadata={"min": 0, "doc": "KL coefficient β (TRL's name; PPO's kl_coef)"})
+    num_generations: int = field(default=4, metadata={"min": 2, "doc": "k samples per prompt (the baseline's group)"})
+    max_completion_length: int = field(default=32, metadata={"min": 1, "doc": "the cap ppo / online_dpo use"})
+    missing_eos_penalty: float = field(default=1.0, metadata={"min": 0, "doc": "subtracted when no end token"})
+
+
+@dataclass(frozen=True)
+class GRPOParams(CriticFreeParams):
+    beta: float = field(default=0.04, metadata={"min": 0, "doc": "KL loss coefficient β (the paper's 0.04)"})
+    loss_type: str = field(default="grpo", metadata={"choices": ("grpo", "dapo", "dr_grpo", "bnpo"),
+                                                     "doc": "TRL's loss normalisation; grpo = the paper's"})
+
+
+def penalised(reward_fn, eos_id: int, penalty: float):
+    """The reward model's score minus `penalty` for completions without an end token (as PPO / Online DPO)."""
+
+    def fn(prompts, completions, completion_ids, **kw):
+        scores = reward_fn(prompts, completions, completion_ids, **kw)
+        return [s - (penalty if eos_id not in ids else 0.0) for s, ids in zip(scores, completion_ids)]
+
+    return fn
+
+
+class CriticFree(Algorithm):
+    """Shared adapter: subclasses give the TRL config/trainer pair and their loss fields."""
+
+    Params = CriticFreeParams
+    uses_reward_model = True
+    implicit_reward = "reward_model"
+    family = "online-rl"
+
+    def trl_classes(self):
+        raise NotImplementedError
+
+    def loss_kwargs(self, p: dict) -> dict:
+        return {}
+
+    @classmethod
+    def estimate(cls, spec, sizes: dict) -> dict:
+        p = spec.param_dict
+        n, t = sizes["n_params"], sizes["tokens_per_sequence"]
+        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+        step = (2 + 6 + 2 + 2) * n * t * b  # generation, policy fwd+bwd, reference, reward model
+        rm = estimate_rm_flops(sizes, rm_settings(p))
+        budget = spec.budget.amount if spec.budget.kind == "flops" else None
+        return {"step_flops": step, "steps": int(max(0.0, budget - rm) // step) if budget else None,
+                "note": f"reward model {rm:.2g} FLOPs charged first"}
+
+    def train(self, ctx) -> TrainOutcome:
+        from datasets import Dataset
+
+        from bench.algorithms import trl_common as tc
+        from bench.algorithms.online_dpo import add_position_ids, reward_function
+        from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
+
+        config_cls, trainer_cls = self.trl_classes()
+        p, world = ctx.params, ctx.world
+        rm_dir, rm_record = use_reward_model(ctx)
+        tok = load_tokenizer(world.tokenizer_dir)
+        pairs = world.load_pairs("train")
+        train = Dataset.from_dict({"prompt": list(pairs["prompt"])})
+        policy = load_causal_lm(world.base_model_dir, ctx.device).train()
+        reward = load_scalar_model(rm_dir, ctx.device).eval()
+        reward_fn = penalised(reward_function(ctx, tok, reward), tok.eos_token_id, p["missing_eos_penalty"])
+        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+        n_params = sum(x.numel() for x in policy.parameters())
+        seq = tc.pair_tokens(pairs, tok) / 2
+        step_flops = (2 + 6 + 2 + 2) * n_params * seq * b
+        # one step = b completions = b/k prompts, so an epoch over the prompts takes k times as many steps
+        args, epoch_steps = tc.training_args(
+            ctx, config_cls, rows=len(train) * p["num_generations"], step_flops=step_flops, margin=3.0,
+            beta=p["beta"], num_generations=p["num_generations"], max_completion_length=p["max_completion_length"],
+            temperature=1.0, shuffle_dataset=True, **self.loss_kwargs(p))
+        budget_cb, cbs = tc.callbacks(ctx)
+        trainer = trainer_cls(model=policy, reward_funcs=[reward_fn], args=args, train_dataset=train,
+                              processing_class=tok, callbacks=cbs)
+        tc.quiet(trainer)
+        add_position_ids(policy)
+        tc.attach(ctx.meter, policy, "policy")
+        if getattr(trainer, "ref_model", None) is not None:
+            add_position_ids(trainer.ref_model)
+            tc.attach(ctx.meter, trainer.ref_model, "reference")
+        tc.attach(ctx.meter, reward, "reward_model")
+        steps = 0
+        if ctx.meter.exhausted():
+            budget_cb.stopped_by_budget = True
+        else:
+            trainer.train()
+            steps = trainer.state.global_step
+        out = tc.save_policy(policy, tok, ctx.work_dir / "policy")
+        return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
+                            stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=rm_dir,
+                            logs=tc.log_history(trainer), extra={"reward_model": rm_record})
+
+
+@register("rloo")
+class RLOO(CriticFree):
+    summary = "RLOO (Ahmadian et al. 2024): REINFORCE with a leave-one-out baseline, no critic (TRL RLOOTrainer)"
+    paper = "Ahmadian et al. 2024, Back to Basics: Revisiting REINFORCE Style Optimization ..., arXiv:2402.14740"
+
+    def trl_classes(self):
+        from trl import RLOOConfig, RLOOTrainer
+
+        return RLOOConfig, RLOOTrainer
+
+
+@register("grpo")
+class GRPO(CriticFree):
+    summary = "GRPO (Shao et al. 2024): group-normalised advantages, clipped ratio, KL loss, no critic (TRL GRPOTrainer)"
+    paper = "Shao et al. 2024, DeepSeekMath (GRPO, Sec. 4.1), arXiv:2402.03300"
+    Params = GRPOParams
+
+    def trl_classes(self):
+        from trl import GRPOConfig, GRPOTrainer
+
+        return GRPOConfig, GRPOTrainer
+
+    def loss_kwargs(self, p: dict) -> dict:
+        return {"loss_type": p["loss_type"]}

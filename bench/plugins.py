@@ -1,0 +1,115 @@
+"""Algorithms and worlds from outside the package: Python entry points and a suite's list of modules to import.
+
+- Entry points. An installed distribution declares, in its pyproject.toml,
+      [project.entry-points."daa_bench.algorithms"]
+      my_loss = "my_pkg.my_loss"            # a module whose @register calls add algorithms
+      [project.entry-points."daa_bench.worlds"]
+      my_world = "my_pkg.world:WORLD"       # a bench.worlds.WorldKind (its name is the [world].kind)
+  and the registries load them on first use.
+- Suite modules. `[suite].plugins = ["my_pkg.my_loss"]` imports those modules (from the Python path, e.g. the
+  suite's own folder, which is put on the path) before the suite is validated.
+
+Importing a plug-in runs its code with the user's rights, like any Python import: only list modules you trust.
+A plug-in that fails to import is one error line naming it and the cause (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from importlib import metadata
+from pathlib import Path
+
+from bench.errors import UserError
+
+WORLD_GROUP = "daa_bench.worlds"
+_world_origin: dict[str, str] = {}
+_worlds_loaded = False
+
+
+def _entry_points(group: str):
+    return sorted(metadata.entry_points(group=group), key=lambda ep: ep.name)
+
+
+def _dist_name(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else ep.value
+
+
+def _why(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{at}"
+
+
+def load_entry_points(group: str) -> None:
+    """Import every `daa_bench.algorithms` entry point; their @register calls record their origin."""
+    from bench.algorithms import registry
+
+    for ep in _entry_points(group):
+        module = ep.value.split(":")[0].strip()
+        try:
+            registry.import_as(module, f"entry point {ep.name} ({_dist_name(ep)})")
+            if ":" in ep.value:
+                ep.load()  # "module:Class": the attribute must exist
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {group} ({_dist_name(ep)}) failed "
+                            f"to import: {_why(exc)}; fix or uninstall that package") from None
+
+
+def load_worlds() -> None:
+    """Add `daa_bench.worlds` entry points to bench.worlds.WORLDS (once)."""
+    global _worlds_loaded
+    if _worlds_loaded:
+        return
+    _worlds_loaded = True
+    from bench.worlds import WORLDS, WorldKind
+
+    for ep in _entry_points(WORLD_GROUP):
+        try:
+            world = ep.load()
+        except Exception as exc:
+            raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {WORLD_GROUP} ({_dist_name(ep)}) "
+                            f"failed to import: {_why(exc)}; fix or uninstall that package") from None
+        if not isinstance(world, WorldKind):
+            raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {WORLD_GROUP} is a "
+                            f"{type(world).__name__}, not a bench.worlds.WorldKind; point it at one")
+        if ep.name in WORLDS and world is not WORLDS[ep.name]:
+            raise UserError(f"world kind {ep.name!r} from {_dist_name(ep)} clashes with an existing world; rename "
+                            "its entry point")
+        WORLDS[ep.name] = world
+        _world_origin[ep.name] = f"entry point {ep.name} ({_dist_name(ep)})"
+
+
+def world_origin(kind: str) -> str:
+    load_worlds()
+    return _world_origin.get(kind, "built-in")
+
+
+def import_suite_plugins(modules: list[str] | tuple[str, ...], suite_path: str | Path) -> list[str]:
+    """Import a suite's `[suite].plugins`; the suite's folder goes on sys.path first. Returns problem lines."""
+    from bench.algorithms import registry
+    from bench.errors import problem
+
+    folder = str(Path(suite_path).resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    problems = []
+    for module in modules:
+        if not isinstance(module, str) or not module.replace(".", "").replace("_", "").isalnum():
+            problems.append(problem(str(suite_path), "[suite].plugins", f"{module!r} is not a module name",
+                                    'write dotted module names, e.g. plugins = ["my_pkg.my_loss"]'))
+            continue
+        try:
+            registry.import_as(module, f"suite module {module}")
+        except ModuleNotFoundError as exc:
+            problems.append(problem(str(suite_path), "[suite].plugins", f"no module {exc.name!r} (importing "
+                                    f"{module!r})", "install it, or put it beside the suite file"))
+        except UserError as err:
+            problems += err.problems
+        except Exception as exc:
+            problems.append(problem(str(suite_path), "[suite].plugins", f"module {module!r} failed to import: "
+                                    f"{_why(exc)}", "fix the module"))
+    return problems

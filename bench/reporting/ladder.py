@@ -1,0 +1,116 @@
+"""The online ladder: what RL's machinery buys beyond online data, read off one suite (issue 14).
+
+Each algorithm sits on one rung by what it uses (its registered `family`):
+
+    rlhf       critic (value model) + policy gradient + online data   ppo
+    online-rl  policy gradient + online data, no critic               rloo, grpo
+    online     online data, no policy gradient                        online_dpo
+    dpo        offline pairs (only the algorithm `dpo` itself)        dpo
+
+and each step down the ladder is a paired difference, on the same seeds, test prompts and reference draws
+(bench.evaluation.uncertainty, the pairwise table's model): the critic = rlhf − online-rl, the policy gradient =
+online-rl − online, online data = online − dpo. Every comparison is given in win rate against π_ref *and* in
+KL(π‖π_ref), with 95% intervals: a rung that "buys" win rate by spending more KL is shown as such. When a rung
+holds two algorithms (rloo and grpo) each is compared on its own — picking the better one on the test prompts
+would bias the difference upwards.
+
+Under suite-level axes (a budget sweep, both budget views) only settings under the same conditions are
+compared; a setting that serves both views (`budget_view = "both"`: DPO has no reward model to charge) is
+compared under each.
+
+`ladder(board, unc)` returns None when the suite does not hold two adjacent rungs (the section is then omitted).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from bench.reporting import tables
+
+RUNGS = (("rlhf", "critic + policy gradient + online data"),
+         ("online-rl", "policy gradient + online data, no critic"),
+         ("online", "online data, no policy gradient"),
+         ("offline", "offline pairs, no reward model"))
+STEPS = {("rlhf", "online-rl"): "the critic", ("online-rl", "online"): "the policy gradient",
+         ("online", "offline"): "online data"}
+METRICS = (("win_rate", "win rate", "+.3f"), ("kl", "KL", "+.2f"))
+
+
+def rung_of(algorithm: str) -> str | None:
+    """The rung of a registered algorithm (None: not on the ladder, or not importable when reporting)."""
+    from bench.algorithms.registry import get_algorithm
+    from bench.errors import UserError
+
+    if algorithm == "dpo":
+        return "offline"
+    try:
+        family = getattr(get_algorithm(algorithm), "family", "")
+    except UserError:
+        return None
+    return family if family in ("rlhf", "online-rl", "online") else None
+
+
+def _same_conditions(board: pd.DataFrame, a: str, b: str) -> bool:
+    from bench.results import AXIS_COLUMNS
+
+    rows = board.set_index("setting")
+    for axis in AXIS_COLUMNS:
+        if axis not in rows.columns:
+            continue
+        va, vb = str(rows.at[a, axis]), str(rows.at[b, axis])
+        if va != vb and not (axis == "budget_view" and "both" in (va, vb)):
+            return False
+    return True
+
+
+def _interval(unc, a: str, b: str, metric: str, fmt: str) -> dict[str, Any]:
+    iv = unc.difference(a, b, metric)
+    finite = tables.present(iv.mean) and math.isfinite(iv.mean)
+    resolved = finite and math.isfinite(iv.lo) and (iv.lo > 0 or iv.hi < 0)
+    return {"d": tables.format_number(iv.mean, fmt) if finite else "–",
+            "ci": f"[{tables.format_number(iv.lo, fmt)}, {tables.format_number(iv.hi, fmt)}]"
+            if finite and math.isfinite(iv.lo) else "",
+            "sig": bool(resolved), "mean": iv.mean if finite else math.nan, "lo": iv.lo, "hi": iv.hi,
+            "seeds": iv.seeds}
+
+
+def _verdict(step: str, a: str, b: str, win: dict, kl: dict) -> str:
+    if not math.isfinite(win["mean"]):
+        return f"{step}: no paired seeds of {a} and {b}."
+    if win["sig"]:
+        what = f"{step} bought {win['d']} win rate {win['ci']}" if win["mean"] > 0 else \
+            f"{step} lost {win['d']} win rate {win['ci']} (the lower rung won)"
+    else:
+        what = f"{step}: no resolved win-rate difference ({win['d']} {win['ci']})"
+    if math.isfinite(kl["mean"]):
+        what += f", at {kl['d']} nats of KL {kl['ci']}" + ("" if kl["sig"] else " (not resolved)")
+    return what + f" — {a} vs {b}, {win['seeds']} paired seeds."
+
+
+def ladder(board: pd.DataFrame, unc) -> dict[str, Any] | None:
+    if not len(board):
+        return None
+    board = board[tables.competitors(board)]
+    members: dict[str, list[str]] = {r: [] for r, _ in RUNGS}
+    labels = {}
+    for _, row in board.iterrows():
+        rung = rung_of(str(row["algorithm"]))
+        if rung is not None:
+            members[rung].append(row["setting"])
+            labels[row["setting"]] = row["label"]
+    rows = []
+    for (upper, lower), step in STEPS.items():
+        for a in members[upper]:
+            for b in members[lower]:
+                if not _same_conditions(board, a, b):
+                    continue
+                win, kl = (_interval(unc, a, b, m, fmt) for m, _, fmt in METRICS)
+                rows.append({"step": step, "a": a, "b": b, "win": win, "kl": kl,
+                             "verdict": _verdict(step, labels[a], labels[b], win, kl)})
+    if not rows:
+        return None
+    rungs = [{"rung": name, "uses": uses, "settings": ", ".join(members[name]) or "–"} for name, uses in RUNGS]
+    return {"rungs": rungs, "rows": rows}
