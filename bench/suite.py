@@ -536,7 +536,10 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
                                     "sweep fewer values, or split the suite into several files"))
     if problems:
         raise UserError(*problems)
-    canonical = {"suite": as_dict(meta), "world": as_dict(world), "budget": as_dict(budget), "eval": _eval_dict(eval_cfg),
+    meta_dict = as_dict(meta)
+    if not meta_dict.get("plugins"):  # no plug-ins: the hash of every suite written before they existed is unchanged
+        meta_dict.pop("plugins", None)
+    canonical = {"suite": meta_dict, "world": as_dict(world), "budget": as_dict(budget), "eval": _eval_dict(eval_cfg),
                  "entries": [e.canonical() for e in entries], "check": check}
     if axes:
         canonical["axes"] = [[k, list(v)] for k, v in axes]
@@ -586,6 +589,9 @@ def _check_table_problems(check: dict[str, Any], where: str) -> list[str]:
     return out
 
 
+PLUGIN_HINT = "; an algorithm of your own: list its module in [suite].plugins"
+
+
 def label_hint(where: str, section: str, label: str, registry) -> str:
     """`[algorithms.<label>]` without `algorithm =`, where the label is no algorithm's name.
 
@@ -601,12 +607,12 @@ def label_hint(where: str, section: str, label: str, registry) -> str:
     head = problem(where, f"[{section}]", f"unknown algorithm {label!r}")
     if close:
         return (f"{head}; did you mean '{close[0]}'? (to keep the label '{label}', add "
-                f"algorithm = \"{close[0]}\" to the table)")
+                f"algorithm = \"{close[0]}\" to the table){PLUGIN_HINT}")
     if inside:
         return (f"{head}; to run {inside[0]} under the label '{label}', add algorithm = \"{inside[0]}\" to the "
-                f"table (a label may be any name when the table sets `algorithm`)")
+                f"table (a label may be any name when the table sets `algorithm`){PLUGIN_HINT}")
     return (f"{head}; a label may be any name when the table sets algorithm = \"<name>\"; "
-            f"algorithms: {', '.join(names)}")
+            f"algorithms: {', '.join(names)}{PLUGIN_HINT}")
 
 
 _BAD = object()  # an entry's `peft` that failed validation (its problem is already listed)

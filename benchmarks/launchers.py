@@ -1,7 +1,7 @@
 """Which layout runs a suite faster on this machine, with which numbers (a benchmark, not a test).
 
     python benchmarks/launchers.py [--suite suites/controlled.toml] [--only dpo,ipo] [--repeats 2]
-                                   [--layouts seq1x2,local2x1] [--out benchmarks/results/launchers.json]
+                                   [--layouts seq1x2,local2x1] [--out benchmarks/results/launchers-dpo-ipo.json]
 
 Each layout is one `bench run` subprocess on a fresh results folder and the same warm cache (the world and its
 limits are built first, untimed, by a training-free `sft` run); layouts alternate (A B, B A, ...) so a neighbour's

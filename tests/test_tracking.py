@@ -24,6 +24,10 @@ def tracked(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tracking")
     os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="trackio-", dir=tmp))  # read at trackio's import
     os.environ["BENCH_QUIET"] = "1"
+    import trackio.utils  # TRACKIO_DIR is read at import: another test may have imported trackio already
+
+    stale = Path(trackio.utils.TRACKIO_DIR) / "trk.db"  # the project "trk" belongs to this test: an earlier
+    stale.unlink(missing_ok=True)                        # session's rows would be counted twice otherwise
     suite = write_tiny_suite(tmp, name="trk")
     cache = tmp / "cache"
     out = {}
@@ -33,8 +37,6 @@ def tracked(tmp_path_factory):
                          "--no-report", "--set", f"train.report_to={report_to}"])
             assert code == 0
             out[name] = run_dirs(tmp / name / "trk")["dpo"]
-    import trackio.utils
-
     out["trackio_db"] = Path(trackio.utils.TRACKIO_DIR) / "trk.db"
     return out
 

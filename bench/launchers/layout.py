@@ -1,6 +1,6 @@
 """`auto`: how many worker processes, with how many threads or which GPU each, for this machine and plan.
 
-Measured on a 2-core CPU (benchmarks/launchers.py, benchmarks/results/launchers.json): the same runs as 2
+Measured on a 2-core CPU (benchmarks/launchers.py, benchmarks/results/launchers-dpo-ipo.json): the same runs as 2
 processes x 1 thread finish sooner than as 1 process x 2 threads, because a ~0.4M-parameter model's steps are
 dominated by Python and small-kernel overhead that a second thread does not share while a second process does.
 So on a CPU `auto` runs one worker per `threads_per_run` cores; with CUDA, one worker per visible GPU. One process
