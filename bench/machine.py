@@ -1,7 +1,9 @@
 """This machine, measured: cores, GPUs, and the fp32 matmul peak that utilisation is stated against.
 
 `matmul_peak()` times square fp32 matmuls for about a second (the best of several repeats, so a busy neighbour
-lowers it less) and caches the answer per (host, device, threads) in the cache folder: the suite's closing line
+lowers it less) and keeps the best answer seen per (host, device, threads) in the cache folder: every call measures
+again (half a second) and the cache only ever rises, so a peak first measured on a busy machine (seen here: 33
+GFLOP/s under load against 191 quiet) cannot keep inflating utilisation afterwards. The suite's closing line
 and the report divide the FLOPs a suite computed by wall time × this peak. `bench env` prints it.
 """
 
@@ -66,15 +68,20 @@ def matmul_peak(cache_dir: Path | None, device: str = "cpu", threads: int | None
     device = str(device)
     key = f"{platform.node()}-{device.replace(':', '')}-{threads}t"
     path = Path(cache_dir) / "machine" / f"matmul-peak-{key}.json" if cache_dir else None
+    cached = None
     if path is not None and path.is_file():
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            if float(record.get("flops_per_s", 0)) > 0:
-                return record
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if not float(cached.get("flops_per_s", 0)) > 0:
+                cached = None
         except (OSError, ValueError):
-            pass
-    record = {"flops_per_s": measure_matmul_peak(device, threads if device == "cpu" else None), "device": device,
-              "threads": threads, "host": platform.node(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            cached = None
+    seconds = 0.5 if cached else 1.0
+    record = {"flops_per_s": measure_matmul_peak(device, threads if device == "cpu" else None, seconds=seconds),
+              "device": device, "threads": threads, "host": platform.node(),
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if cached and float(cached["flops_per_s"]) >= record["flops_per_s"]:
+        return cached  # the best seen: a busy moment now does not lower the peak
     if path is not None:
         try:
             from bench.io import write_json_atomic

@@ -244,3 +244,19 @@ def test_status_and_env(tmp_path, quiet, capsys):
         assert word in out, word
     peak = [line for line in out.splitlines() if line.startswith("fp32 matmul peak, cpu")][0]
     assert float(peak.split(":")[1].split()[0]) > 0
+
+
+def test_matmul_peak_cache_only_rises(tmp_path):
+    """A peak cached on a busy machine is replaced by a higher measurement; a higher cached peak is kept."""
+    import json
+    import platform
+
+    from bench.machine import matmul_peak
+
+    path = tmp_path / "machine" / f"matmul-peak-{platform.node()}-cpu-1t.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"flops_per_s": 1.0, "device": "cpu", "threads": 1}), encoding="utf-8")
+    low = matmul_peak(tmp_path, "cpu", 1)
+    assert low["flops_per_s"] > 1e6 and json.loads(path.read_text())["flops_per_s"] == low["flops_per_s"]
+    path.write_text(json.dumps({"flops_per_s": 1e18, "device": "cpu", "threads": 1}), encoding="utf-8")
+    assert matmul_peak(tmp_path, "cpu", 1)["flops_per_s"] == 1e18
