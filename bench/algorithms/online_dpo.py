@@ -106,7 +106,8 @@ class OnlineDPO(Algorithm):
         p, world = ctx.params, ctx.world
         rm_dir, rm_record = use_reward_model(ctx)
         tok = load_tokenizer(world.tokenizer_dir)
-        train = Dataset.from_dict({"prompt": list(world.load_pairs("train")["prompt"])})
+        pairs = world.load_pairs("train")
+        train = Dataset.from_dict({"prompt": list(pairs["prompt"])})
         policy = load_causal_lm(world.base_model_dir, ctx.device).train()
         peft = tc.peft_config(ctx)
         ref = None if peft else load_causal_lm(world.base_model_dir, ctx.device)  # LoRA: the adapter-disabled base
@@ -114,7 +115,7 @@ class OnlineDPO(Algorithm):
 
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         n_params = sum(x.numel() for x in policy.parameters())
-        seq = tc.pair_tokens(world.load_pairs("train"), tok) / 2
+        seq = tc.pair_tokens(pairs, tok) / 2
         # generation, policy fwd+bwd (6, or 4 with LoRA), reference, reward
         step_flops = (2 + tc.policy_step_factor(ctx, reference=False) + 2 + 2) * n_params * seq * 2 * b
         args, epoch_steps = tc.training_args(
@@ -126,20 +127,34 @@ class OnlineDPO(Algorithm):
         trainer = trainer_cls(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
                               callbacks=cbs, **self.reward_kwargs(ctx, tok, reward),
                               **({"peft_config": peft} if peft else {}))
-        tc.quiet(trainer)
-        add_position_ids(policy)  # with LoRA this also covers the reference passes (the same module)
-        tc.attach(ctx.meter, policy, "policy")
-        if trainer.ref_model is not None:
-            add_position_ids(trainer.ref_model)
-            tc.attach(ctx.meter, trainer.ref_model, "reference")
-        tc.attach(ctx.meter, reward, "reward_model")
-        steps = 0
-        if ctx.meter.exhausted():
-            budget_cb.stopped_by_budget = True
-        else:
-            trainer.train()
-            steps = trainer.state.global_step
-        out = tc.save_policy(trainer if peft else policy, tok, ctx.work_dir / "policy")  # LoRA: adapter + merged
-        return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
-                            stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=rm_dir,
-                            logs=tc.log_history(trainer), extra={"reward_model": rm_record})
+        # with LoRA the policy's position-ids hook also covers the reference passes (the same module); the
+        # trainer is saved then, adapter + merged
+        return train_judged(ctx, trainer, policy, reward, tok, budget_cb, epoch_steps, rm_dir, rm_record,
+                            saved=trainer if peft else policy)
+
+
+def train_judged(ctx, trainer, policy, reward, tok, budget_cb, epoch_steps: float, rm_dir, rm_record,
+                 saved=None) -> TrainOutcome:
+    """The part every reward-model-judged online trainer shares (Online DPO, XPO, RLOO, GRPO): meter the policy,
+    the reference (when the trainer has one) and the reward model, train unless the reward model's charge already
+    spent the budget, save `saved` (default: the policy) and report the outcome."""
+    from bench.algorithms import trl_common as tc
+
+    tc.quiet(trainer)
+    add_position_ids(policy)
+    tc.attach(ctx.meter, policy, "policy")
+    ref = getattr(trainer, "ref_model", None)
+    if ref is not None:
+        add_position_ids(ref)
+        tc.attach(ctx.meter, ref, "reference")
+    tc.attach(ctx.meter, reward, "reward_model")
+    steps = 0
+    if ctx.meter.exhausted():
+        budget_cb.stopped_by_budget = True
+    else:
+        trainer.train()
+        steps = trainer.state.global_step
+    out = tc.save_policy(saved if saved is not None else policy, tok, ctx.work_dir / "policy")
+    return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
+                        stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=rm_dir,
+                        logs=tc.log_history(trainer), extra={"reward_model": rm_record})

@@ -79,7 +79,7 @@ class CriticFree(Algorithm):
         from datasets import Dataset
 
         from bench.algorithms import trl_common as tc
-        from bench.algorithms.online_dpo import add_position_ids, reward_function
+        from bench.algorithms.online_dpo import reward_function, train_judged
         from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
 
         config_cls, trainer_cls = self.trl_classes()
@@ -103,23 +103,7 @@ class CriticFree(Algorithm):
         budget_cb, cbs = tc.callbacks(ctx)
         trainer = trainer_cls(model=policy, reward_funcs=[reward_fn], args=args, train_dataset=train,
                               processing_class=tok, callbacks=cbs)
-        tc.quiet(trainer)
-        add_position_ids(policy)
-        tc.attach(ctx.meter, policy, "policy")
-        if getattr(trainer, "ref_model", None) is not None:
-            add_position_ids(trainer.ref_model)
-            tc.attach(ctx.meter, trainer.ref_model, "reference")
-        tc.attach(ctx.meter, reward, "reward_model")
-        steps = 0
-        if ctx.meter.exhausted():
-            budget_cb.stopped_by_budget = True
-        else:
-            trainer.train()
-            steps = trainer.state.global_step
-        out = tc.save_policy(policy, tok, ctx.work_dir / "policy")
-        return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
-                            stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=rm_dir,
-                            logs=tc.log_history(trainer), extra={"reward_model": rm_record})
+        return train_judged(ctx, trainer, policy, reward, tok, budget_cb, epoch_steps, rm_dir, rm_record)
 
 
 @register("rloo")
