@@ -137,7 +137,8 @@ def _stamp(results_dir: Path, spec: RunSpec) -> int | None:
         return None
 
 
-def _lock_path(results_dir: Path, run_id: str) -> Path:
+def run_lock_path(results_dir: Path, run_id: str) -> Path:
+    """The lock a process holds while it trains a run (bench.locking): run claims and `bench status` read it."""
     return Path(results_dir) / ".locks" / f"{run_id}.lock"
 
 
@@ -315,7 +316,7 @@ def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress
         spec = pending.pop(0)
         lock = None
         if claims:
-            lock = try_hold(_lock_path(results_dir, spec.run_id))
+            lock = try_hold(run_lock_path(results_dir, spec.run_id))
             if lock is None:  # another process trains it now: come back to it at the end
                 if spec.run_id not in waited:
                     waited.add(spec.run_id)
@@ -324,7 +325,7 @@ def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress
                 if not wait:
                     outcome.elsewhere.append(spec.run_id)
                     continue
-                lock = hold(_lock_path(results_dir, spec.run_id))
+                lock = hold(run_lock_path(results_dir, spec.run_id))
         try:
             state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
             if claims and (state.done or state.status == "failed") and \

@@ -94,7 +94,7 @@ class LocalLauncher:
             time.sleep(POLL_S)
 
     def _merge(self, plan, folder: Path, procs, outcome) -> None:
-        errors = []
+        errors, records = [], []
         for k, (proc, _) in enumerate(procs):
             path = folder / f"worker-{k}.json"
             try:
@@ -106,6 +106,7 @@ class LocalLauncher:
                     warn(f"worker {k} exited with status {proc.returncode} before recording its runs; see "
                          f"{folder / f'worker-{k}.log'} (its unfinished runs are finished in this process)")
                 continue
+            records.append(record)
             if record.get("user_error"):
                 errors += record["user_error"]
             if record.get("interrupted"):
@@ -116,12 +117,7 @@ class LocalLauncher:
             for k2, v in record.get("stage_seconds", {}).items():
                 outcome.stage_seconds[k2] = outcome.stage_seconds.get(k2, 0.0) + v
         ours = set(outcome.finished) | {r for r, _ in outcome.failed} | {r for r, _ in outcome.diverged}
-        for k in range(len(procs)):  # trained by another worker of ours: not "by another process"
-            path = folder / f"worker-{k}.json"
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
+        for record in records:  # trained by another worker of ours: not "by another process"
             outcome.by_others += [r for r in record.get("by_others", []) if r not in ours
                                   and r not in outcome.by_others]
         if errors:

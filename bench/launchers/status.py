@@ -50,6 +50,7 @@ def _logs(path: Path, record: dict) -> list[str]:
 
 
 def run_states(results_dir: Path, run_ids: list[str], kind_hint: str | None = None) -> dict[str, RunStatus]:
+    from bench.runner import run_lock_path
     results_dir = Path(results_dir)
     jobs = {r: _last_job(results_dir, r) for r in run_ids}
     slurm_ids = [rec["job_id"] for kind, rec in jobs.values() if kind == "slurm" and rec.get("job_id")]
@@ -65,7 +66,7 @@ def run_states(results_dir: Path, run_ids: list[str], kind_hint: str | None = No
             detail = state.reason if state.status == "failed" else ""
             out[run_id] = RunStatus(state.status, job_id, detail, logs)
             continue
-        held = is_held(results_dir / ".locks" / f"{run_id}.lock")
+        held = is_held(run_lock_path(results_dir, run_id))
         word = ""
         if kind == "slurm" and job_id:
             where, word = sched.get(job_id, ("ended", "no longer known to SLURM"))
