@@ -96,7 +96,7 @@ SUMMARY_METRICS = [
 ]
 
 
-AXIS_COLUMNS = ("budget_flops", "budget_view", "world_seed")  # suite-level sweep axes (bench/suite.py AXES)
+AXIS_COLUMNS = ("budget_flops", "budget_view", "world_seed", "pair_source")  # suite-level axes (bench/suite.py AXES)
 
 
 def param_columns(frame) -> list[str]:

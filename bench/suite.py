@@ -39,7 +39,9 @@ SEED_LIMIT = 2**32       # numpy / torch accept seeds in [0, 2^32)
 BUDGET_VIEWS = ("end_to_end", "amortised")
 # suite-level sweep axes: a list value in one of these fields expands like a hyper-parameter sweep. Their values
 # appear in summary.csv under these column names (and in each run's config.json under "axes").
-AXES = {"budget_flops": ("budget", "flops"), "budget_view": ("budget", "view"), "world_seed": ("world", "seed")}
+AXES = {"budget_flops": ("budget", "flops"), "budget_view": ("budget", "view"), "world_seed": ("world", "seed"),
+        "pair_source": ("world", "pair_source")}
+WORLD_AXES = tuple(k for k, (section, _) in AXES.items() if section == "world")  # each value is another world
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,8 @@ class Suite:
         return [dict(zip(names, point)) for point in itertools.product(*(v for _, v in self.axes))]
 
     def world_for(self, point: dict[str, Any]):
-        return dataclasses.replace(self.world, seed=point["world_seed"]) if "world_seed" in point else self.world
+        changes = {AXES[k][1]: v for k, v in point.items() if k in WORLD_AXES}
+        return dataclasses.replace(self.world, **changes) if changes else self.world
 
     def budget_for(self, point: dict[str, Any]) -> "BudgetConfig":
         changes = {}
@@ -350,7 +353,7 @@ def _eval_dict(ev: EvalConfig) -> dict[str, Any]:
     if not out.get("trust_task_code"):
         out.pop("trust_task_code", None)
     return out
-_AXIS_TAG = {"budget_flops": "F", "budget_view": "", "world_seed": "w"}
+_AXIS_TAG = {"budget_flops": "F", "budget_view": "", "world_seed": "w", "pair_source": "pairs-"}
 
 
 def _short(value: Any) -> str:
@@ -725,7 +728,7 @@ def expand(suite: Suite) -> list[RunSpec]:
                         axes["budget_view"] = "both"
                 if not cls.trains:  # training-free references: the budget does not apply (one run per world)
                     budget = dataclasses.replace(suite.budget, view="end_to_end")
-                    axes = {k: ("-" if k != "world_seed" else v) for k, v in axes.items()}
+                    axes = {k: (v if k in WORLD_AXES else "-") for k, v in axes.items()}
                 for seed in suite.meta.seeds:
                     spec = RunSpec(suite.name, entry.label, entry.algorithm, cls.version,
                                    tuple(sorted(params.items())), swept, seed, suite.world_for(axis_point),

@@ -82,3 +82,22 @@ def test_amortised_meter_books_the_reward_model_apart():
     end_to_end = ComputeMeter("flops", 100.0)
     end_to_end.charge("reward_model_training", 70.0, 10)
     assert end_to_end.flops == 70.0 and end_to_end.flops_amortised == 0.0
+
+
+def test_pair_source_expands_like_a_sweep_and_keeps_the_reference_per_world(tmp_path):
+    """`[world] pair_source` as a list: one world per value (base / weak / mix pairs), every entry under each,
+    the training-free sft run kept once per world (its per-pair metrics read that world's pairs)."""
+    path = tmp_path / "pairs.toml"
+    path.write_text(SUITE.format(world_seed=0, flops="1e11", view='"end_to_end"').replace(
+        "seed = 0\n", 'seed = 0\npair_source = ["base", "weak"]\n', 1), encoding="utf-8")
+    specs = expand(load_suite(path))
+    assert len(specs) == 3 * 2 * 2  # (sft, dpo, ppo) x 2 pair sources x 2 seeds
+    assert sorted({s.world.pair_source for s in specs}) == ["base", "weak"]
+    assert {dict(s.axes)["pair_source"] for s in specs if s.label == "sft"} == {"base", "weak"}
+    assert all("_pairs-weak_" in s.run_id or "_pairs-base_" in s.run_id for s in specs)
+    base = [s for s in specs if s.world.pair_source == "base"]
+    assert {s.run_id[-8:] for s in base} == {s.run_id[-8:] for s in expand(_suite(tmp_path))}  # same hashes
+    bad = tmp_path / "bad.toml"
+    bad.write_text(path.read_text().replace('"weak"]', '"strong"]'), encoding="utf-8")
+    with pytest.raises(UserError, match="pair_source"):
+        load_suite(bad)

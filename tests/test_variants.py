@@ -290,3 +290,34 @@ def test_variant_suites_validate_with_equal_grids():
     sizes = {e.algorithm: _grid_size(e) for e in sweep.entries if e.algorithm != "sft"}
     assert {"rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo", "xpo"} <= set(sizes)
     assert len(set(sizes.values())) == 1, sizes
+
+
+def test_rebel_scores_only_the_pairs_its_budget_can_train_on():
+    """REBEL charged scoring all pairs up front (≈31 DPO steps of the controlled world: 7 steps were left end to end);
+    it now scores the pairs the budget left after the reward model's charge can train on, +10% and one batch."""
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    from bench.algorithms.dpo_variants import REBEL
+    from bench.budget import ComputeMeter
+
+    class Words:  # a tokenizer stand-in: one token per word
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": text.split()}
+
+    pairs = Dataset.from_dict({"prompt": ["a b"] * 1000, "chosen": ["c d e"] * 1000, "rejected": ["f"] * 1000})
+    tokens = 2 * 2 + 4 + 2  # prompt twice + chosen + end + rejected + end
+    params = {"precompute_ref_log_probs": False, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
+    ctx = SimpleNamespace(params=params, spec=SimpleNamespace(options=SimpleNamespace(peft=None)),
+                          meter=ComputeMeter(budget_kind="flops", budget=1e8))
+    ctx.meter.charge("reward_model_training", 3.95e7)  # 6.05e7 FLOPs left
+    n = 1000
+    assert (8 + 2) * n * tokens == 1e5  # per pair: policy fwd+bwd, reference fwd, reward-model forward
+    assert REBEL.pairs_to_score(ctx, pairs, Words(), n) == 666 + 8  # ceil(1.1 * 6.05e7 / 1e5) + one batch
+    ctx.meter.charge("reward_model_training", 6.0e7)  # 5e5 left: the spare batch and a few pairs
+    assert REBEL.pairs_to_score(ctx, pairs, Words(), n) == 6 + 8
+    ctx.meter = ComputeMeter(budget_kind="flops", budget=1e12)
+    assert REBEL.pairs_to_score(ctx, pairs, Words(), n) == len(pairs)  # affordable: every pair
+    ctx.meter = ComputeMeter(budget_kind="seconds", budget=60.0)
+    assert REBEL.pairs_to_score(ctx, pairs, Words(), n) == len(pairs)  # no FLOP forecast: score them all
