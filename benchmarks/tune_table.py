@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["val_win_rate", "grammatical_fraction", "length", "kl", "heldout_nll_delta", "steps"]
-HYPER = ["learning_rate", "beta", "label_smoothing", "simpo_gamma", "kl_coef"]
+HYPER = ["learning_rate", "beta", "label_smoothing", "simpo_gamma", "kl_coef", "rpo_alpha", "ref_model_mixup_alpha",
+         "odpo_alpha", "alpha", "eta"]
 
 
 def _with_params(path: str) -> pd.DataFrame:
