@@ -101,3 +101,16 @@ def test_pair_source_expands_like_a_sweep_and_keeps_the_reference_per_world(tmp_
     bad.write_text(path.read_text().replace('"weak"]', '"strong"]'), encoding="utf-8")
     with pytest.raises(UserError, match="pair_source"):
         load_suite(bad)
+
+
+def test_dry_run_forecast_charges_the_reward_model_only_end_to_end(tmp_path):
+    """The plan's step forecast of a reward-model user: end to end its budget first pays the reward model's
+    training; amortised that training is paid apart, so the same budget forecasts more steps."""
+    from bench.algorithms.registry import get_algorithm
+
+    specs = expand(_suite(tmp_path, flops="5e11", view='["end_to_end", "amortised"]'))
+    sizes = {"n_params": 430_000, "tokens_per_sequence": 17, "pairs": 4000}
+    for name in ("ppo",):
+        est = {s.budget.view: get_algorithm(name).estimate(s, sizes) for s in specs if s.label == name and s.seed == 0}
+        assert est["amortised"]["steps"] > est["end_to_end"]["steps"] > 0
+        assert "charged first" in est["end_to_end"]["note"] and "paid apart" in est["amortised"]["note"]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from bench.algorithms.dpo_family import DPOFamily, DPOParams
 from bench.algorithms.registry import TrainParams, register
-from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings, use_reward_model
+from bench.algorithms.reward_model import RewardModelParams, rm_forecast, use_reward_model
 from bench.errors import UserError
 
 
@@ -178,14 +178,14 @@ class REBEL(HookedVariant):
     @classmethod
     def estimate(cls, spec, sizes: dict) -> dict:
         est = DPOFamily.estimate.__func__(cls, spec, sizes)
-        rm = estimate_rm_flops(sizes, rm_settings(spec.param_dict))
+        rm, note = rm_forecast(spec, sizes)
         p = spec.param_dict
         score = 2 * sizes["n_params"] * sizes["tokens_per_sequence"] * 2 * p["per_device_train_batch_size"] \
             * p["gradient_accumulation_steps"]  # scoring one batch of pairs with the reward model
         est["step_flops"] += score
         if est["steps"] is not None:
             est["steps"] = max(0, int((spec.budget.amount - rm) // est["step_flops"]))
-        est["note"] = f"reward model {rm:.2g} FLOPs charged first; only the pairs trained on are scored"
+        est["note"] = f"{note}; only the pairs trained on are scored"
         return est
 
     @staticmethod

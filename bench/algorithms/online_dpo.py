@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
 from bench.algorithms.registry import Algorithm, TrainParams, register
-from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings, use_reward_model
+from bench.algorithms.reward_model import RewardModelParams, rm_forecast, use_reward_model
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,19 @@ def reward_function(ctx, tok, reward):
     return reward_fn
 
 
+def estimate_judged(spec, sizes: dict, sequences_per_row: int) -> dict:
+    """The dry-run forecast of an online trainer judged by the shared reward model (online_dpo, xpo, rloo, grpo):
+    each batch row's `sequences_per_row` completions are generated, trained on (forward + backward), and scored by
+    the reference and the reward model, after the reward model's training is charged."""
+    p = spec.param_dict
+    n, t = sizes["n_params"], sizes["tokens_per_sequence"]
+    b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
+    step = (2 + 6 + 2 + 2) * n * t * sequences_per_row * b  # generation, policy fwd+bwd, reference, reward model
+    rm, note = rm_forecast(spec, sizes)
+    budget = spec.budget.amount if spec.budget.kind == "flops" else None
+    return {"step_flops": step, "steps": int(max(0.0, budget - rm) // step) if budget else None, "note": note}
+
+
 @register("online_dpo")
 class OnlineDPO(Algorithm):
     summary = "Online DPO (Guo et al. 2024): DPO on on-policy pairs judged by PPO's reward model (TRL)"
@@ -73,14 +86,7 @@ class OnlineDPO(Algorithm):
 
     @classmethod
     def estimate(cls, spec, sizes: dict) -> dict:
-        p = spec.param_dict
-        n, t = sizes["n_params"], sizes["tokens_per_sequence"]
-        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
-        step = (2 + 6 + 2 + 2) * n * t * 2 * b  # generation, policy fwd+bwd, reference, reward model
-        rm = estimate_rm_flops(sizes, rm_settings(p))
-        budget = spec.budget.amount if spec.budget.kind == "flops" else None
-        return {"step_flops": step, "steps": int(max(0.0, budget - rm) // step) if budget else None,
-                "note": f"reward model {rm:.2g} FLOPs charged first"}
+        return estimate_judged(spec, sizes, sequences_per_row=2)  # two completions per prompt form a pair
 
     def trl_classes(self):
         """(config, trainer) pair; subclasses over OnlineDPOTrainer (Nash-MD, XPO) return theirs."""

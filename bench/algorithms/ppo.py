@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
 from bench.algorithms.registry import Algorithm, TrainParams, register
-from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings, use_reward_model
+from bench.algorithms.reward_model import RewardModelParams, rm_forecast, use_reward_model
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,10 @@ class PPO(Algorithm):
         b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
         rollout = 4 * 2 * n * t * b            # generation + reference + reward + value forwards
         update = p["num_ppo_epochs"] * 2 * 6 * n * t * b  # policy and value, forward + backward
-        rm = estimate_rm_flops(sizes, rm_settings(p))
+        rm, note = rm_forecast(spec, sizes)
         budget = spec.budget.amount if spec.budget.kind == "flops" else None
         return {"step_flops": rollout + update,
-                "steps": int(max(0.0, budget - rm) // (rollout + update)) if budget else None,
-                "note": f"reward model {rm:.2g} FLOPs charged first"}
+                "steps": int(max(0.0, budget - rm) // (rollout + update)) if budget else None, "note": note}
 
     def train(self, ctx) -> TrainOutcome:
         from datasets import Dataset

@@ -44,6 +44,15 @@ def estimate_rm_flops(sizes: dict, settings: dict) -> float:
     return 6 * sizes["n_params"] * sizes["tokens_per_sequence"] * 2 * sizes.get("pairs", 0) * settings["rm_epochs"]
 
 
+def rm_forecast(spec, sizes: dict) -> tuple[float, str]:
+    """(FLOPs the reward model's training takes from this run's budget, the dry-run note): all of it end to end,
+    none in the amortised view (it is paid apart, `flops_amortised`)."""
+    rm = estimate_rm_flops(sizes, rm_settings(spec.param_dict))
+    if spec.budget.view == "amortised":
+        return 0.0, f"reward model {rm:.2g} FLOPs paid apart (amortised)"
+    return rm, f"reward model {rm:.2g} FLOPs charged first"
+
+
 def train_reward_model(world, settings: dict[str, Any], out_dir: Path, device="cpu", world_config=None,
                        max_length: int = 128) -> dict[str, Any]:
     from trl import RewardConfig, RewardTrainer

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
 from bench.algorithms.registry import Algorithm, TrainParams, register
-from bench.algorithms.reward_model import RewardModelParams, estimate_rm_flops, rm_settings, use_reward_model
+from bench.algorithms.reward_model import RewardModelParams, use_reward_model
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,9 @@ class CriticFree(Algorithm):
 
     @classmethod
     def estimate(cls, spec, sizes: dict) -> dict:
-        p = spec.param_dict
-        n, t = sizes["n_params"], sizes["tokens_per_sequence"]
-        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
-        step = (2 + 6 + 2 + 2) * n * t * b  # generation, policy fwd+bwd, reference, reward model
-        rm = estimate_rm_flops(sizes, rm_settings(p))
-        budget = spec.budget.amount if spec.budget.kind == "flops" else None
-        return {"step_flops": step, "steps": int(max(0.0, budget - rm) // step) if budget else None,
-                "note": f"reward model {rm:.2g} FLOPs charged first"}
+        from bench.algorithms.online_dpo import estimate_judged
+
+        return estimate_judged(spec, sizes, sequences_per_row=1)  # a batch row is one completion
 
     def train(self, ctx) -> TrainOutcome:
         from datasets import Dataset
