@@ -365,6 +365,8 @@ def summary_frame(results_dir: Path, intervals: bool = True):
                 swept.append(key)
         nan = non_finite(m)
         for key in SUMMARY_METRICS:
+            if key in axes:  # the axis value wins: a run serving both budget views reads budget_view = "both"
+                continue
             v = m.get(key)
             row[key] = float(nan[key]) if v is None and key in nan else v
         top = [f"{k}={v}" for k, v in sorted(nan.items()) if "." not in k]

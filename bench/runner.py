@@ -250,7 +250,7 @@ def write_suite_record(suite: Suite, results_dir: Path) -> None:
         "name": suite.name, "path": suite.path, "hash": suite.raw_hash, "world": as_dict(suite.world),
         "budget": as_dict(suite.budget), "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
         "entries": [as_dict(e) for e in suite.entries], "check": suite.check,
-        "train_options": as_dict(suite.options),
+        "train_options": as_dict(suite.options), "axes": [[k, list(v)] for k, v in suite.axes],
         # every run of the suite as now configured: older configurations' folders stay but are not summarised
         "run_ids": [s.run_id for s in every],
         "runs": {s.run_id: {"label": s.label, "algorithm": s.algorithm, "seed": s.seed,

@@ -282,3 +282,17 @@ def test_dry_run_prints_plan_and_trains_nothing(tmp_path, quiet, capsys):
     text = plan_text(suite, only=["other"], seeds=[0])
     assert "1 runs" in text
     assert sum(s.run_id in text for s in specs) == 1
+
+
+def test_a_run_serving_both_budget_views_reads_both_in_the_summary(tmp_path, quiet):
+    """With `[budget] view` swept, a run without a reward model serves both views: summary.csv says
+    `budget_view = both` (not the end_to_end its budget ran under), so the report's ladder compares it with each
+    view's rungs; suite.json records the swept axes the report header states."""
+    from bench.io import read_json
+
+    path = write_suite(tmp_path, '[algorithms.fake]\n', seeds=(0,))
+    path.write_text(path.read_text().replace("flops = 1e9\n", 'flops = 1e9\nview = ["end_to_end", "amortised"]\n'))
+    run_suite(load_suite(path), results_root=tmp_path / "results", cache_dir=tmp_path / "cache")
+    rows = read_summary(tmp_path / "results" / "fk")
+    assert [r["budget_view"] for r in rows] == ["both"]
+    assert read_json(tmp_path / "results" / "fk" / "suite.json")["axes"] == [["budget_view", ["end_to_end", "amortised"]]]
