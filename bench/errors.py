@@ -16,7 +16,7 @@ class UserError(Exception):
     """
 
     def __init__(self, *problems: str):
-        self.problems = [p for p in problems if p]
+        self.problems = list(dict.fromkeys(p for p in problems if p))  # a line said once (e.g. per axis value)
         super().__init__("\n".join(self.problems))
 
 

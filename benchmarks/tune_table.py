@@ -22,24 +22,33 @@ HYPER = ["learning_rate", "beta", "label_smoothing", "simpo_gamma", "kl_coef", "
          "odpo_alpha", "alpha", "eta"]
 
 
+EXTRA: dict[str, None] = {}  # swept hyper-parameters outside HYPER (a plug-in's knobs), in order of appearance
+
+
 def _with_params(path: str) -> pd.DataFrame:
     """summary.csv with every run's resolved hyper-parameters (a value not swept in its suite is not a column)."""
     frame = pd.read_csv(f"{path}/summary.csv")
     for i, run_id in frame["run_id"].items():
-        params = json.loads((Path(path) / "runs" / run_id / "config.json").read_text())["params"]
-        for h in HYPER:
+        config = json.loads((Path(path) / "runs" / run_id / "config.json").read_text())
+        params = config["params"]
+        for h in [*HYPER, *(k for k in config.get("swept", []) if k not in HYPER)]:  # a plug-in's own knobs too
             if h in params:
                 frame.loc[i, h] = params[h]
+                if h not in HYPER:
+                    EXTRA.setdefault(h, None)
     return frame
 
 
 def main(paths: list[str]) -> None:
     frame = pd.concat([_with_params(p) for p in paths], ignore_index=True)
     frame = frame[frame["status"] == "finished"]
+    if not (frame["algorithm"] == "sft").any():
+        sys.exit(f"tune_table: no finished sft run in {' '.join(paths)}: the length rule needs the base policy's "
+                 "length; add [algorithms.sft] to the tuning suite and run it (`bench run ... --only sft`)")
     sft_length = float(frame.loc[frame["algorithm"] == "sft", "length"].mean())
     frame = frame[frame["algorithm"] != "sft"].copy()
     frame["eligible"] = (frame["grammatical_fraction"] >= 0.8) & (frame["length"] >= 0.7 * sft_length)
-    hyper = [h for h in HYPER if h in frame.columns]
+    hyper = [h for h in [*HYPER, *EXTRA] if h in frame.columns]
     print(f"Tuning sweep (`{' '.join(paths)}`): base policy length {sft_length:.1f} tokens; eligible = "
           "grammatical >= 0.8 and length >= 0.7x base; chosen = best eligible val_win_rate per algorithm.\n")
     print("| algorithm | " + " | ".join(hyper + COLUMNS) + " | chosen |")

@@ -108,9 +108,24 @@ def test_dry_run_forecast_charges_the_reward_model_only_end_to_end(tmp_path):
     training; amortised that training is paid apart, so the same budget forecasts more steps."""
     from bench.algorithms.registry import get_algorithm
 
-    specs = expand(_suite(tmp_path, flops="5e11", view='["end_to_end", "amortised"]'))
+    path = tmp_path / "forecast.toml"
+    path.write_text(SUITE.format(world_seed=0, flops="5e11", view='["end_to_end", "amortised"]')
+                    + "\n[algorithms.online_dpo]\n\n[algorithms.rloo]\n\n[algorithms.rebel]\n", encoding="utf-8")
+    specs = expand(load_suite(path))
     sizes = {"n_params": 430_000, "tokens_per_sequence": 17, "pairs": 4000}
-    for name in ("ppo",):
+    for name in ("ppo", "online_dpo", "rloo", "rebel"):
         est = {s.budget.view: get_algorithm(name).estimate(s, sizes) for s in specs if s.label == name and s.seed == 0}
         assert est["amortised"]["steps"] > est["end_to_end"]["steps"] > 0
         assert "charged first" in est["end_to_end"]["note"] and "paid apart" in est["amortised"]["note"]
+
+
+def test_an_axis_problem_is_said_once(tmp_path):
+    """Every extra value of an axis is validated with its whole section: a problem of that section is one line,
+    not one per value."""
+    path = tmp_path / "dup.toml"
+    path.write_text(SUITE.format(world_seed="[0, 1, 2]", flops="1e11", view='"end_to_end"').replace(
+        "seed = [0, 1, 2]\n", "seed = [0, 1, 2]\npairs = 0\n", 1), encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        load_suite(path)
+    lines = [p for p in err.value.problems if "pairs" in p]
+    assert len(lines) == 1, err.value.problems

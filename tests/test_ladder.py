@@ -3,6 +3,8 @@ the critic, the policy gradient and online data, and the section in a real repor
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -125,3 +127,52 @@ def test_report_of_a_tiny_ladder_suite_has_the_section(tmp_path):
     for step in ("the critic", "the policy gradient", "online data"):
         assert f"<td>{step}</td>" in html
     assert "ppo vs rloo, 2 paired seeds" in html and "online_dpo vs dpo, 2 paired seeds" in html
+
+
+def test_settings_on_different_pair_sources_are_never_compared():
+    """`[world] pair_source` swept: base and weak pairs are two worlds. No paired difference, pairwise row or
+    ladder step crosses them (the pair source is part of the replicate key and of the conditions)."""
+    base, weak = frame(), frame()
+    base["pair_source"], weak["pair_source"] = "base", "weak"
+    weak["run_id"] += "_weak"
+    weak["win_rate"] -= 0.05
+    f = pd.concat([base, weak], ignore_index=True)
+    unc = from_frame(f, n_boot=200)
+    board = tables.leaderboard(f, unc=unc)
+    assert set(board["pair_source"]) == {"base", "weak"}
+    source = dict(zip(board["setting"], board["pair_source"]))
+    pairs = tables.pairwise(board, unc, "win_rate")
+    assert len(pairs) and all(source[a] == source[b] for a, b in zip(pairs["a"], pairs["b"]))
+    rows = ladder(board, unc)["rows"]
+    assert len(rows) == 10 and all(source[r["a"]] == source[r["b"]] for r in rows)
+    cross = [s for s in board["setting"] if source[s] == "weak" and "dpo" == s.split(" ")[0]]
+    assert cross and "ppo (pair_source=base)" in source
+    assert math.isnan(unc.difference("ppo (pair_source=base)", cross[0], "win_rate").mean)
+    assert math.isfinite(unc.difference("ppo (pair_source=base)", "dpo (pair_source=base)", "win_rate").mean)
+
+
+def test_the_budget_chart_draws_one_line_per_world():
+    """Under a budget sweep with pair_source swept too, each label has one line per pair source (never one line
+    through both worlds' points), and crossovers are named only within a world."""
+    import matplotlib as mpl
+
+    from bench.reporting import figures
+
+    rows = []
+    for source, shift in (("base", 0.0), ("weak", -0.1)):
+        for flops in (1e11, 1e12):
+            for algo, win in (("dpo", 0.6), ("ppo", 0.55 if flops < 5e11 else 0.65)):
+                w = win + shift
+                rows.append({"label": algo, "algorithm": algo, "setting": f"{algo} {source} {flops:g}",
+                             "budget_flops": flops, "pair_source": source, "budget_view": "end_to_end",
+                             "win_rate": w, "win_rate_lo": w - 0.02, "win_rate_hi": w + 0.02,
+                             "gold_reward": w, "gold_reward_lo": w, "gold_reward_hi": w})
+    board = pd.DataFrame(rows)
+    style = figures.styles(["dpo", "ppo"], {"dpo": "dpo", "ppo": "ppo"})
+    with mpl.rc_context(figures.RC):
+        fig = figures._budget_chart(board, pd.DataFrame(), style, "gold reward")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert sorted(labels) == [f"{a} [pair_source={p}] (end-to-end)" for a in ("dpo", "ppo") for p in ("base", "weak")]
+    title = fig.legends[0].get_title().get_text()
+    assert "dpo [pair_source=base] × ppo [pair_source=base]" in title
+    assert "[pair_source=base] × " not in title.replace("dpo [pair_source=base] × ppo [pair_source=base]", "")

@@ -296,3 +296,14 @@ def test_a_run_serving_both_budget_views_reads_both_in_the_summary(tmp_path, qui
     rows = read_summary(tmp_path / "results" / "fk")
     assert [r["budget_view"] for r in rows] == ["both"]
     assert read_json(tmp_path / "results" / "fk" / "suite.json")["axes"] == [["budget_view", ["end_to_end", "amortised"]]]
+
+
+def test_the_report_header_states_a_swept_world_setting(tmp_path, quiet):
+    """With `[world] seed` (or pair_source) swept, every value is its own world: the header reads all values, not
+    the first one as if it were the only world."""
+    from bench.reporting import write_report
+
+    path = write_suite(tmp_path, '[world]\nkind = "controlled"\nseed = [0, 1]\n\n[algorithms.fake]\n', seeds=(0,))
+    outcome = run_suite(load_suite(path), results_root=tmp_path / "results", cache_dir=tmp_path / "cache")
+    html = write_report(outcome.results_dir, tmp_path / "report").read_text(encoding="utf-8")
+    assert "swept: 0, 1" in html

@@ -313,7 +313,7 @@ def test_rebel_scores_only_the_pairs_its_budget_can_train_on():
                           meter=ComputeMeter(budget_kind="flops", budget=1e8))
     ctx.meter.charge("reward_model_training", 3.95e7)  # 6.05e7 FLOPs left
     n = 1000
-    assert (8 + 2) * n * tokens == 1e5  # per pair: policy fwd+bwd, reference fwd, reward-model forward
+    # per pair (8 + 2) * n * tokens = 1e5 FLOPs: policy fwd+bwd + reference fwd, and the reward model's forward
     assert REBEL.pairs_to_score(ctx, pairs, Words(), n) == 666 + 8  # ceil(1.1 * 6.05e7 / 1e5) + one batch
     ctx.meter.charge("reward_model_training", 6.0e7)  # 5e5 left: the spare batch and a few pairs
     assert REBEL.pairs_to_score(ctx, pairs, Words(), n) == 6 + 8
@@ -321,3 +321,21 @@ def test_rebel_scores_only_the_pairs_its_budget_can_train_on():
     assert REBEL.pairs_to_score(ctx, pairs, Words(), n) == len(pairs)  # affordable: every pair
     ctx.meter = ComputeMeter(budget_kind="seconds", budget=60.0)
     assert REBEL.pairs_to_score(ctx, pairs, Words(), n) == len(pairs)  # no FLOP forecast: score them all
+
+    lora = SimpleNamespace(params=params, spec=SimpleNamespace(options=SimpleNamespace(peft={"r": 8})),
+                           meter=ComputeMeter(budget_kind="flops", budget=1e8))
+    lora.meter.charge("reward_model_training", 3.95e7)  # LoRA: backward 2 instead of 4 -> 8e4 FLOPs per pair
+    assert REBEL.pairs_to_score(lora, pairs, Words(), n) == 832 + 8  # ceil(1.1 * 6.05e7 / 8e4) = 832
+    pre = SimpleNamespace(params={**params, "precompute_ref_log_probs": True}, spec=ctx.spec,
+                          meter=ComputeMeter(budget_kind="flops", budget=1e8))
+    pre.meter.charge("reward_model_training", 3.95e7)  # precompute: 6 + 2 (precompute) + 2 (score) = 1e5 again
+    assert REBEL.pairs_to_score(pre, pairs, Words(), n) == 666 + 8
+
+
+def test_rebel_subset_keeps_the_tracked_pairs_and_is_seeded():
+    from bench.algorithms.dpo_variants import REBEL
+
+    idx = REBEL.scored_subset(4000, 1000, 64, seed=3)
+    assert len(idx) == len(set(idx)) == 1000 and idx[:64] == list(range(64)) and max(idx) < 4000
+    assert idx == REBEL.scored_subset(4000, 1000, 64, seed=3) != REBEL.scored_subset(4000, 1000, 64, seed=4)
+    assert REBEL.scored_subset(4000, 10, 64, seed=0) == list(range(10))  # fewer than the tracked: the first ones

@@ -57,6 +57,10 @@ class DPOFamily(Algorithm):
         """The training pairs as the trainer sees them; variants that need a per-pair number add it here."""
         return train
 
+    def world_pairs(self, train) -> int:
+        """How many pairs the world offers (epochs are counted over them); REBEL trains on a scored subset."""
+        return len(train)
+
     def make_trainer(self, p: dict, **kwargs):
         """TRL's DPOTrainer; a loss hook (bench/algorithms/loss_hooks.py) for losses TRL does not compute."""
         from trl import DPOTrainer
@@ -113,7 +117,8 @@ class DPOFamily(Algorithm):
         trainer.train()
         out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")
         steps = trainer.state.global_step
-        return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
+        epochs = steps / epoch_steps * (len(train) / self.world_pairs(train))  # the factor is 1.0 but for REBEL
+        return TrainOutcome(policy_dir=out, steps=steps, epochs=epochs,
                             stop_reason=tc.stop_reason(budget_cb, ctx, steps), logs=tc.log_history(trainer),
                             **self.outcome_extra(ctx))
 

@@ -174,6 +174,7 @@ class REBEL(HookedVariant):
     family = "dpo"
     Params = REBELParams
     uses_reward_model = True
+    version = "2"  # 2: scores only the pairs the budget trains on (1 scored every pair up front)
 
     @classmethod
     def estimate(cls, spec, sizes: dict) -> dict:
@@ -183,10 +184,24 @@ class REBEL(HookedVariant):
         score = 2 * sizes["n_params"] * sizes["tokens_per_sequence"] * 2 * p["per_device_train_batch_size"] \
             * p["gradient_accumulation_steps"]  # scoring one batch of pairs with the reward model
         est["step_flops"] += score
+        if p["precompute_ref_log_probs"]:  # only the trained pairs are precomputed: a reference pass per step
+            est["step_flops"] += score
         if est["steps"] is not None:
             est["steps"] = max(0, int((spec.budget.amount - rm) // est["step_flops"]))
         est["note"] = f"{note}; only the pairs trained on are scored"
         return est
+
+    @staticmethod
+    def scored_subset(n: int, keep: int, tracked: int, seed: int) -> list[int]:
+        """Indices of the `keep` pairs REBEL scores: the first `tracked` (whose log-probs the curves follow, so the
+        train_* displacement metrics measure pairs REBEL trained on, as for DPO), then a random draw of the rest
+        with the run's seed."""
+        import random
+
+        track = min(tracked, keep)
+        rest = list(range(track, n))
+        random.Random(seed).shuffle(rest)
+        return list(range(track)) + rest[:keep - track]
 
     @staticmethod
     def pairs_to_score(ctx, train, tok, n_params: int) -> int:
@@ -221,9 +236,11 @@ class REBEL(HookedVariant):
         self._rm_dir = rm_dir
         tok = load_tokenizer(ctx.world.tokenizer_dir)
         reward = load_scalar_model(rm_dir, ctx.device).eval()
+        # the reward model shares the policy's backbone (a scalar head for the LM head): its size prices both
         keep = self.pairs_to_score(ctx, train, tok, sum(x.numel() for x in reward.parameters()))
-        if keep < len(train):  # a random subset, as the trainer's shuffled order would have drawn it
-            train = train.shuffle(seed=ctx.spec.seed).select(range(keep))
+        self._world_pairs = len(train)
+        if keep < len(train):
+            train = train.select(self.scored_subset(len(train), keep, ctx.spec.eval.curve_pairs, ctx.spec.seed))
         self._pairs_scored = len(train)
         tc.attach(ctx.meter, reward, "reward_model")  # scoring the pairs is charged to this run
         gaps = []
@@ -236,6 +253,9 @@ class REBEL(HookedVariant):
                     scores.append(reward(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, 0])
                 gaps += (scores[0] - scores[1]).float().cpu().tolist()
         return train.add_column(TARGET, gaps)
+
+    def world_pairs(self, train) -> int:
+        return self._world_pairs  # epochs are counted over the world's pairs, not the scored subset
 
     def trl_beta(self, p: dict) -> float:
         return 1.0 / p["eta"]  # TRL's logged rewards β·log-ratio are then REBEL's (1/η)·log-ratio

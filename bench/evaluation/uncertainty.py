@@ -75,9 +75,11 @@ NAN = Interval(math.nan, math.nan, math.nan, 0)
 
 
 def seed_key(config: dict[str, Any]) -> tuple:
-    """The replicate unit: (world seed, training seed). Runs of two settings with the same key share the world,
-    the data order and the sampling seed."""
-    return ((config.get("world") or {}).get("seed"), config.get("seed"))
+    """The replicate unit: (world seed, pair source, training seed). Runs of two settings with the same key share
+    the world, the data order and the sampling seed. The pair source is a condition, not a draw: runs on base and
+    weak pairs share no key, so no difference is ever paired across them."""
+    world = config.get("world") or {}
+    return (world.get("seed"), world.get("pair_source"), config.get("seed"))
 
 
 @dataclass
@@ -208,7 +210,7 @@ def from_frame(frame, dirs: dict[str, Path] | None = None, n_boot: int = 1000) -
     dirs = dirs or {}
     runs = {}
     for row in frame.to_dict("records"):
-        ws = row.get("world_seed")
+        world = {"seed": row.get("world_seed"), "pair_source": row.get("pair_source")}
         runs[row["run_id"]] = {"dir": dirs.get(row["run_id"]), "metrics": row,
-                               "config": {"seed": row.get("seed"), "world": {"seed": ws}}}
+                               "config": {"seed": row.get("seed"), "world": world}}
     return Uncertainty(runs, setting_groups(frame), n_boot=n_boot)

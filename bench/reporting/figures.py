@@ -332,7 +332,14 @@ def _budget_chart(board, runs, style, reward_name):
     ax_w, ax_r = fig.subplots(1, 2, sharex=True)
     ends: dict[str, dict[float, float]] = {}
     xs_all = budgets[np.isfinite(budgets)]
-    for label, rows in board[trained].groupby("label", sort=False):
+    # each swept world (world seed, pair source) is its own line: a budget sweep never joins two worlds' points
+    worlds = [c for c in ("world_seed", "pair_source") if c in board.columns and board[c].astype(str).nunique() > 1]
+    world_of: dict[str, tuple] = {}
+    for key, rows in board[trained].groupby(["label", *worlds], sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        label = key[0]
+        name = label + "".join(f" [{c}={v}]" for c, v in zip(worlds, key[1:]))
+        world_of[name] = key[1:]
         st = style[label]
         for view in ("end_to_end", "amortised"):
             sel = rows[views[rows.index].isin([view, "both"])]
@@ -351,16 +358,18 @@ def _budget_chart(board, runs, style, reward_name):
                 err = np.where(np.isfinite(err), err, 0.0)
                 ax.errorbar(x[order], y, yerr=err, color=st.color, marker=st.marker, ms=5, capsize=2,
                             ls="-" if view == "end_to_end" else "--", mfc=st.color if view == "end_to_end" else "white",
-                            label=f"{_text(label)} ({view.replace('_', '-')})"
-                            if (views[rows.index] != "both").any() else _text(label))
-            if view == "end_to_end" or label not in ends:
-                ends[label] = dict(zip(x[order], _numbers(sel["win_rate"])[order]))
+                            label=f"{_text(name)} ({view.replace('_', '-')})"
+                            if (views[rows.index] != "both").any() else _text(name))
+            if view == "end_to_end" or name not in ends:
+                ends[name] = dict(zip(x[order], _numbers(sel["win_rate"])[order]))
     crossings = []
     if xs_all.nunique() >= 2:
         lo_b, hi_b = float(xs_all.min()), float(xs_all.max())
         names = [k for k, v in ends.items() if lo_b in v and hi_b in v]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
+                if world_of.get(a) != world_of.get(b):  # crossovers only within one world
+                    continue
                 d0, d1 = ends[a][lo_b] - ends[b][lo_b], ends[a][hi_b] - ends[b][hi_b]
                 if d0 * d1 < 0:
                     crossings.append(f"{a} × {b}")

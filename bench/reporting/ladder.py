@@ -53,19 +53,6 @@ def rung_of(algorithm: str) -> str | None:
     return family if family in ("rlhf", "online-rl", "online") else None
 
 
-def _same_conditions(board: pd.DataFrame, a: str, b: str) -> bool:
-    from bench.results import AXIS_COLUMNS
-
-    rows = board.set_index("setting")
-    for axis in AXIS_COLUMNS:
-        if axis not in rows.columns:
-            continue
-        va, vb = str(rows.at[a, axis]), str(rows.at[b, axis])
-        if va != vb and not (axis == "budget_view" and "both" in (va, vb)):
-            return False
-    return True
-
-
 def _interval(unc, a: str, b: str, metric: str, fmt: str) -> dict[str, Any]:
     iv = unc.difference(a, b, metric)
     finite = tables.present(iv.mean) and math.isfinite(iv.mean)
@@ -105,7 +92,7 @@ def ladder(board: pd.DataFrame, unc) -> dict[str, Any] | None:
     for (upper, lower), step in STEPS.items():
         for a in members[upper]:
             for b in members[lower]:
-                if not _same_conditions(board, a, b):
+                if not tables.same_conditions(board, a, b):
                     continue
                 win, kl = (_interval(unc, a, b, m, fmt) for m, _, fmt in METRICS)
                 rows.append({"step": step, "a": a, "b": b, "win": win, "kl": kl,

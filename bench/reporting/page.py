@@ -18,6 +18,7 @@ import pandas as pd
 
 from bench.reporting import figures, ladder, sweeps, tables
 from bench.reporting.data import Results, finite
+from bench.suite import AXES
 
 SAMPLE_PROMPTS = 4      # prompts shown in the samples section
 SAMPLE_MAX_CHARS = 600  # longer completions are cut (real-model outputs can be pages long)
@@ -116,6 +117,9 @@ def header(res: Results) -> dict[str, Any]:
     devices = [" / ".join(str(d.get(k)) for k in ("device", "machine") if d.get(k))
                for d in (p.get("device") or {} for p in prov)]
     frame = res.frame
+    # a swept world setting (seed, pair source) reads as all its values: each value is its own world
+    swept_world = {AXES[name][1]: "swept: " + ", ".join(map(str, values))
+                   for name, values in (suite.get("axes") or []) if name in AXES and AXES[name][0] == "world"}
     statuses = Counter(str(s) if tables.present(s) else "incomplete" for s in frame["status"]) if len(frame) else {}
     budget_text = []
     if finite(budget.get("flops")):
@@ -147,8 +151,10 @@ def header(res: Results) -> dict[str, Any]:
         "utilisation": utilisation_text(res.utilisation),
         "suite": res.name, "path": suite.get("path") or "", "hash": str(suite.get("hash") or "")[:12],
         "world_kind": world.get("kind") or world_info.get("kind") or "–",
-        "world": [(k, _fmt(v)) for k, v in sorted(world.items()) if k != "kind"],
-        "model": "; ".join(model), "budget": "; ".join(budget_text) or "–",
+        "world": [(k, _fmt(swept_world.get(k, v))) for k, v in sorted(world.items()) if k != "kind"],
+        "model": "; ".join(model) + (" (the first world's; each swept world setting gives one world per value)"
+                                     if swept_world and model else ""),
+        "budget": "; ".join(budget_text) or "–",
         "seeds": _seeds(suite.get("seeds"), frame),
         "eval": [(k, _fmt(v)) for k, v in sorted(ev.items())],
         "date": res.date or "–", "commit": _distinct(commits), "device": _distinct(devices),

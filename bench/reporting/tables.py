@@ -166,6 +166,22 @@ def competitors(board: pd.DataFrame) -> pd.Series:
 POWER_TARGET = 0.05  # the paired win-rate difference a suite should resolve (issue 11: half-width <= 0.05)
 
 
+def same_conditions(board: pd.DataFrame, a: str, b: str) -> bool:
+    """Whether settings `a` and `b` ran under the same suite-level conditions (bench/results.py AXIS_COLUMNS: the
+    budget, the budget view, the world seed, the pair source), so that comparing them is fair. A setting that
+    serves both budget views (`budget_view = "both"`: no reward model to charge) matches either view."""
+    from bench.results import AXIS_COLUMNS
+
+    rows = board.set_index("setting")
+    for axis in AXIS_COLUMNS:
+        if axis not in rows.columns:
+            continue
+        va, vb = str(rows.at[a, axis]), str(rows.at[b, axis])
+        if va != vb and not (axis == "budget_view" and "both" in (va, vb)):
+            return False
+    return True
+
+
 def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float = POWER_TARGET) -> pd.DataFrame:
     """Paired differences `a − b` of `metric` between every two competing settings (a listed before b), with the
     95% interval over the seeds both finished, prompts and reference draws; `significant` when it excludes 0;
@@ -173,11 +189,10 @@ def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float =
     seed factor dominates: prompts and reference draws are shared by every seed)."""
     cols = ["a", "b", "difference", "lo", "hi", "half_width", "seeds", "significant", "seeds_needed"]
     names = list(board.loc[competitors(board), "setting"]) if len(board) else []
-    budget = dict(zip(board["setting"], board["budget_flops"].astype(str))) if "budget_flops" in board else {}
     rows = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            if budget and budget.get(a) != budget.get(b):  # under a budget sweep: comparisons at equal budget
+            if not same_conditions(board, a, b):  # under suite-level axes: comparisons under equal conditions
                 continue
             iv = unc.difference(a, b, metric)
             if not present(iv.mean) or not math.isfinite(iv.mean):
