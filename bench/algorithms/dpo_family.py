@@ -57,6 +57,16 @@ class DPOFamily(Algorithm):
         """The training pairs as the trainer sees them; variants that need a per-pair number add it here."""
         return train
 
+    @staticmethod
+    def pair_flops(ctx, n_params: int, tokens: float) -> tuple[float, float]:
+        """(FLOPs of one pair in one training step, FLOPs of precomputing one pair's reference log-probs), the one
+        place the DPO family prices a pair (training layout, the precompute charge, REBEL's scoring forecast)."""
+        from bench.algorithms import trl_common as tc
+
+        pre = ctx.params["precompute_ref_log_probs"]
+        return (tc.policy_step_factor(ctx, reference=not pre) * n_params * tokens,
+                2 * n_params * tokens if pre else 0.0)
+
     def world_pairs(self, train) -> int:
         """How many pairs the world offers (epochs are counted over them); REBEL trains on a scored subset."""
         return len(train)
@@ -96,8 +106,8 @@ class DPOFamily(Algorithm):
         n_params = sum(x.numel() for x in policy.parameters())
         tokens = tc.pair_tokens(train, tok)
         batch = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
-        reference_pass = not p["precompute_ref_log_probs"]
-        step_flops = tc.policy_step_factor(ctx, reference=reference_pass) * n_params * tokens * batch
+        train_pair, precompute_pair = self.pair_flops(ctx, n_params, tokens)
+        step_flops = train_pair * batch
         args, epoch_steps = tc.training_args(
             ctx, DPOConfig, rows=len(train), step_flops=step_flops, beta=self.trl_beta(p),
             precompute_ref_log_probs=p["precompute_ref_log_probs"], max_length=tc.max_length(ctx), **self.loss_kwargs(p))
@@ -112,7 +122,7 @@ class DPOFamily(Algorithm):
                                         processing_class=tok, callbacks=cbs,
                                         **({"peft_config": peft} if peft else {}))
         if p["precompute_ref_log_probs"]:
-            ctx.meter.charge("reference_precompute", 2 * n_params * tokens * len(train), int(tokens * len(train)))
+            ctx.meter.charge("reference_precompute", precompute_pair * len(train), int(tokens * len(train)))
         tc.quiet(trainer)
         trainer.train()
         out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")

@@ -218,8 +218,7 @@ class REBEL(HookedVariant):
         if meter.budget_kind != "flops" or not math.isfinite(meter.budget):
             return len(train)
         tokens = tc.pair_tokens(train, tok)
-        train_pair = tc.policy_step_factor(ctx, reference=not p["precompute_ref_log_probs"]) * n_params * tokens
-        precompute = 2 * n_params * tokens if p["precompute_ref_log_probs"] else 0.0
+        train_pair, precompute = DPOFamily.pair_flops(ctx, n_params, tokens)
         score_pair = 2 * n_params * tokens
         left = max(0.0, meter.budget - meter.spent)
         batch = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
