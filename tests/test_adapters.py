@@ -345,3 +345,26 @@ def test_no_interval_leaves_its_metric_range(adapter_runs):
         rows = board[board[m].notna()]
         assert ((rows[f"{m}_lo"] >= low) & (rows[f"{m}_hi"] <= high)).all(), (m, rows[["setting", f"{m}_lo"]])
         assert ((rows[f"{m}_lo"] <= rows[m] + 1e-9) & (rows[m] <= rows[f"{m}_hi"] + 1e-9)).all(), m
+
+
+def test_dpo_precompute_charges_one_reference_pass_over_the_pairs(adapter_cache, tmp_path):
+    """`precompute_ref_log_probs = true`: no reference forward per step; instead one charged pass over every
+    training pair, at the reference's 2·N FLOPs per token (the same rate as the per-step reference), so the
+    saved compute buys more steps under the same budget."""
+    path = tmp_path / "pre.toml"
+    path.write_text(HEADER.replace('name = "adapters"', 'name = "pre"') + '\n[algorithms.dpo]\n'
+                    'precompute_ref_log_probs = true\n\n[algorithms.dpo_ref]\nalgorithm = "dpo"\n', encoding="utf-8")
+    with one_thread():
+        out = run_suite(load_suite(path), results_root=tmp_path / "r", cache_dir=adapter_cache, device="cpu")
+    runs = {s.label: json.loads((out.results_dir / "runs" / s.run_id / "metrics.json").read_text())
+            for s in expand(load_suite(path))}
+    pre, ref = runs["dpo"], runs["dpo_ref"]
+    assert pre["status"] == ref["status"] == "finished"
+    by_pre, tok_pre = pre["compute"]["flops_by_component"], pre["compute"]["tokens_by_component"]
+    by_ref, tok_ref = ref["compute"]["flops_by_component"], ref["compute"]["tokens_by_component"]
+    assert "reference" not in by_pre and by_pre["reference_precompute"] > 0
+    per_token = by_ref["reference"] / tok_ref["reference"]  # 2·N
+    assert by_pre["reference_precompute"] / tok_pre["reference_precompute"] == pytest.approx(per_token, rel=1e-3)
+    pair_tokens = tok_ref["policy"] / (ref["steps"] * 8)  # batch of 8 pairs per step
+    assert tok_pre["reference_precompute"] == pytest.approx(96 * pair_tokens, rel=0.1)  # every pair, once
+    assert pre["steps"] > ref["steps"]
