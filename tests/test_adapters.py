@@ -6,7 +6,6 @@ tiny (1-layer, 32-wide GPT-2; 96 training pairs) so the whole file takes well un
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -18,6 +17,7 @@ import pytest
 from bench.algorithms.registry import all_algorithms
 from bench.runner import plan_text, run_suite
 from bench.suite import expand, load_suite
+from tiny_suite import one_thread
 
 BUDGET = 1.2e9  # dry run: ~18 DPO steps, ~3 PPO and ~8 Online DPO updates after their reward model (~3e8)
 BEST_OF_N = 4
@@ -68,18 +68,6 @@ bootstrap = 200
 per_device_train_batch_size = 8
 """
 
-
-@contextlib.contextmanager
-def one_thread():
-    """A 32-wide model gains nothing from intra-op threads, and on a busy 2-core machine they cost up to 5x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def algorithms_under_test() -> list[str]:

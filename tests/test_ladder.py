@@ -106,7 +106,8 @@ def test_the_ladder_suite_is_the_ladder():
 
 def test_report_of_a_tiny_ladder_suite_has_the_section(tmp_path):
     """End to end on a tiny world: every rung trains, the report states each step with its interval."""
-    from test_adapters import HEADER, one_thread
+    from test_adapters import HEADER
+    from tiny_suite import one_thread
 
     from bench.reporting import write_report
     from bench.runner import run_suite

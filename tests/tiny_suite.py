@@ -51,6 +51,7 @@ def write_tiny_suite(folder: Path, name: str = "tiny", train: str = "",
 
 @contextlib.contextmanager
 def one_thread():
+    """A 32-wide model gains nothing from intra-op threads, and on a busy 2-core machine they cost up to 5x."""
     import torch
 
     before = torch.get_num_threads()

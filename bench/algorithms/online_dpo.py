@@ -14,6 +14,7 @@ policy and, given no `ref_model`, scores the reference with the adapter disabled
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.algorithms.base import TrainOutcome
 from bench.algorithms.registry import Algorithm, TrainParams, register
@@ -61,14 +62,56 @@ def reward_function(ctx, tok, reward):
     return reward_fn
 
 
+def judged_step_flops(policy_factor: int, n_params: int, tokens: float, sequences_per_row: int, batch: int) -> float:
+    """FLOPs of one step of an online trainer judged by the shared reward model: each of the batch's
+    `sequences_per_row` completions per row is generated (2), trained on (`policy_factor`: forward + backward),
+    and scored by the reference (2) and the reward model (2)."""
+    return (2 + policy_factor + 2 + 2) * n_params * tokens * sequences_per_row * batch
+
+
+@dataclass
+class Judged:
+    """What every reward-model-judged online trainer (online_dpo, xpo, rloo, grpo) loads before building its TRL
+    trainer: the shared reward model (its training charged to the run), the tokenizer, the world's training pairs
+    and their prompts as the trainer's dataset, the policy, and the sizes that price a step."""
+
+    rm_dir: Any
+    rm_record: dict
+    tok: Any
+    pairs: Any
+    prompts: Any           # datasets.Dataset of {"prompt"}: the online trainers sample their own completions
+    policy: Any
+    reward: Any
+    batch: int             # per_device_train_batch_size x gradient_accumulation_steps
+    n_params: int
+    tokens: float          # mean tokens of one prompt + completion (half a pair's)
+
+
+def load_judged(ctx) -> Judged:
+    from datasets import Dataset
+
+    from bench.algorithms import trl_common as tc
+    from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
+
+    p, world = ctx.params, ctx.world
+    rm_dir, rm_record = use_reward_model(ctx)
+    tok = load_tokenizer(world.tokenizer_dir)
+    pairs = world.load_pairs("train")
+    policy = load_causal_lm(world.base_model_dir, ctx.device).train()
+    reward = load_scalar_model(rm_dir, ctx.device).eval()
+    return Judged(rm_dir=rm_dir, rm_record=rm_record, tok=tok, pairs=pairs,
+                  prompts=Dataset.from_dict({"prompt": list(pairs["prompt"])}), policy=policy, reward=reward,
+                  batch=p["per_device_train_batch_size"] * p["gradient_accumulation_steps"],
+                  n_params=sum(x.numel() for x in policy.parameters()), tokens=tc.pair_tokens(pairs, tok) / 2)
+
+
 def estimate_judged(spec, sizes: dict, sequences_per_row: int) -> dict:
     """The dry-run forecast of an online trainer judged by the shared reward model (online_dpo, xpo, rloo, grpo):
     each batch row's `sequences_per_row` completions are generated, trained on (forward + backward), and scored by
     the reference and the reward model, after the reward model's training is charged."""
     p = spec.param_dict
-    n, t = sizes["n_params"], sizes["tokens_per_sequence"]
     b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
-    step = (2 + 6 + 2 + 2) * n * t * sequences_per_row * b  # generation, policy fwd+bwd, reference, reward model
+    step = judged_step_flops(6, sizes["n_params"], sizes["tokens_per_sequence"], sequences_per_row, b)
     rm, note = rm_forecast(spec, sizes)
     budget = spec.budget.amount if spec.budget.kind == "flops" else None
     return {"step_flops": step, "steps": int(max(0.0, budget - rm) // step) if budget else None, "note": note}
@@ -103,49 +146,37 @@ class OnlineDPO(Algorithm):
         return {"reward_funcs": reward_function(ctx, tok, reward), "reward_processing_classes": None}
 
     def train(self, ctx) -> TrainOutcome:
-        from datasets import Dataset
-
         from bench.algorithms import trl_common as tc
-        from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
+        from bench.modeling import load_causal_lm
 
         config_cls, trainer_cls = self.trl_classes()
-        p, world = ctx.params, ctx.world
-        rm_dir, rm_record = use_reward_model(ctx)
-        tok = load_tokenizer(world.tokenizer_dir)
-        pairs = world.load_pairs("train")
-        train = Dataset.from_dict({"prompt": list(pairs["prompt"])})
-        policy = load_causal_lm(world.base_model_dir, ctx.device).train()
+        p = ctx.params
+        j = load_judged(ctx)
         peft = tc.peft_config(ctx)
-        ref = None if peft else load_causal_lm(world.base_model_dir, ctx.device)  # LoRA: the adapter-disabled base
-        reward = load_scalar_model(rm_dir, ctx.device).eval()
-
-        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
-        n_params = sum(x.numel() for x in policy.parameters())
-        seq = tc.pair_tokens(pairs, tok) / 2
-        # generation, policy fwd+bwd (6, or 4 with LoRA), reference, reward
-        step_flops = (2 + tc.policy_step_factor(ctx, reference=False) + 2 + 2) * n_params * seq * 2 * b
+        ref = None if peft else load_causal_lm(ctx.world.base_model_dir, ctx.device)  # LoRA: adapter-disabled base
+        # two completions per prompt form a pair; policy fwd+bwd is 6, or 4 with LoRA
+        step_flops = judged_step_flops(tc.policy_step_factor(ctx, reference=False), j.n_params, j.tokens, 2, j.batch)
         args, epoch_steps = tc.training_args(
-            ctx, config_cls, rows=len(train), step_flops=step_flops, margin=3.0, beta=p["beta"],
+            ctx, config_cls, rows=len(j.prompts), step_flops=step_flops, margin=3.0, beta=p["beta"],
             max_new_tokens=p["max_new_tokens"], max_length=tc.max_length(ctx), temperature=1.0,
             missing_eos_penalty=p["missing_eos_penalty"], **self.config_kwargs(p),
         )
         budget_cb, cbs = tc.callbacks(ctx)
-        trainer = trainer_cls(model=policy, ref_model=ref, args=args, train_dataset=train, processing_class=tok,
-                              callbacks=cbs, **self.reward_kwargs(ctx, tok, reward),
+        trainer = trainer_cls(model=j.policy, ref_model=ref, args=args, train_dataset=j.prompts,
+                              processing_class=j.tok, callbacks=cbs, **self.reward_kwargs(ctx, j.tok, j.reward),
                               **({"peft_config": peft} if peft else {}))
         # with LoRA the policy's position-ids hook also covers the reference passes (the same module); the
         # trainer is saved then, adapter + merged
-        return train_judged(ctx, trainer, policy, reward, tok, budget_cb, epoch_steps, rm_dir, rm_record,
-                            saved=trainer if peft else policy)
+        return train_judged(ctx, trainer, j, budget_cb, epoch_steps, saved=trainer if peft else j.policy)
 
 
-def train_judged(ctx, trainer, policy, reward, tok, budget_cb, epoch_steps: float, rm_dir, rm_record,
-                 saved=None) -> TrainOutcome:
+def train_judged(ctx, trainer, j: Judged, budget_cb, epoch_steps: float, saved=None) -> TrainOutcome:
     """The part every reward-model-judged online trainer shares (Online DPO, XPO, RLOO, GRPO): meter the policy,
     the reference (when the trainer has one) and the reward model, train unless the reward model's charge already
     spent the budget, save `saved` (default: the policy) and report the outcome."""
     from bench.algorithms import trl_common as tc
 
+    policy, reward, tok = j.policy, j.reward, j.tok
     tc.quiet(trainer)
     add_position_ids(policy)
     tc.attach(ctx.meter, policy, "policy")
@@ -162,5 +193,5 @@ def train_judged(ctx, trainer, policy, reward, tok, budget_cb, epoch_steps: floa
         steps = trainer.state.global_step
     out = tc.save_policy(saved if saved is not None else policy, tok, ctx.work_dir / "policy")
     return TrainOutcome(policy_dir=out, steps=steps, epochs=steps / epoch_steps,
-                        stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=rm_dir,
-                        logs=tc.log_history(trainer), extra={"reward_model": rm_record})
+                        stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=j.rm_dir,
+                        logs=tc.log_history(trainer), extra={"reward_model": j.rm_record})

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
 from bench.algorithms.registry import Algorithm, TrainParams, register
-from bench.algorithms.reward_model import RewardModelParams, use_reward_model
+from bench.algorithms.reward_model import RewardModelParams
 
 
 @dataclass(frozen=True)
@@ -71,34 +71,23 @@ class CriticFree(Algorithm):
         return estimate_judged(spec, sizes, sequences_per_row=1)  # a batch row is one completion
 
     def train(self, ctx) -> TrainOutcome:
-        from datasets import Dataset
-
         from bench.algorithms import trl_common as tc
-        from bench.algorithms.online_dpo import reward_function, train_judged
-        from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
+        from bench.algorithms.online_dpo import judged_step_flops, load_judged, reward_function, train_judged
 
         config_cls, trainer_cls = self.trl_classes()
-        p, world = ctx.params, ctx.world
-        rm_dir, rm_record = use_reward_model(ctx)
-        tok = load_tokenizer(world.tokenizer_dir)
-        pairs = world.load_pairs("train")
-        train = Dataset.from_dict({"prompt": list(pairs["prompt"])})
-        policy = load_causal_lm(world.base_model_dir, ctx.device).train()
-        reward = load_scalar_model(rm_dir, ctx.device).eval()
-        reward_fn = penalised(reward_function(ctx, tok, reward), tok.eos_token_id, p["missing_eos_penalty"])
-        b = p["per_device_train_batch_size"] * p["gradient_accumulation_steps"]
-        n_params = sum(x.numel() for x in policy.parameters())
-        seq = tc.pair_tokens(pairs, tok) / 2
-        step_flops = (2 + 6 + 2 + 2) * n_params * seq * b
+        p = ctx.params
+        j = load_judged(ctx)
+        reward_fn = penalised(reward_function(ctx, j.tok, j.reward), j.tok.eos_token_id, p["missing_eos_penalty"])
+        step_flops = judged_step_flops(6, j.n_params, j.tokens, 1, j.batch)  # a batch row is one completion
         # one step = b completions = b/k prompts, so an epoch over the prompts takes k times as many steps
         args, epoch_steps = tc.training_args(
-            ctx, config_cls, rows=len(train) * p["num_generations"], step_flops=step_flops, margin=3.0,
+            ctx, config_cls, rows=len(j.prompts) * p["num_generations"], step_flops=step_flops, margin=3.0,
             beta=p["beta"], num_generations=p["num_generations"], max_completion_length=p["max_completion_length"],
             temperature=1.0, shuffle_dataset=True, **self.loss_kwargs(p))
         budget_cb, cbs = tc.callbacks(ctx)
-        trainer = trainer_cls(model=policy, reward_funcs=[reward_fn], args=args, train_dataset=train,
-                              processing_class=tok, callbacks=cbs)
-        return train_judged(ctx, trainer, policy, reward, tok, budget_cb, epoch_steps, rm_dir, rm_record)
+        trainer = trainer_cls(model=j.policy, reward_funcs=[reward_fn], args=args, train_dataset=j.prompts,
+                              processing_class=j.tok, callbacks=cbs)
+        return train_judged(ctx, trainer, j, budget_cb, epoch_steps)
 
 
 @register("rloo")
