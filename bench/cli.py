@@ -9,6 +9,8 @@ Exit status (also in the README):
        diverged runs are results, not failures
     4  internal error (a bug in daa-bench): the traceback is printed; please report it
     130 interrupted (Ctrl-C); finished runs are kept
+    143 terminated (SIGTERM: `kill`, `timeout`, a container stop): like Ctrl-C, workers and runs in progress are
+        stopped first, one line; finished runs are kept
 This module only parses arguments and prints; the work is in the library.
 """
 
@@ -20,9 +22,10 @@ import os
 import sys
 from pathlib import Path
 
-from bench.errors import UserError
+from bench.errors import Terminated, UserError
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USER, EXIT_RUNS_FAILED, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_TERMINATED = 143
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,20 +102,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _quiet_libraries() -> None:
-    """Our own progress bars only: silence datasets/transformers bars and their advisory warnings."""
-    import logging
-    import warnings
+    """Kept for callers of the old name: bench.quiet.quiet_libraries."""
+    from bench.quiet import quiet_libraries
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' weight-loading bars
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(trl|transformers|torch)\b.*")
-    for name in ("transformers", "trl", "datasets", "accelerate", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_libraries()
 
 
 def version_line() -> str:
@@ -150,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     from bench.io import is_storage_error, storage_error
 
+    previous = _on_sigterm()
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report,
                     "baseline": cmd_baseline, "check": cmd_check, "compare": cmd_compare, "export": cmd_export,
@@ -161,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in err.problems:
             _say(f"error: {line}")
         return EXIT_USER
+    except Terminated:
+        _say(f"error: terminated (SIGTERM); runs in progress were stopped, finished runs are kept; re-run the same "
+             f"command to resume (exit {EXIT_TERMINATED})")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         _say("error: interrupted; finished runs are kept, re-run the same command to resume")
         return EXIT_INTERRUPTED
@@ -177,6 +175,29 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: internal error ({type(exc).__name__}); this is a bug in daa-bench, please report it with the "
              f"traceback above (exit {EXIT_CRASH})")
         return EXIT_CRASH
+    finally:
+        _restore_sigterm(previous)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm():
+    """SIGTERM raises Terminated (a KeyboardInterrupt: workers and run attempts are stopped as on Ctrl-C)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _restore_sigterm(previous) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _say(line: str) -> None:

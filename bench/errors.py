@@ -33,3 +33,8 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     if close:
         return f"did you mean '{close[0]}'?"
     return "valid: " + ", ".join(choices) if choices else "no valid names"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a container stop, a job manager): handled like Ctrl-C, with its own exit
+    status (143, 128 + 15) and line. A KeyboardInterrupt, so every place that stops workers on Ctrl-C stops them."""

@@ -10,7 +10,8 @@
   suite's own folder, which is put on the path) before the suite is validated.
 
 Importing a plug-in runs its code with the user's rights, like any Python import: only list modules you trust.
-A plug-in that fails to import is one error line naming it and the cause (exit status 2), never a traceback.
+A plug-in that fails to import is one error line naming it and the cause (exit status 2), never a traceback;
+one that calls sys.exit() (or raises SystemExit) while imported too: it never decides bench's exit status.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{at}"
 
 
+def _where(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    return f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+
+
 def load_entry_points(group: str) -> None:
     """Import every `daa_bench.algorithms` entry point; their @register calls record their origin."""
     from bench.algorithms import registry
@@ -54,7 +60,7 @@ def load_entry_points(group: str) -> None:
                 ep.load()  # "module:Class": the attribute must exist
         except UserError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() at import is a broken plug-in, not bench's exit
             raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {group} ({_dist_name(ep)}) failed "
                             f"to import: {_why(exc)}; fix or uninstall that package") from None
 
@@ -70,7 +76,7 @@ def load_worlds() -> None:
     for ep in _entry_points(WORLD_GROUP):
         try:
             world = ep.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {WORLD_GROUP} ({_dist_name(ep)}) "
                             f"failed to import: {_why(exc)}; fix or uninstall that package") from None
         if not isinstance(world, WorldKind):
@@ -109,6 +115,10 @@ def import_suite_plugins(modules: list[str] | tuple[str, ...], suite_path: str |
                                     f"{module!r})", "install it, or put it beside the suite file"))
         except UserError as err:
             problems += err.problems
+        except SystemExit as exc:  # sys.exit(0) or raise SystemExit("msg") at import: never bench's own exit
+            problems.append(problem(str(suite_path), "[suite].plugins", f"module {module!r} called sys.exit"
+                                    f"({exc.code!r}) while being imported{_where(exc)}",
+                                    "a plug-in module must only define and register; remove the exit"))
         except Exception as exc:
             problems.append(problem(str(suite_path), "[suite].plugins", f"module {module!r} failed to import: "
                                     f"{_why(exc)}", "fix the module"))

@@ -146,6 +146,29 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+# Metrics that are probabilities (or their interval ends): a value outside [0, 1] is not a result.
+PROBABILITIES = ("win_rate", "win_rate_lo", "win_rate_hi", "win_rate_run_lo", "win_rate_run_hi", "tie_rate",
+                 "pref_accuracy", "val_win_rate", "grammatical_fraction", "ended_fraction", "capped_fraction",
+                 "chosen_fell_fraction")
+MAX_ABS = 1e300  # beyond it a "number" overflows every later sum, mean and plot axis (a 401-digit int, 1e308)
+
+
+def number_problem(v: Any) -> str:
+    """'' for a usable finite number; else what is wrong with it. Never raises (math.isfinite of a 401-digit
+    int overflows; this does not)."""
+    if not _is_number(v):
+        return repr(v)[:80]
+    try:
+        f = float(v)
+    except OverflowError:
+        return f"an integer of {len(str(abs(v)))} digits (too large for a float)"
+    if not math.isfinite(f):
+        return "non-finite"
+    if abs(f) > MAX_ABS:
+        return f"{f:.3g} (beyond ±{MAX_ABS:.0e}: overflows sums and plots)"
+    return ""
+
+
 def check_config(config: dict[str, Any], name: str, config_hash: str | None = None) -> str:
     """'' when config.json belongs to the run folder `name` (and to `config_hash`, when given)."""
     for key in ("run_id", "label", "algorithm", "seed"):
@@ -177,12 +200,19 @@ def check_metrics(metrics: dict[str, Any], config: dict[str, Any]) -> str:
         return ""
     nan = non_finite(metrics)
     for key in REQUIRED_METRICS:
-        if not _is_number(metrics.get(key)) or not math.isfinite(metrics[key]):
-            return f"metrics.json: {key} is {'non-finite' if key in nan else repr(metrics.get(key))}"
+        why = number_problem(metrics.get(key))
+        if why:
+            return f"metrics.json: {key} is {'non-finite' if key in nan else why}"
     for key in SUMMARY_METRICS:
         v = metrics.get(key)
-        if key not in TEXT_COLUMNS and v is not None and not _is_number(v):
-            return f"metrics.json: {key} is not a number ({v!r})"
+        if key not in TEXT_COLUMNS and v is not None:
+            why = number_problem(v)
+            if why and why != "non-finite":
+                return f"metrics.json: {key} is not a usable number ({why})"
+    for key in PROBABILITIES:
+        v = metrics.get(key)
+        if v is not None and not number_problem(v) and not 0.0 <= v <= 1.0:
+            return f"metrics.json: {key} is {v!r}, outside [0, 1] (a probability)"
     return ""
 
 

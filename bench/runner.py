@@ -27,20 +27,17 @@ suite.json is written only once the world resolved (a suite that cannot start le
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from bench import distributed as dist
 from bench.algorithms.registry import get_algorithm
 from bench.errors import UserError
-from bench.io import cache_root, clean_stale_temps, is_storage_error, storage_error, warn, write_json_atomic
+from bench.execute import LOGS, clear_run_folder, execute_run  # noqa: F401  (one run's life; re-exported)
+from bench.io import cache_root, clean_stale_temps, warn, write_json_atomic
 from bench.locking import hold, try_hold
 from bench.progress import report
-from bench.results import damaged_line, inspect_run, run_dir, write_curves, write_metrics, write_samples, \
-    write_summary
+from bench.results import damaged_line, inspect_run, run_dir, write_summary
 from bench.schema import as_dict
 from bench.suite import RunSpec, Suite, expand
 
@@ -261,11 +258,10 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
               progress=None, launcher=None) -> SuiteOutcome:
     """Decide what runs (expansion, filters, skip-finished, shared stages) and hand the runs to `launcher`
     (bench.launchers; default: this process, one run after another), which decides where they execute."""
-    from bench.launchers import SequentialLauncher
-    from bench.launchers.threads import pinned_threads
+    from bench.threads import pinned_threads
 
     t_start = time.perf_counter()
-    launcher = launcher if launcher is not None else SequentialLauncher()
+    launcher = launcher if launcher is not None else InProcess()
     specs = select(expand(suite), suite, only, seeds)  # validate filters before touching the results folder
     results_dir = Path(results_root) / suite.name
     outcome = SuiteOutcome(results_dir)
@@ -301,12 +297,36 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
     return outcome
 
 
-def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress=None, *, wait: bool = True) -> None:
+class InProcess:
+    """The library's default when no launcher is given (`run_suite(suite)` from Python, the tests): every run in
+    this process, one after another. A run that kills its process kills the caller too; `bench run` never uses
+    this: its launchers (bench.launchers) execute each run in a child process."""
+
+    name = "in-process"
+    stages_here = True
+    parallel = False
+
+    def describe(self, plan) -> str:
+        return f"in-process: 1 process x {plan.threads} thread{'s' if plan.threads > 1 else ''}"
+
+    def launch(self, plan, book, outcome, progress=None) -> None:
+        work_through(plan, book, outcome, progress)
+
+
+def _in_process(spec, book, progress):
+    return execute_run(spec, book.plan.results_dir, book.for_spec(spec), progress)
+
+
+def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress=None, *, wait: bool = True,
+                 execute=None) -> None:
     """The loop every launcher ends in: claim each run (lock), re-check it, execute it, release it.
 
     A run another process holds is put back at the end of the queue and, when `wait`, waited for there (then
     counted as trained by another process); a worker among several passes it by instead (`wait=False`).
-    Failures are isolated by `execute_run`; summary.csv is rewritten after every run."""
+    `execute(spec, book, progress) -> (status, error)` executes one run: in this process (`execute_run`, the
+    default) or in a child process (bench.launchers.attempt, which the local launchers pass). Failures are
+    isolated there; summary.csv is rewritten after every run."""
+    execute = execute or _in_process
     results_dir, todo = plan.results_dir, plan.specs
     claims = dist.world_size() == 1  # multi-process runs are one launch: their ranks share each run instead
     pending = list(todo)
@@ -339,7 +359,7 @@ def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress
                 continue
             report(progress, "runs", i, len(todo))
             i += 1
-            status, error = execute_run(spec, results_dir, book.for_spec(spec), progress)
+            status, error = execute(spec, book, progress)
             if status == "finished":
                 outcome.finished.append(spec.run_id)
             elif status == "diverged":
@@ -363,27 +383,6 @@ def _policy_missing(spec: RunSpec, state, results_dir: Path) -> bool:
             and get_algorithm(spec.algorithm).trains and not has_policy(run_dir(results_dir, spec.run_id)))
 
 
-def _write_log_history(path: Path, logs: list[dict]) -> None:
-    """The trainer's full log history, one JSON object a line (metrics.json keeps the last 50 entries)."""
-    import json
-
-    from bench.io import write_text_atomic
-
-    write_text_atomic(path / "log_history.jsonl", "".join(json.dumps(h, default=str) + "\n" for h in logs))
-
-
-def _finish_tracking(ctx, metrics, run_id: str) -> None:
-    """Close the run's trackers (final metrics logged first); a tracker's failure never fails a finished run."""
-    tracker = getattr(ctx, "tracker", None) if ctx is not None else None
-    if tracker is None:
-        return
-    try:
-        tracker.finish(metrics)
-    except Exception as exc:
-        warn(f"{run_id}: tracking ({', '.join(tracker.names)}) failed to log the final metrics: "
-             f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
-
-
 def write_world_record(results_dir: Path, stages) -> None:
     """results/<suite>/world.json (build record) and limits.json (best-of-n frontier, KL-optimal limit)."""
     world = stages.world()
@@ -392,198 +391,4 @@ def write_world_record(results_dir: Path, stages) -> None:
         limits = {k: v for k, v in stages.limits().items() if k != "corr_samples"}
         write_json_atomic(results_dir / "limits.json", limits)
 
-
-def _headline_non_finite(metrics: dict) -> tuple[str, float] | None:
-    """The first headline metric that is NaN/inf: a run whose result is not a number has diverged."""
-    import math
-
-    for key in ("win_rate", "gold_reward", "kl", "chosen_logp_delta", "rejected_logp_delta", "margin_delta",
-                "pref_accuracy", "length"):
-        v = metrics.get(key)
-        if isinstance(v, float) and not math.isfinite(v):
-            return key, v
-    return None
-
-
-def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tuple[str, str]:
-    """Train and evaluate one run; return (status, one-line error): ("finished", ""), ("diverged", why) or
-    ("failed", why). Every outcome is recorded in metrics.json; storage errors stop the suite (StorageError)."""
-    from bench.algorithms.base import RunContext
-    from bench.budget import ComputeMeter, Diverged, peak_memory_mb, reset_peak_memory
-    from bench.provenance import provenance
-
-    path = run_dir(results_dir, spec.run_id)
-    cls = get_algorithm(spec.algorithm)
-    device = stages.device if stages is not None else "cpu"
-    if not dist.is_main():
-        error = _follow_run(spec, path, stages, progress)
-        return ("finished", "") if error is None else ("failed", error)
-    ids = {"run_id": spec.run_id, "config_hash": spec.config_hash}
-    try:
-        clear_run_folder(path)  # leftovers of an interrupted or failed attempt (we hold the run's lock)
-        write_json_atomic(path / "config.json", {
-            "run_id": spec.run_id, "config_hash": spec.config_hash, "suite": spec.suite, "label": spec.label,
-            "algorithm": spec.algorithm, "algorithm_version": spec.algorithm_version, "seed": spec.seed,
-            "params": spec.param_dict, "swept": list(spec.swept), "world": as_dict(spec.world),
-            "world_key": stages.world_key() if stages is not None and cls.needs_torch else None,
-            "world_revisions": stages.world().info.get("revisions") if stages is not None and cls.needs_torch else None,
-            "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "axes": dict(spec.axes),
-            "budget_view": spec.budget.view, "train_options": as_dict(spec.options),
-            "provenance": provenance(device),
-        })
-    except OSError as exc:
-        if is_storage_error(exc):
-            raise storage_error(exc, path) from None
-        raise
-    dist.barrier()  # the run folder exists before any rank trains
-    reset_peak_memory()
-    meter = ComputeMeter(spec.budget.kind, spec.budget.amount, amortised=spec.budget.amortised_components)
-    t0 = time.perf_counter()
-    ctx = None
-    try:
-        ctx = RunContext(spec=spec, world=None, run_dir=path, meter=meter, device=device, stages=stages,
-                         curves=None, progress=progress)
-        if cls.needs_torch:
-            from bench.evaluation.curves import CurveRecorder
-
-            _seed_everything(spec.seed)
-            ctx.world = stages.world()
-            ctx.curves = CurveRecorder(ctx)
-        train_out = cls().train(ctx)
-        if cls.trains:
-            report(progress, f"train {spec.run_id} (% of budget)", 100, 100)
-        train_s = time.perf_counter() - t0
-        t_eval = time.perf_counter()  # the other ranks wait for rank 0 at the next run's first barrier
-        if train_out.metrics is not None:
-            metrics, samples, curves = dict(train_out.metrics), [], train_out.curves or []
-        else:
-            from bench.evaluation.final import evaluate_run
-
-            metrics, samples = evaluate_run(ctx, train_out)
-            curves = ctx.curves.rows
-        eval_s = time.perf_counter() - t_eval
-        write_curves(path / "curves.csv", curves)
-        write_samples(path / "samples.jsonl", samples)
-        record = meter.record()
-        bad = _headline_non_finite(metrics)
-        status = "finished" if bad is None else "diverged"
-        metrics.update({
-            "status": status, "flops": record["flops"], "tokens": record["tokens"],
-            "budget_view": spec.budget.view, "flops_amortised": record["flops_amortised"],
-            "budget_fraction": record["budget_fraction"], "train_s": train_s, "eval_s": eval_s,
-            "curve_s": ctx.curves.seconds if ctx.curves is not None else 0.0,
-            "wall_s": time.perf_counter() - t0, "peak_mem_mb": peak_memory_mb(), "steps": train_out.steps,
-            "epochs": train_out.epochs, "stop_reason": train_out.stop_reason, "compute": record,
-            "train_logs": train_out.logs[-50:], **{f"extra_{k}": v for k, v in train_out.extra.items()},
-        })
-        error = ""
-        if bad is not None:
-            info = Diverged(train_out.steps, bad[0], bad[1])
-            metrics["diverged"], metrics["error"] = info.record(), str(info)
-            error = str(info)
-        _write_log_history(path, train_out.logs)
-        if spec.options.save_policy == "final" and cls.trains and train_out.policy_dir is not None:
-            from bench.checkpoint import keep_policy
-
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-            keep_policy(train_out.policy_dir, path, config, metrics)
-        if (path / "work").exists():
-            shutil.rmtree(path / "work")
-        write_metrics(path, metrics, **ids)
-        _finish_tracking(ctx, metrics, spec.run_id)
-        return status, error
-    except (KeyboardInterrupt, UserError):
-        raise
-    except Exception as exc:  # failure isolation: record it, the suite goes on
-        if is_storage_error(exc):  # the disk is full or read-only: every later write fails too; stop, one line
-            raise (exc if isinstance(exc, UserError) else storage_error(exc, path)) from None
-        diverged = exc if isinstance(exc, Diverged) else _sampler_divergence(exc, meter)
-        logs = (diverged.logs if diverged is not None else None) or meter.guard.logs
-        curves = ctx.curves.rows if ctx is not None and ctx.curves is not None else []
-        try:
-            _write_log_history(path, [dict(h) for h in logs])
-            if diverged is not None:  # the guard stopped it: a result (status diverged), kept with its logs
-                write_curves(path / "curves.csv", curves)
-                write_samples(path / "samples.jsonl", [])
-                if (path / "work").exists():
-                    shutil.rmtree(path / "work")
-                write_metrics(path, {"status": "diverged", "error": str(diverged), "diverged": diverged.record(),
-                                     "steps": diverged.step, "stop_reason": "diverged",
-                                     "wall_s": time.perf_counter() - t0, "compute": meter.record(),
-                                     "flops": meter.flops, "train_logs": [dict(h) for h in logs[-50:]]}, **ids)
-                return "diverged", str(diverged)
-            message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-            (path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            write_metrics(path, {"status": "failed", "error": message, "wall_s": time.perf_counter() - t0,
-                                 "compute": meter.record(), "train_logs": [dict(h) for h in logs[-50:]]}, **ids)
-            return "failed", message
-        except OSError as write_exc:
-            if is_storage_error(write_exc):
-                raise storage_error(write_exc, path) from None
-            raise
-    finally:
-        meter.detach()
-        _finish_tracking(ctx, None, spec.run_id)  # a no-op once finished; closes a failed run's trackers
-
-
-LOGS = "logs"  # a run folder's job logs (stdout/stderr of its SLURM or worker job): kept when the folder is cleared
-
-
-def clear_run_folder(path: Path) -> None:
-    """Start a run from a clean folder, keeping only `logs/` (the job now writing into it)."""
-    path.mkdir(parents=True, exist_ok=True)
-    for child in path.iterdir():
-        if child.name == LOGS and child.is_dir():
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-
-
-def _sampler_divergence(exc: Exception, meter):
-    """A sampler that meets inf/NaN probabilities mid-training means the policy diverged (torch.multinomial's
-    "probability tensor contains either `inf`, `nan` or element < 0"): record it as such, at the guard's step."""
-    from bench.budget import Diverged
-
-    text = str(exc)
-    if isinstance(exc, RuntimeError) and "probability tensor contains" in text:
-        return Diverged(meter.guard.step, "policy probabilities", float("nan"), meter.guard.logs)
-    return None
-
-
-def _follow_run(spec: RunSpec, path: Path, stages, progress) -> str | None:
-    """Ranks > 0 of a multi-process run: train in step with rank 0 (TRL shards the batches), write nothing."""
-    from bench.algorithms.base import RunContext
-    from bench.budget import ComputeMeter
-
-    cls = get_algorithm(spec.algorithm)
-    dist.barrier()
-    meter = ComputeMeter(spec.budget.kind, spec.budget.amount, amortised=spec.budget.amortised_components)
-    try:
-        ctx = RunContext(spec=spec, world=None, run_dir=path, meter=meter, device=stages.device, stages=stages,
-                         curves=None, progress=None)
-        if cls.needs_torch:
-            from bench.evaluation.curves import CurveRecorder
-
-            _seed_everything(spec.seed)
-            ctx.world = stages.world()
-            ctx.curves = CurveRecorder(ctx)
-        cls().train(ctx)
-        return None
-    except Exception as exc:  # rank 0 records the run's failure; this rank only reports it
-        return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-    finally:
-        meter.detach()
-
-
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 

@@ -284,9 +284,8 @@ def test_a_run_claimed_elsewhere_is_waited_for_not_redone(tmp_path, env):
         pass
 
 
-_RUN_ON_FAKE_WORLD = """
-import sys
-sys.path.insert(0, {repo!r})
+_FAKE_WORLD_PLUGIN = """
+# A [suite].plugins module: imported by `bench run` and by every process that executes one of its runs
 from pathlib import Path
 import bench.runner as runner
 import bench.worlds.controlled.build as cb
@@ -310,20 +309,26 @@ runner.write_world_record = lambda results_dir, stages: None  # limits would sam
 @register("fake_world")
 class FakeWorld(Fake):
     needs_torch = True  # the runner resolves (builds) the world before training it
+"""
 
+_RUN_ON_FAKE_WORLD = """
+import sys
+sys.path.insert(0, {repo!r})
 from bench.cli import main
 sys.exit(main(["run", {suite!r}, "--results", {results!r}, "--cache-dir", {cache!r}, "--no-report",
-                "--launcher", "sequential"]))  # fake_world exists in this process only, not in workers
+                "--launcher", "sequential"]))
 """
 
 
 def test_two_bench_runs_on_a_fresh_cache_build_the_world_once(tmp_path, env):
     """Two `bench run` of one suite at once on an empty cache: the world is built once (the other process waits
     on its lock), the runs are shared (claims), none is trained twice, both end with the complete summary."""
+    counter, cache = tmp_path / "builds", tmp_path / "fresh-cache"
+    (tmp_path / "fake_world_plugin.py").write_text(_FAKE_WORLD_PLUGIN.format(counter=str(counter)), encoding="utf-8")
     path = write_suite(tmp_path, seeds=(0, 1), algorithms="[algorithms.fake_world]\nbeta = [0.05, 0.5]\n"
                                                         "sleep = 0.5\n")
-    counter, cache = tmp_path / "builds", tmp_path / "fresh-cache"
-    code = _RUN_ON_FAKE_WORLD.format(repo=str(REPO), counter=str(counter), suite=str(path),
+    path.write_text(path.read_text().replace("[suite]\n", '[suite]\nplugins = ["fake_world_plugin"]\n', 1))
+    code = _RUN_ON_FAKE_WORLD.format(repo=str(REPO), suite=str(path),
                                      results=str(tmp_path / "results"), cache=str(cache))
     child_env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=child_env, stdout=subprocess.PIPE,
@@ -335,7 +340,11 @@ def test_two_bench_runs_on_a_fresh_cache_build_the_world_once(tmp_path, env):
     assert stage_cache.verify(world)[0] is not None and not list((cache / "worlds").glob("*.building-*"))
     runs = trained(env)  # (fake_world is registered in the children only)
     assert len(runs) == len(set(runs)) == 4, "every run trained exactly once"
-    assert len({line.split()[1] for line in env.read_text().splitlines()}) == 2, "both processes trained some"
+    pids = {line.split()[1] for line in env.read_text().splitlines()}
+    assert len(pids) == 4 and not pids & {str(p.pid) for p in procs}, "each run in a child, never in `bench run`"
+    import re
+
+    assert all(int(re.search(r"(\d+) runs trained", out).group(1)) >= 1 for out, _ in outs), "both trained some"
     rows = summary(tmp_path / "results" / "fk")
     assert sorted(r["run_id"] for r in rows) == sorted(runs) and {r["status"] for r in rows} == {"finished"}
     for out, _ in outs:

@@ -2,6 +2,7 @@
 where `work_through` / `execute_run` is called, so results, summary and report are identical whatever it is.
 
     sequential      this process, one run after another (the library default; `bench run --launcher sequential`)
+    (every local launcher trains each run in a child process, bench.launchers.attempt: the parent never trains)
     local           N worker processes on this machine, each pinned to `threads_per_run` CPU threads or to one
                     GPU (CUDA_VISIBLE_DEVICES); shared stages are built once before they start
     slurm           submitit: the shared stages as one job, the runs as a job array that depends on it (afterok);
@@ -20,19 +21,35 @@ from bench.launchers.config import KINDS, LauncherConfig, SlurmConfig  # noqa: F
 
 
 class SequentialLauncher:
-    """This process, one run after another: the loop the runner always had."""
+    """One run after another, each in a child process (bench.launchers.attempt): this process holds the queue
+    and never trains, so a run the kernel kills is one `failed` row, not the end of the suite."""
 
     name = "sequential"
     stages_here = True
     parallel = False
 
     def describe(self, plan) -> str:
-        return f"sequential: 1 process x {plan.threads} thread{'s' if plan.threads > 1 else ''}"
+        return f"sequential: 1 run at a time x {plan.threads} thread{'s' if plan.threads > 1 else ''}"
 
     def launch(self, plan, book, outcome, progress=None) -> None:
-        from bench.runner import work_through
+        work_through_isolated(plan, book, outcome, progress)
 
-        work_through(plan, book, outcome, progress)
+
+def work_through_isolated(plan, book, outcome, progress=None, *, wait: bool = True) -> None:
+    """bench.runner.work_through with every run in a child process (in this process when a multi-process
+    launch shares each run between its ranks: they must train in step)."""
+    from bench import distributed as dist
+    from bench.launchers.attempt import isolated
+    from bench.runner import work_through
+
+    if dist.world_size() > 1:
+        work_through(plan, book, outcome, progress, wait=wait)
+        return
+    execute, close = isolated(plan)
+    try:
+        work_through(plan, book, outcome, progress, wait=wait, execute=execute)
+    finally:
+        close()
 
 
 def make_launcher(config: LauncherConfig | None, *, kind: str | None = None, workers: int | None = None,

@@ -6,7 +6,10 @@ threads (OMP_NUM_THREADS and torch.set_num_threads) or to one GPU (CUDA_VISIBLE_
 same queue, claims the first run nobody holds, and passes held ones by, so the load balances itself. Their logs
 are results/<suite>/.launch/local/worker-K.log. The parent shows one progress bar over the runs, merges the
 workers' outcomes, and finishes in-process whatever no worker finished (a worker that crashed, or a run held by
-another `bench run`), so the summary is complete. Ctrl-C stops every worker; finished runs stay finished.
+another `bench run`), each in a child process as the workers do, so the summary is complete and the parent never
+trains. A worker trains each run in a child process too (bench.launchers.attempt): a run the kernel kills is
+retried once, then recorded failed with the cause, and the worker goes on. Ctrl-C or SIGTERM stops every worker;
+a worker whose parent dies stops itself (bench.launchers.lifeline); finished runs stay finished.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -23,7 +25,8 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.launchers.layout import Layout, choose
-from bench.launchers.threads import thread_env
+from bench.launchers.planfile import dump_plan
+from bench.threads import thread_env
 from bench.progress import report
 
 POLL_S = 0.5
@@ -48,19 +51,17 @@ class LocalLauncher:
         return self.layout is not None and self.layout.workers > 1
 
     def launch(self, plan, book, outcome, progress=None) -> None:
-        from bench.runner import work_through
+        from bench.launchers import work_through_isolated
 
         layout = self.layout or choose(plan, workers=self.config.workers, device=self.device, auto=self.auto)
         if layout.workers <= 1:
-            work_through(plan, book, outcome, progress)
+            work_through_isolated(plan, book, outcome, progress)
             return
         folder = Path(plan.results_dir) / ".launch" / "local"
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("worker-*.json"):
             old.unlink()
-        plan_path = folder / "plan.pkl"
-        with open(plan_path, "wb") as f:
-            pickle.dump({"plan": dataclasses.replace(plan, specs=longest_first(plan.specs))}, f)
+        plan_path = dump_plan(dataclasses.replace(plan, specs=longest_first(plan.specs)), folder / "plan.pkl")
         procs = []
         try:
             for k in range(layout.workers):
@@ -69,7 +70,7 @@ class LocalLauncher:
                     env["CUDA_VISIBLE_DEVICES"] = layout.gpus[k]
                 log = open(folder / f"worker-{k}.log", "w", encoding="utf-8")
                 procs.append((subprocess.Popen([sys.executable, "-m", "bench.launchers.worker", str(plan_path),
-                                                str(k)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                str(k), str(os.getpid())], env=env, stdout=log, stderr=subprocess.STDOUT,
                                                cwd=os.getcwd()), log))
             self._follow(plan, procs, progress)
         except BaseException:
@@ -80,8 +81,9 @@ class LocalLauncher:
                 log.close()
         self._merge(plan, folder, procs, outcome)
         rest = [s for s in plan.specs if s.run_id not in _accounted(outcome)]
-        if rest:  # a worker that died, or runs another `bench run` holds: finish them here, waiting for the latter
-            work_through(dataclasses.replace(plan, specs=rest), book, outcome, progress)
+        if rest:  # a worker that died, or runs another `bench run` holds: finish them (each in a child process,
+            # like the workers do), waiting for the latter
+            work_through_isolated(dataclasses.replace(plan, specs=rest), book, outcome, progress)
         report(progress, "runs", len(plan.specs), len(plan.specs))
 
     def _follow(self, plan, procs, progress) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 from bench.errors import UserError
 from bench.launchers.config import time_minutes
 from bench.launchers.jobs import cancel, load_jobs, now, save_jobs, scheduler_states
+from bench.launchers.planfile import dump_plan
 from bench.progress import report
 
 POLL_S = 2.0
@@ -109,8 +109,7 @@ class SubmititLauncher:
         plan_path = folder / f"plan-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}.pkl"
         sub_plan = dataclasses.replace(plan, specs=specs)
         if specs:
-            with open(plan_path, "wb") as f:
-                pickle.dump({"plan": sub_plan}, f)
+            dump_plan(sub_plan, plan_path)  # with the suite's plug-ins: every task imports them first
         if not specs:
             outcome.submitted.append("nothing to submit" + ("" if outcome.submitted else ": every run is finished"))
         else:
@@ -245,14 +244,15 @@ def _collect(plan, outcome) -> None:
 
 
 def _load(plan_path: str):
-    with open(plan_path, "rb") as f:
-        return pickle.load(f)["plan"]
+    from bench.launchers.planfile import load_plan
+
+    return load_plan(plan_path)
 
 
 def stage_task(plan_path: str) -> str:
     """The shared-stages job: world, limits and reward models, built once for every run of the array."""
-    from bench.cli import _quiet_libraries
-    from bench.launchers.threads import pinned_threads
+    from bench.quiet import quiet_libraries as _quiet_libraries
+    from bench.threads import pinned_threads
     from bench.runner import StageBook, build_shared_stages, write_world_record
 
     _quiet_libraries()
@@ -311,8 +311,8 @@ def torchrun_command(plan_path: str, run_id: str, gpus: int) -> list[str]:
 
 
 def run_one(plan, spec) -> str:
-    from bench.cli import _quiet_libraries
-    from bench.launchers.threads import pinned_threads
+    from bench.quiet import quiet_libraries as _quiet_libraries
+    from bench.threads import pinned_threads
     from bench.runner import StageBook, SuiteOutcome, work_through
 
     _quiet_libraries()

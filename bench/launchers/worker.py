@@ -1,37 +1,43 @@
 """One local worker: `python -m bench.launchers.worker PLAN.pkl K` (started by bench.launchers.local).
 
-Loads the plan the parent pickled, walks its runs with `work_through(wait=False)` under the plan's thread count
-(runs another worker holds are passed by), and records what it did in worker-K.json beside the plan: finished,
+Loads the plan the parent pickled (its suite's plug-ins imported first: bench.launchers.planfile), walks its runs
+with `work_through(wait=False)`, each run in a child process under the plan's thread count (bench.launchers.attempt;
+runs another worker holds are passed by), ends when its parent does (bench.launchers.lifeline), and records what it did in worker-K.json beside the plan: finished,
 failed, diverged, trained by others, or the one-line user error that stopped it (exit 2).
 """
 
 from __future__ import annotations
 
-import json
-import pickle
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
     plan_path, index = Path(argv[0]), int(argv[1])
-    from bench.cli import _quiet_libraries
+    if len(argv) > 2:
+        from bench.launchers.lifeline import die_with_parent
 
-    _quiet_libraries()
+        die_with_parent(int(argv[2]))  # a parent killed by SIGKILL / SIGTERM leaves no orphan training on
+    from bench.quiet import quiet_libraries
+
+    quiet_libraries()
     from bench.errors import UserError
     from bench.io import write_json_atomic
-    from bench.launchers.threads import pinned_threads
-    from bench.runner import StageBook, SuiteOutcome, work_through
+    from bench.launchers import work_through_isolated
+    from bench.launchers.planfile import load_plan
+    from bench.runner import StageBook, SuiteOutcome
 
-    with open(plan_path, "rb") as f:
-        plan = pickle.load(f)["plan"]
-    outcome = SuiteOutcome(plan.results_dir)
-    book = StageBook(plan)
     record: dict = {}
     code = 0
     try:
-        with pinned_threads(plan.threads if plan.needs_torch else None):
-            work_through(plan, book, outcome, None, wait=False)
+        plan = load_plan(plan_path)
+    except UserError as err:
+        write_json_atomic(plan_path.parent / f"worker-{index}.json", {"user_error": err.problems})
+        return 2
+    outcome = SuiteOutcome(plan.results_dir)
+    book = StageBook(plan)
+    try:
+        work_through_isolated(plan, book, outcome, None, wait=False)
     except UserError as err:
         record["user_error"], code = err.problems, 2
     except KeyboardInterrupt:
