@@ -405,3 +405,23 @@ def test_end_to_end_report_renders(e2e, tmp_path):
     assert "ultrafeedback" in page and "data:image/svg+xml;base64," in page
     for algorithm in ("dpo", "simpo", "orpo", "ppo", "online_dpo"):
         assert algorithm in page
+
+
+def test_a_data_file_mixing_plain_and_conversational_rows_is_refused(assets, tmp_path):
+    """Issue 23: it built as "conversational" and trained on both prompt formats; now one line names the file and
+    the counts. The rows share column types (a conversational prompt beside plain-text ones), as a JSON file can."""
+    from bench.errors import UserError
+    from bench.worlds.hub.build import build_hub_world
+
+    rows = [json.loads(line) for line in assets["single"].read_text().splitlines()]
+    for r in rows[: len(rows) // 3]:  # explicit conversational prompt, plain completions (TRL's format)
+        r["prompt"] = [{"role": "user", "content": r["prompt"]}]
+        r["chosen"] = [{"role": "assistant", "content": r["chosen"]}]
+        r["rejected"] = [{"role": "assistant", "content": r["rejected"]}]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        build_hub_world(hub_config(assets, dataset=str(mixed), test_fraction=0.3, eval_prompts=4,
+                                   max_heldout_pairs=4), tmp_path / "cache")
+    (line,) = err.value.problems
+    assert "mixes" in line and "conversational rows" in line and "plain-text rows" in line and "mixed.jsonl" in line

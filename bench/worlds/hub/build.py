@@ -114,6 +114,18 @@ def prepare_tokenizer(model: Source, root: Path):
     return tok, record
 
 
+def mixed_formats(ref: str, *scans) -> str:
+    """'' when every valid row has one format; else the one-line refusal. TRL renders a conversational row with
+    the chat template and a plain-text one as it is: a data set mixing them trains on two prompt formats at once
+    (and was labelled "conversational" by its first rows)."""
+    conversational, standard = sum(s.conversational for s in scans), sum(s.standard for s in scans)
+    if not conversational or not standard:
+        return ""
+    return (f"[world].dataset: '{ref}' mixes {conversational} conversational rows (lists of role/content messages) "
+            f"and {standard} plain-text rows; TRL formats the two differently, so one data set must use one: convert "
+            "or drop the minority format")
+
+
 # -------------------------------------------------------------------------------------------------- scanning
 class Scan:
     """Walk a split in a seeded random order, validating, rendering and length-filtering rows until the wanted
@@ -131,6 +143,7 @@ class Scan:
         self.template_issues: Counter = Counter()
         self.template_checked = 0
         self.conversational = 0
+        self.standard = 0  # plain-text rows: a file mixing both formats is refused (mixed_formats)
 
     def run(self, ds, want_pairs: float, want_prompts: int = 0, exclude: set[str] | frozenset = frozenset(),
             progress=None) -> Scan:
@@ -147,6 +160,7 @@ class Scan:
                 if ex is None:
                     continue
                 self.conversational += ex.conversational
+                self.standard += not ex.conversational
                 try:
                     rendered[i] = render_prompt(ex, self.tok, self.cfg.chat_template)
                 except Exception:  # a template that rejects this conversation (roles, tools, ...)
@@ -263,6 +277,9 @@ def _build_into(cfg: HubWorldConfig, root: Path, key: str, model: Source, data: 
     if not heldout.rows or not heldout.prompts:
         raise UserError(f"[world].dataset: no usable held-out pairs in '{data.ref}' split {cfg.test_split!r} "
                         f"({heldout.drop_summary()}); check [world].test_split and the filters")
+    mixed = mixed_formats(data.ref, train, heldout)
+    if mixed:
+        raise UserError(mixed)
     timings["pairs_s"] = time.perf_counter() - t1
 
     Dataset.from_list(train.rows).save_to_disk(str(root / "pairs_train"))
