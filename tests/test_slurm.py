@@ -169,3 +169,30 @@ def test_sbatch_refusal_is_one_line(tmp_path, slurm, capsys):
     assert code == 2
     ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(ours) == 1 and "[launcher.slurm]" in ours[0] and "invalid partition" in ours[0].lower()
+
+
+def test_a_suite_plugin_algorithm_runs_on_slurm(tmp_path, slurm, quiet, capsys):
+    """Issue 23: the stages job and every array task import the suite's [suite].plugins before unpickling the
+    plan (it died with "unknown algorithm", leaving the array PENDING (DependencyNeverSatisfied) forever)."""
+    import shutil as sh
+
+    sh.copy(Path(__file__).parent / "fixtures" / "faulty" / "faulty_algorithms.py", tmp_path / "faulty_algorithms.py")
+    suite = write(tmp_path, """
+        [suite]
+        name = "plug"
+        seeds = [0, 1]
+        plugins = ["faulty_algorithms"]
+        [budget]
+        flops = 1e9
+        [algorithms.plug]
+        algorithm = "faulty"
+        beta = [0.05, 0.5]
+        """ + LAUNCHER, "plug.toml")
+    assert main(["run", str(suite), "--results", str(tmp_path / "res"), "--cache-dir", str(tmp_path / "cache"),
+                 "--launcher", "slurm", "--wait", "--no-report"]) == 0, capsys.readouterr()
+    rows = json.loads((tmp_path / "res" / "plug" / "suite.json").read_text())["run_ids"]
+    import csv
+
+    with open(tmp_path / "res" / "plug" / "summary.csv", newline="") as f:
+        summary = list(csv.DictReader(f))
+    assert sorted(r["run_id"] for r in summary) == sorted(rows) and {r["status"] for r in summary} == {"finished"}
