@@ -137,7 +137,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
     ctx = None
     try:
         ctx = RunContext(spec=spec, world=None, run_dir=path, meter=meter, device=device, stages=stages,
-                         curves=None, progress=progress)
+                         curves=None, progress=progress, algorithm=cls)
         if cls.needs_torch:
             from bench.evaluation.curves import CurveRecorder
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import sys
 import traceback
-from importlib import metadata
 from pathlib import Path
 
+from bench.entry_points import dist_name, entry_points, why
 from bench.errors import UserError
 
 WORLD_GROUP = "daa_bench.worlds"
@@ -28,41 +28,9 @@ _world_origin: dict[str, str] = {}
 _worlds_loaded = False
 
 
-def _entry_points(group: str):
-    return sorted(metadata.entry_points(group=group), key=lambda ep: ep.name)
-
-
-def _dist_name(ep) -> str:
-    dist = getattr(ep, "dist", None)
-    return f"{dist.name} {dist.version}" if dist is not None else ep.value
-
-
-def _why(exc: BaseException) -> str:
-    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    at = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
-    return f"{type(exc).__name__}: {exc}{at}"
-
-
 def _where(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     return f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
-
-
-def load_entry_points(group: str) -> None:
-    """Import every `daa_bench.algorithms` entry point; their @register calls record their origin."""
-    from bench.algorithms import registry
-
-    for ep in _entry_points(group):
-        module = ep.value.split(":")[0].strip()
-        try:
-            registry.import_as(module, f"entry point {ep.name} ({_dist_name(ep)})")
-            if ":" in ep.value:
-                ep.load()  # "module:Class": the attribute must exist
-        except UserError:
-            raise
-        except (Exception, SystemExit) as exc:  # sys.exit() at import is a broken plug-in, not bench's exit
-            raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {group} ({_dist_name(ep)}) failed "
-                            f"to import: {_why(exc)}; fix or uninstall that package") from None
 
 
 def load_worlds() -> None:
@@ -73,20 +41,20 @@ def load_worlds() -> None:
     _worlds_loaded = True
     from bench.worlds import WORLDS, WorldKind
 
-    for ep in _entry_points(WORLD_GROUP):
+    for ep in entry_points(WORLD_GROUP):
         try:
             world = ep.load()
         except (Exception, SystemExit) as exc:
-            raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {WORLD_GROUP} ({_dist_name(ep)}) "
-                            f"failed to import: {_why(exc)}; fix or uninstall that package") from None
+            raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {WORLD_GROUP} ({dist_name(ep)}) "
+                            f"failed to import: {why(exc)}; fix or uninstall that package") from None
         if not isinstance(world, WorldKind):
             raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {WORLD_GROUP} is a "
                             f"{type(world).__name__}, not a bench.worlds.WorldKind; point it at one")
         if ep.name in WORLDS and world is not WORLDS[ep.name]:
-            raise UserError(f"world kind {ep.name!r} from {_dist_name(ep)} clashes with an existing world; rename "
+            raise UserError(f"world kind {ep.name!r} from {dist_name(ep)} clashes with an existing world; rename "
                             "its entry point")
         WORLDS[ep.name] = world
-        _world_origin[ep.name] = f"entry point {ep.name} ({_dist_name(ep)})"
+        _world_origin[ep.name] = f"entry point {ep.name} ({dist_name(ep)})"
 
 
 def world_origin(kind: str) -> str:
@@ -121,5 +89,5 @@ def import_suite_plugins(modules: list[str] | tuple[str, ...], suite_path: str |
                                     "a plug-in module must only define and register; remove the exit"))
         except Exception as exc:
             problems.append(problem(str(suite_path), "[suite].plugins", f"module {module!r} failed to import: "
-                                    f"{_why(exc)}", "fix the module"))
+                                    f"{why(exc)}", "fix the module"))
     return problems

@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.columns import AXIS_COLUMNS, SUMMARY_HEAD, SUMMARY_METRICS, param_columns  # noqa: F401  (re-exported)
 from bench.io import non_finite, read_json, write_json_atomic, write_text_atomic
 
 SCHEMA_VERSION = 2  # 2: metrics.json repeats run_id and config_hash
@@ -79,31 +80,6 @@ REQUIRED_FILES = ("config.json", "metrics.json")  # curves.csv and samples.jsonl
 REQUIRED_METRICS = ("win_rate", "kl", "flops", "wall_s")  # numbers in every finished run
 TEXT_COLUMNS = {"status", "stop_reason", "best", "error", "budget_view"}
 
-SUMMARY_HEAD = ["run_id", "label", "algorithm", "seed"]
-SUMMARY_METRICS = [
-    "status", "win_rate", "win_rate_lo", "win_rate_hi", "win_rate_run_lo", "win_rate_run_hi", "tie_rate",
-    "gold_reward", "gold_reward_lo", "gold_reward_hi", "gold_reward_run_lo", "gold_reward_run_hi",
-    "kl", "kl_lo", "kl_hi", "kl_run_lo", "kl_run_hi", "kl_tokenwise",
-    "chosen_logp_delta", "rejected_logp_delta", "margin_delta", "chosen_fell_fraction",
-    "control_logp_delta", "control_logp_delta_per_token", "chosen_vs_control_per_token",
-    "train_chosen_logp_delta", "train_rejected_logp_delta", "train_margin_delta",
-    "chosen_logp_delta_per_token", "rejected_logp_delta_per_token",
-    "pref_accuracy", "length", "sample_logp", "sample_entropy", "proxy_reward", "implicit_gold_corr",
-    "lm_eval_score", "grammatical_fraction", "ended_fraction", "capped_fraction", "censored", "heldout_nll",
-    "heldout_nll_delta", "train_implicit_margin", "margin_target", "val_win_rate", "budget_view", "flops",
-    "flops_amortised", "tokens", "wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb", "steps", "epochs",
-    "stop_reason", "budget_fraction", "best", "error",
-]
-
-
-AXIS_COLUMNS = ("budget_flops", "budget_view", "world_seed", "pair_source")  # suite-level axes (bench/suite.py AXES)
-
-
-def param_columns(frame) -> list[str]:
-    """The columns that tell settings apart: swept hyper-parameters, and the suite-level axes that vary."""
-    fixed = set(SUMMARY_HEAD) | set(SUMMARY_METRICS) | {"setting"}
-    return [c for c in frame.columns
-            if c not in fixed or (c in AXIS_COLUMNS and frame[c].dropna().astype(str).nunique() > 1)]
 
 
 def run_dir(results_dir: Path, run_id: str) -> Path:
@@ -416,7 +392,6 @@ def summary_frame(results_dir: Path, intervals: bool = True):
 
 
 def _setting_intervals(results_dir: Path, frame) -> None:
-    from bench.evaluation.uncertainty import from_results
 
     unc = from_results(results_dir, frame)
     for setting, run_ids in unc.settings.items():
@@ -460,3 +435,19 @@ def _mark_best(frame) -> None:
         for k, v in zip(keys, best):
             mask &= frame[k] == v
         frame.loc[mask, "best"] = "best"
+
+
+def from_results(results_dir: Path, frame=None, n_boot: int | None = None) -> Uncertainty:
+    """The uncertainty model (bench.evaluation.uncertainty) of a results directory (suite as last run)."""
+    from bench.columns import setting_groups
+    from bench.evaluation.uncertainty import Uncertainty
+
+    results_dir = Path(results_dir)
+    loaded = load_runs(results_dir)
+    runs = {r["config"]["run_id"]: r for r in loaded}
+    frame = summary_frame(results_dir) if frame is None else frame
+    if n_boot is None:
+        suite = results_dir / "suite.json"
+        ev = (read_json(suite).get("eval") or {}) if suite.is_file() else {}
+        n_boot = int(ev.get("bootstrap") or 1000)
+    return Uncertainty(runs, setting_groups(frame), n_boot=n_boot)

@@ -9,7 +9,7 @@
 The runner decides WHAT runs (expansion, skip-finished, shared stages, claiming, failure isolation); a launcher
 only decides where `work_through` (or, on SLURM, one `execute_run` per array task) is called, so results, summary
 and report are the same whatever the launcher. Every run executes with the suite's `threads_per_run` torch
-threads (numbers depend on the thread count in the 6th digit; see bench/launchers/config.py).
+threads (numbers depend on the thread count in the 6th digit; see bench/launcher_config.py).
 
 A run that raises is recorded as status "failed" with its error and traceback, and the suite goes on; a run the
 divergence guard stops is recorded as "diverged" (step, quantity, value, training logs) and is not re-run. A run
@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from bench import distributed as dist
-from bench.algorithms.registry import get_algorithm
+from bench.algorithms.registry import describe, get_algorithm
 from bench.errors import UserError
 from bench.execute import LOGS, clear_run_folder, execute_run  # noqa: F401  (one run's life; re-exported)
 from bench.io import cache_root, clean_stale_temps, warn, write_json_atomic
@@ -149,7 +149,7 @@ class RunPlan:
     results_dir: Path
     cache_dir: Path
     device: str = "auto"
-    threads: int = 1  # torch intra-op threads of every run, whatever the launcher (bench/launchers/config.py)
+    threads: int = 1  # torch intra-op threads of every run, whatever the launcher (bench/launcher_config.py)
     seen: dict[str, int | None] = field(default_factory=dict)  # metrics.json stamps as scanned
 
     @property
@@ -251,7 +251,9 @@ def write_suite_record(suite: Suite, results_dir: Path) -> None:
         # every run of the suite as now configured: older configurations' folders stay but are not summarised
         "run_ids": [s.run_id for s in every],
         "runs": {s.run_id: {"label": s.label, "algorithm": s.algorithm, "seed": s.seed,
-                            "params": s.param_dict, "swept": list(s.swept)} for s in every}})
+                            "params": s.param_dict, "swept": list(s.swept)} for s in every},
+        # each algorithm's declarations (family, ...), as data for the report, which never imports algorithms/
+        "algorithms": describe(sorted({s.algorithm for s in every}))})
 
 
 def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, seeds=None, device: str = "auto",

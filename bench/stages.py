@@ -57,7 +57,7 @@ class SharedStages:
 
     def reward_model(self, settings: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
         """(directory of the trained reward model, its record: flops, tokens, accuracy, seconds)."""
-        from bench.suite import stable_hash
+        from bench.hashing import stable_hash
 
         world = self.world()
         key = stable_hash({"world": world.key, "reward_model": settings})[:12]

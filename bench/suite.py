@@ -9,7 +9,7 @@
     [algorithms.NAME]  hyper-parameters (TRL's names); a list value is a sweep; `algorithm = "dpo"` lets two
                        entries use one algorithm with different settings; `peft = { r = 16 }` (or `false`) gives
                        one entry its own LoRA adapter (or full fine-tuning), replacing `[train].peft` for it
-    [launcher]         where the runs execute (bench/launchers/config.py); not part of any run's identity
+    [launcher]         where the runs execute (bench/launcher_config.py); not part of any run's identity
 
 `load_suite(path)` validates everything and raises one `UserError` listing every problem (file, field, fix).
 `expand(suite)` is the one pure function that fans a suite out into `RunSpec`s: entry x grid x seed.
@@ -18,9 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import re
 import tomllib
 import typing
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError, did_you_mean, problem
+from bench.hashing import stable_hash  # noqa: F401  (re-exported: bench.suite.stable_hash)
 from bench.schema import as_dict, check_value, coerce, read_table, type_name
 
 SECTIONS = ("suite", "world", "budget", "eval", "train", "algorithms", "check", "launcher")
@@ -138,6 +137,8 @@ class EvalConfig:
                                   "(runs code)"})
 
     def problems(self) -> list[tuple[str, str]]:
+        from bench.evaluation.lm_eval_adapter import is_task_path
+
         out = []
         for task in self.lm_eval_tasks:
             if is_task_path(task) and not self.trust_task_code:
@@ -145,12 +146,6 @@ class EvalConfig:
                             "code next to such files (`!function`), so a suite could run arbitrary code; use a "
                             "registered task name, or set [eval] trust_task_code = true if you trust the file"))
         return out
-
-
-def is_task_path(task: str) -> bool:
-    """A task given as a file or folder rather than a registered name (only those can bring their own code)."""
-    return ("/" in task or "\\" in task or task.startswith((".", "~")) or task.endswith((".yaml", ".yml", ".py"))
-            or Path(task).expanduser().exists())
 
 
 REPORT_TO = ("none", "tensorboard", "trackio", "wandb", "mlflow")  # transformers' integration names
@@ -361,12 +356,6 @@ def _short(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]", "", text)
 
 
-def stable_hash(obj: Any) -> str:
-    """sha256 of canonical JSON (sorted keys, repr-exact floats)."""
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Loading and validation
 
@@ -554,7 +543,7 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
 
 def _read_launcher(table: Any, where: str, problems: list[str]):
     """[launcher] and its [launcher.slurm] sub-table, each validated like every other section."""
-    from bench.launchers.config import LauncherConfig, SlurmConfig
+    from bench.launcher_config import LauncherConfig, SlurmConfig
 
     if not isinstance(table, dict):
         problems.append(problem(where, "[launcher]", f"must be a table, got {type(table).__name__}"))

@@ -121,7 +121,7 @@ def check_table() -> str:
 
 def blocks() -> dict[str, str]:
     from bench.algorithms.registry import TrainParams
-    from bench.launchers.config import LauncherConfig, SlurmConfig
+    from bench.launcher_config import LauncherConfig, SlurmConfig
     from bench.suite import BudgetConfig, EvalConfig, SuiteMeta
     from bench.worlds import WORLDS
 

@@ -10,7 +10,18 @@ import pytest
 
 from bench.evaluation.uncertainty import from_frame
 from bench.reporting import tables
-from bench.reporting.ladder import ladder, rung_of
+from bench.algorithms.registry import describe
+from bench.reporting.ladder import ladder as _ladder, rung_of as _rung_of
+
+DESCRIBED = describe(["ppo", "rloo", "grpo", "online_dpo", "dpo", "ipo", "sft"])  # as suite.json records them
+
+
+def rung_of(algorithm):
+    return _rung_of(algorithm, DESCRIBED)
+
+
+def ladder(board, unc):
+    return _ladder(board, unc, DESCRIBED)
 
 WINS = {"ppo": 0.80, "rloo": 0.72, "grpo": 0.70, "online_dpo": 0.62, "dpo": 0.61, "sft": 0.5}
 KLS = {"ppo": 6.0, "rloo": 5.0, "grpo": 5.5, "online_dpo": 3.0, "dpo": 9.0, "sft": 0.0}
@@ -27,6 +38,7 @@ def frame(wins=WINS, kls=KLS, seeds=(0, 1, 2)) -> pd.DataFrame:
 
 
 def test_rungs_come_from_the_registered_family():
+    assert _rung_of("ppo") is None, "without the registry description the report knows no families"
     assert rung_of("ppo") == "rlhf"
     assert rung_of("rloo") == "online-rl" and rung_of("grpo") == "online-rl"
     assert rung_of("online_dpo") == "online"

@@ -36,6 +36,8 @@ class RunContext:
     progress: Any = None
     step_cap: str = "data_exhausted"  # which cap set the trainer's max_steps (see trl_common.stop_reason)
     tracker: Any = None       # bench.tracking.RunTracker, made by the first trainer's callbacks
+    algorithm: Any = None     # the registered Algorithm class: the evaluation reads its declarations (implicit
+                              # reward, margin target) from here rather than importing the registry
 
     @property
     def params(self) -> dict[str, Any]:

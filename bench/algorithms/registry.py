@@ -124,9 +124,25 @@ def _load() -> None:
         _loaded = True
         for module in ALGORITHM_MODULES:
             importlib.import_module(module)
-        from bench.plugins import load_entry_points
+        _load_entry_points(ENTRY_POINT_GROUP)
 
-        load_entry_points(ENTRY_POINT_GROUP)
+
+def _load_entry_points(group: str) -> None:
+    """Import every `daa_bench.algorithms` entry point; their @register calls record their origin. A plug-in
+    that fails (or calls sys.exit) while imported is one error line naming it, never bench's own exit."""
+    from bench.entry_points import dist_name, entry_points, why
+
+    for ep in entry_points(group):
+        module = ep.value.split(":")[0].strip()
+        try:
+            import_as(module, f"entry point {ep.name} ({dist_name(ep)})")
+            if ":" in ep.value:
+                ep.load()  # "module:Class": the attribute must exist
+        except UserError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise UserError(f"entry point {ep.name!r} = {ep.value!r} in group {group} ({dist_name(ep)}) failed "
+                            f"to import: {why(exc)}; fix or uninstall that package") from None
 
 
 def import_as(module: str, origin: str) -> None:
@@ -155,3 +171,18 @@ def get_algorithm(name: str) -> type[Algorithm]:
     if name not in _REGISTRY:
         raise UserError(f"unknown algorithm {name!r}; {did_you_mean(name, _REGISTRY)}")
     return _REGISTRY[name]
+
+
+def describe(names) -> dict[str, dict[str, Any]]:
+    """What the report needs to know of each algorithm, as data: the runner writes it into suite.json
+    ("algorithms"), so the report reads an algorithm's declarations without importing algorithms/ (DESIGN: the
+    report is a pure function of the results). Names that are not registered are left out."""
+    out = {}
+    for name in names:
+        try:
+            cls = get_algorithm(name)
+        except UserError:
+            continue
+        out[name] = {"family": cls.family, "trains": cls.trains, "uses_reference": cls.uses_reference,
+                     "uses_reward_model": cls.uses_reward_model, "summary": cls.summary}
+    return out

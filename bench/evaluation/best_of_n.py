@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.evaluation.judges import judge_for_world
+
 
 def best_of_n_metrics(ctx, n: int):
     from bench.evaluation.estimators import best_of_n_kl
@@ -22,7 +24,7 @@ def best_of_n_metrics(ctx, n: int):
     repeated = [p for p in prompts for _ in range(n)]
     s = sample(reference_model(stages), tok, repeated, max_new_tokens=ev.max_new_tokens,
                temperature=ev.temperature, seed=20_011 * (ctx.spec.seed + 1))
-    scores = world.judge().score(repeated, s.completions).reshape(len(prompts), n)
+    scores = judge_for_world(world).score(repeated, s.completions).reshape(len(prompts), n)
     best = scores.argmax(axis=1)
     pick = [i * n + int(j) for i, j in enumerate(best)]
     completions = [s.completions[i] for i in pick]

@@ -100,7 +100,6 @@ def alignment_tax(ctx, outcome) -> dict[str, Any]:
 
 
 def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from bench.algorithms.registry import get_algorithm
     from bench.evaluation.judges import RewardModelJudge
     from bench.evaluation.policy_metrics import pair_logps
     from bench.evaluation.quality import quality_metrics
@@ -109,7 +108,7 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
     spec, ev, stages = ctx.spec, ctx.spec.eval, ctx.stages
     world = stages.world()
-    cls = get_algorithm(spec.algorithm)
+    cls = ctx.algorithm  # what the algorithm declares, passed in (the evaluation never imports algorithms/)
     tok = load_tokenizer(world.tokenizer_dir)
     policy = load_causal_lm(outcome.policy_dir, stages.device) if outcome.policy_dir else reference_model(stages)
     ref = reference_model(stages)
@@ -127,9 +126,9 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
     # generation metrics on the held-out prompts
     if outcome.extra.get("best_of_n"):
-        from bench.algorithms.references import best_of_n_samples
+        from bench.evaluation.best_of_n import best_of_n_metrics
 
-        m, ref_scores = best_of_n_samples(ctx, int(outcome.extra["best_of_n"]))
+        m, ref_scores = best_of_n_metrics(ctx, int(outcome.extra["best_of_n"]))
     else:
         m, ref_scores = generation_metrics(ctx, policy, ev.prompts)
     wins = win_matrix(m.scores, ref_scores)  # [prompts, reference draws]

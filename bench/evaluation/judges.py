@@ -57,6 +57,10 @@ class RewardModelJudge:
 
 
 def judge_for_world(world) -> Judge:
+    """The judge that defines win rate and reward for `world`: its own (World.judge), else by kind."""
+    own = world.judge() if callable(getattr(world, "judge", None)) else None
+    if own is not None:
+        return own
     if world.kind == "controlled":
         return GoldJudge()
     if world.kind == "hub":

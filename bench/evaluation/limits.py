@@ -12,9 +12,8 @@ Computed once per (world, eval settings) and cached as JSON beside the world.
 
 from __future__ import annotations
 
-
-
 from bench.evaluation.estimators import best_of_n_expected, best_of_n_kl, kl_optimal_limit
+from bench.evaluation.judges import judge_for_world
 
 BETAS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 CORR_PROMPTS, CORR_SAMPLES = 32, 8
@@ -22,7 +21,7 @@ LIMITS_FORMAT = 1
 
 
 def world_limits(stages, ev) -> dict:
-    from bench.suite import stable_hash
+    from bench.hashing import stable_hash
 
     world = stages.world()
     key = stable_hash({"format": LIMITS_FORMAT, "world": world.key, "prompts": ev.limit_prompts,
@@ -44,7 +43,7 @@ def _compute_limits(stages, world, ev) -> dict:
     prompts = list(world.eval_prompts)[: ev.limit_prompts]
     repeated = [p for p in prompts for _ in range(ev.limit_samples)]
     s = sample(model, tok, repeated, max_new_tokens=ev.max_new_tokens, temperature=ev.temperature, seed=777)
-    gold = world.judge().score(repeated, s.completions)
+    gold = judge_for_world(world).score(repeated, s.completions)
     rewards = gold.reshape(len(prompts), ev.limit_samples)
     ns = [n for n in (1, 2, 4, 8, 16, 32, 64, 128) if n <= ev.limit_samples]
     best_of_n = [{"n": n, "kl": best_of_n_kl(n), "gold_reward": best_of_n_expected(rewards, n)} for n in ns]

@@ -278,6 +278,12 @@ def _is_task_file(spec: str) -> bool:
     return spec.endswith((".yaml", ".yml")) and Path(spec).is_file()
 
 
+def is_task_path(task: str) -> bool:
+    """A task given as a file or folder rather than a registered name (only those can bring their own code)."""
+    return ("/" in task or "\\" in task or task.startswith((".", "~")) or task.endswith((".yaml", ".yml", ".py"))
+            or Path(task).expanduser().exists())
+
+
 def resolve_task_manager(tasks: list[str], include_path: Path | None, trust_task_code: bool = False):
     """The cheapest TaskManager that knows every task in `tasks`; `UserError` naming the first unknown one.
 
@@ -287,8 +293,6 @@ def resolve_task_manager(tasks: list[str], include_path: Path | None, trust_task
     """
     if not tasks:
         raise UserError("no lm-eval tasks given; check [eval].lm_eval_tasks")
-    from bench.suite import is_task_path
-
     untrusted = [t for t in tasks if is_task_path(t)]
     if untrusted and not trust_task_code:
         raise UserError(f"[eval].lm_eval_tasks: {untrusted[0]!r} is a path to a local lm-eval task, which can run "

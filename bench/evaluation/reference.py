@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.evaluation.judges import judge_for_world
+
 REFERENCE_SEED = 1_000_003  # fixed: the opponent samples do not depend on the run's seed
 CONTROL_SEED = 2_000_029    # the control set: fresh π_ref samples, not the opponents
 
@@ -51,7 +53,7 @@ def reference_samples(stages, n: int, max_new_tokens: int, temperature: float, o
     def build():
         from bench.io import read_json, write_json_atomic
         from bench.modeling import load_tokenizer, sample
-        from bench.suite import stable_hash
+        from bench.hashing import stable_hash
 
         world = stages.world()
         # cached beside the world (like the limits): a real suite's K draws on hundreds of prompts are not cheap
@@ -67,7 +69,7 @@ def reference_samples(stages, n: int, max_new_tokens: int, temperature: float, o
         repeated = [p for p in prompts for _ in range(k)]
         s = sample(reference_model(stages), tok, repeated, max_new_tokens=max_new_tokens, temperature=temperature,
                    seed=REFERENCE_SEED + start)
-        scores = world.judge().score(repeated, s.completions).reshape(len(prompts), k)
+        scores = judge_for_world(world).score(repeated, s.completions).reshape(len(prompts), k)
         completions = [s.completions[i * k:(i + 1) * k] for i in range(len(prompts))]
         from bench import distributed as dist
 
@@ -110,7 +112,7 @@ def generation_metrics(ctx, policy, n_prompts: int, offset: int = 0):
     prompts = eval_prompts(stages, n_prompts, offset)
     _, ref_scores = reference_samples(stages, len(prompts), ev.max_new_tokens, ev.temperature, offset)
     # common random numbers: the sampling seed depends on the run's seed and the prompts only, not on the algorithm
-    m = sample_metrics(policy, reference_model(stages), tok, stages.world().judge(), prompts,
+    m = sample_metrics(policy, reference_model(stages), tok, judge_for_world(stages.world()), prompts,
                        max_new_tokens=ev.max_new_tokens, temperature=ev.temperature,
                        seed=10_007 * (ctx.spec.seed + 1) + offset)
     return m, np.asarray(ref_scores)

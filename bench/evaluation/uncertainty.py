@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.columns import setting_groups  # noqa: F401  (settings of a summary frame; re-exported)
 from bench.evaluation.estimators import crossed_bootstrap_means, percentile_interval
 
 INF = math.inf
@@ -176,32 +177,6 @@ class Uncertainty:
         d = float(xa.mean() - xb.mean())
         lo, hi = percentile_interval(reps, alpha=self.alpha)
         return Interval(d, min(lo, d), max(hi, d), len(keys))
-
-
-def setting_groups(frame) -> dict[str, list[str]]:
-    """run_ids per setting (label + swept values), from a summary frame; the names follow the report's."""
-    from bench.reporting.tables import sorted_runs
-
-    if not len(frame):
-        return {}
-    runs = sorted_runs(frame)
-    return {s: list(g["run_id"]) for s, g in runs.groupby("setting", sort=False)}
-
-
-def from_results(results_dir: Path, frame=None, n_boot: int | None = None) -> Uncertainty:
-    """The uncertainty model of a results directory (suite as last run)."""
-    from bench.io import read_json
-    from bench.results import load_runs, summary_frame
-
-    results_dir = Path(results_dir)
-    loaded = load_runs(results_dir)
-    runs = {r["config"]["run_id"]: r for r in loaded}
-    frame = summary_frame(results_dir) if frame is None else frame
-    if n_boot is None:
-        suite = results_dir / "suite.json"
-        ev = (read_json(suite).get("eval") or {}) if suite.is_file() else {}
-        n_boot = int(ev.get("bootstrap") or 1000)
-    return Uncertainty(runs, setting_groups(frame), n_boot=n_boot)
 
 
 def from_frame(frame, dirs: dict[str, Path] | None = None, n_boot: int = 1000) -> Uncertainty:

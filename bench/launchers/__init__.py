@@ -17,7 +17,7 @@ runner should build the shared stages in this process first (`stages_here`) and 
 
 from __future__ import annotations
 
-from bench.launchers.config import KINDS, LauncherConfig, SlurmConfig  # noqa: F401
+from bench.launcher_config import KINDS, LauncherConfig, SlurmConfig  # noqa: F401
 
 
 class SequentialLauncher:
@@ -32,24 +32,9 @@ class SequentialLauncher:
         return f"sequential: 1 run at a time x {plan.threads} thread{'s' if plan.threads > 1 else ''}"
 
     def launch(self, plan, book, outcome, progress=None) -> None:
+        from bench.launchers.attempt import work_through_isolated
+
         work_through_isolated(plan, book, outcome, progress)
-
-
-def work_through_isolated(plan, book, outcome, progress=None, *, wait: bool = True) -> None:
-    """bench.runner.work_through with every run in a child process (in this process when a multi-process
-    launch shares each run between its ranks: they must train in step)."""
-    from bench import distributed as dist
-    from bench.launchers.attempt import isolated
-    from bench.runner import work_through
-
-    if dist.world_size() > 1:
-        work_through(plan, book, outcome, progress, wait=wait)
-        return
-    execute, close = isolated(plan)
-    try:
-        work_through(plan, book, outcome, progress, wait=wait, execute=execute)
-    finally:
-        close()
 
 
 def make_launcher(config: LauncherConfig | None, *, kind: str | None = None, workers: int | None = None,

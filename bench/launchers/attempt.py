@@ -70,6 +70,22 @@ def isolated(plan):
     return execute, files.close
 
 
+def work_through_isolated(plan, book, outcome, progress=None, *, wait: bool = True) -> None:
+    """bench.runner.work_through with every run in a child process (in this process when a multi-process
+    launch shares each run between its ranks: they must train in step)."""
+    from bench import distributed as dist
+    from bench.runner import work_through
+
+    if dist.world_size() > 1:
+        work_through(plan, book, outcome, progress, wait=wait)
+        return
+    execute, close = isolated(plan)
+    try:
+        work_through(plan, book, outcome, progress, wait=wait, execute=execute)
+    finally:
+        close()
+
+
 def _result_path(plan_path: Path | str, run_id: str) -> Path:
     """Where the child leaves its (status, error): beside the plan file."""
     return Path(plan_path).parent / f"{run_id}.result.json"

@@ -51,7 +51,7 @@ class LocalLauncher:
         return self.layout is not None and self.layout.workers > 1
 
     def launch(self, plan, book, outcome, progress=None) -> None:
-        from bench.launchers import work_through_isolated
+        from bench.launchers.attempt import work_through_isolated
 
         layout = self.layout or choose(plan, workers=self.config.workers, device=self.device, auto=self.auto)
         if layout.workers <= 1:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.launchers.config import time_minutes
+from bench.launcher_config import time_minutes
 from bench.launchers.jobs import cancel, load_jobs, now, save_jobs, scheduler_states
 from bench.launchers.planfile import dump_plan
 from bench.progress import report

@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     quiet_libraries()
     from bench.errors import UserError
     from bench.io import write_json_atomic
-    from bench.launchers import work_through_isolated
+    from bench.launchers.attempt import work_through_isolated
     from bench.launchers.planfile import load_plan
     from bench.runner import StageBook, SuiteOutcome
 

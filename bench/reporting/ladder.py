@@ -39,17 +39,12 @@ STEPS = {("rlhf", "online-rl"): "the critic", ("online-rl", "online"): "the poli
 METRICS = (("win_rate", "win rate", "+.3f"), ("kl", "KL", "+.2f"))
 
 
-def rung_of(algorithm: str) -> str | None:
-    """The rung of a registered algorithm (None: not on the ladder, or not importable when reporting)."""
-    from bench.algorithms.registry import get_algorithm
-    from bench.errors import UserError
-
+def rung_of(algorithm: str, described: dict | None = None) -> str | None:
+    """The rung of an algorithm from its registered family, read from the registry description the runner wrote
+    into suite.json ("algorithms"; the report never imports algorithms/). None: not on the ladder, or unknown."""
     if algorithm == "dpo":
         return "offline"
-    try:
-        family = getattr(get_algorithm(algorithm), "family", "")
-    except UserError:
-        return None
+    family = ((described or {}).get(algorithm) or {}).get("family", "")
     return family if family in ("rlhf", "online-rl", "online") else None
 
 
@@ -77,14 +72,14 @@ def _verdict(step: str, a: str, b: str, win: dict, kl: dict) -> str:
     return what + f" — {a} vs {b}, {win['seeds']} paired seeds."
 
 
-def ladder(board: pd.DataFrame, unc) -> dict[str, Any] | None:
+def ladder(board: pd.DataFrame, unc, described: dict | None = None) -> dict[str, Any] | None:
     if not len(board):
         return None
     board = board[tables.competitors(board)]
     members: dict[str, list[str]] = {r: [] for r, _ in RUNGS}
     labels = {}
     for _, row in board.iterrows():
-        rung = rung_of(str(row["algorithm"]))
+        rung = rung_of(str(row["algorithm"]), described)
         if rung is not None:
             members[rung].append(row["setting"])
             labels[row["setting"]] = row["label"]

@@ -308,7 +308,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
                  "delta": tables.format_number(r["delta_vs_sft"], "+.3f")} for _, r in tax.iterrows()],
         "lm_eval_tasks": _fmt((res.suite.get("eval") or {}).get("lm_eval_tasks") or []),
         "samples": sample_entries,
-        "ladder": ladder.ladder(board, unc),
+        "ladder": ladder.ladder(board, unc, res.suite.get("algorithms")),
         "failed": [{**{k: ("" if not tables.present(v) else str(v)) for k, v in r.items()},
                     "links": run_links(link_base, r["run_id"])} for _, r in failed.iterrows()],
         "runs": run_rows, "components": component_titles,

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.columns import format_param, label_order, param_columns, present, setting_name, sorted_runs  # noqa: F401
+
 
 REFERENCE_ALGORITHMS = ("sft", "best_of_n")
 
@@ -60,58 +62,6 @@ EXTRA_METRICS = ("margin_delta", "proxy_reward", "lm_eval_score", "tie_rate", "c
                  "control_logp_delta", "control_logp_delta_per_token", "chosen_vs_control_per_token",
                  "steps", "epochs", "flops_amortised", "ended_fraction", "capped_fraction", "censored")
 AGGREGATED = tuple(dict.fromkeys(tuple(m.key for m in LEADERBOARD) + EXTRA_METRICS))
-
-
-def param_columns(frame: pd.DataFrame) -> list[str]:
-    """The swept hyper-parameter (and varying suite-axis) columns of a summary frame (bench.results)."""
-    from bench.results import param_columns as columns
-
-    return columns(frame)
-
-
-def label_order(frame: pd.DataFrame, suite: dict | None = None) -> list[str]:
-    """Labels in the suite's entry order (as the author wrote them), then any others alphabetically."""
-    present = [str(x) for x in frame["label"].dropna().unique()] if len(frame) else []
-    order = [e.get("label") for e in (suite or {}).get("entries", []) if e.get("label") in present]
-    return list(dict.fromkeys(order + sorted(set(present) - set(order))))
-
-
-def present(value: Any) -> bool:
-    if value is None:
-        return False
-    try:
-        return not (isinstance(value, float) and math.isnan(value)) and not pd.isna(value)
-    except (TypeError, ValueError):
-        return True
-
-
-def format_param(value: Any) -> str:
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):g}"
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return str(int(value))
-    return str(value)
-
-
-def setting_name(label: str, params: dict[str, Any]) -> str:
-    """'dpo' or 'dpo (beta=0.1, learning_rate=0.001)': the label plus its swept values."""
-    shown = [f"{k}={format_param(v)}" for k, v in params.items() if present(v)]
-    return f"{label} ({', '.join(shown)})" if shown else str(label)
-
-
-def sorted_runs(frame: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
-    """Runs in report order (label order, then swept values, then seed) with a `setting` column."""
-    params = param_columns(frame)
-    order = order or label_order(frame)
-    rank = {label: i for i, label in enumerate(order)}
-    runs = frame.copy()
-    runs["_rank"] = runs["label"].map(lambda x: rank.get(x, len(rank)))
-    mixed = {p for p in params if runs[p].dtype == object}  # e.g. strings beside numbers: sort as text
-    runs = runs.sort_values(["_rank", "label", *params, "seed"], kind="stable", na_position="last",
-                            key=lambda col: col.map(lambda v: format_param(v) if present(v) else v)
-                            if col.name in mixed else col)
-    runs["setting"] = [setting_name(r["label"], {p: r[p] for p in params}) for _, r in runs.iterrows()]
-    return runs.drop(columns="_rank").reset_index(drop=True)
 
 
 def _numeric(series: pd.Series) -> np.ndarray:

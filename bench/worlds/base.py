@@ -25,10 +25,10 @@ class World:
         return load_from_disk(str(self.train_pairs_dir if split == "train" else self.heldout_pairs_dir))
 
     def judge(self):
-        """The judge that defines win rate and reward for this world (gold reward in the controlled world)."""
-        from bench.evaluation.judges import judge_for_world
-
-        return judge_for_world(self)
+        """A world kind's own judge, when it brings one; None (the default): the evaluation picks the judge by
+        kind (bench.evaluation.judges.judge_for_world: gold reward in the controlled world, the hub judge model).
+        Worlds never import the evaluation: the evaluation depends on the worlds, not the other way round."""
+        return None
 
     @property
     def record_path(self) -> Path:

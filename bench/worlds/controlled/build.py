@@ -29,7 +29,7 @@ REQUIRED = ("tokenizer", "base", "weak", "pairs_train", "pairs_heldout", "eval_p
 
 
 def world_key(cfg: ControlledWorldConfig) -> str:
-    from bench.suite import stable_hash
+    from bench.hashing import stable_hash
 
     return stable_hash({"format": WORLD_FORMAT, **as_dict(cfg)})
 

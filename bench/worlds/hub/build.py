@@ -46,7 +46,7 @@ PAD_CANDIDATES = ("<|endoftext|>", "<pad>", "<|pad|>", "[PAD]", "<|finetune_righ
 
 
 def world_key(cfg: HubWorldConfig, model: Source, data: Source, judge: Source) -> str:
-    from bench.suite import stable_hash
+    from bench.hashing import stable_hash
 
     return stable_hash({"format": WORLD_FORMAT, **as_dict(cfg),
                         "pins": {"model": model.pin, "dataset": data.pin, "judge": judge.pin}})
