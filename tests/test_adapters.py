@@ -17,7 +17,7 @@ import pytest
 from bench.algorithms.registry import all_algorithms
 from bench.runner import plan_text, run_suite
 from bench.suite import expand, load_suite
-from tiny_suite import one_thread
+from tiny_suite import one_thread, tiny_suite_text
 
 BUDGET = 1.2e9  # dry run: ~18 DPO steps, ~3 PPO and ~8 Online DPO updates after their reward model (~3e8)
 BEST_OF_N = 4
@@ -37,36 +37,8 @@ ENTRY_SETTINGS = {  # the reward model gets a small share of the budget so PPO /
     "tr_dpo": "ref_model_sync_steps = 4",  # ~18 steps: the reference is synced 4 times
 }
 
-HEADER = f"""\
-[suite]
-name = "adapters"
-seeds = [0]
-
-[world]
-kind = "controlled"
-corpus_sentences = 600
-n_layer = 1
-n_embd = 32
-n_head = 2
-pairs = 96
-heldout_pairs = 16
-heldout_prompts = 32
-
-[budget]
-flops = {BUDGET:g}
-
-[eval]
-prompts = 16
-curve_pairs = 8
-curve_generation_prompts = 8
-limit_prompts = 8
-limit_samples = 8
-best_of_n = {BEST_OF_N}
-bootstrap = 200
-
-[train]
-per_device_train_batch_size = 8
-"""
+HEADER = tiny_suite_text("adapters", flops=BUDGET, eval={"validation_prompts": None, "best_of_n": BEST_OF_N},
+                         algorithms="")
 
 
 

@@ -10,37 +10,15 @@ import subprocess
 import sys
 
 import pytest
+from tiny_suite import tiny_suite_text
 
-SUITE = """
-[suite]
-name = "mp"
-seeds = [0]
-[world]
-corpus_sentences = 600
-n_layer = 1
-n_embd = 32
-n_head = 2
-pairs = 96
-heldout_pairs = 16
-heldout_prompts = 64
-[budget]
-flops = 3e9
-[eval]
-prompts = 16
-validation_prompts = 8
-curve_pairs = 8
-curve_generation_prompts = 8
-limit_prompts = 8
-limit_samples = 8
-bootstrap = 200
-[train]
-per_device_train_batch_size = 8
+SUITE = tiny_suite_text("mp", flops=3e9, heldout_prompts=64, eval={"best_of_n": None}, algorithms="""
 [algorithms.dpo]
 beta = 0.1
 [algorithms.ppo]
 rm_epochs = 0.5
 rm_batch_size = 8
-"""
+""")
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(

@@ -16,6 +16,7 @@ import pytest
 from bench.cli import main
 from bench.launchers import make_launcher
 from bench.launchers.config import time_minutes
+from tiny_suite import tiny_suite_text
 from bench.launchers.layout import choose
 from bench.runner import RunPlan, run_suite
 from bench.suite import expand, load_suite
@@ -33,30 +34,7 @@ flops = 1e9
 beta = [0.05, 0.5]
 """
 
-TINY = """
-[suite]
-name = "tiny"
-seeds = [0]
-[world]
-corpus_sentences = 600
-n_layer = 1
-n_embd = 32
-n_head = 2
-pairs = 96
-heldout_pairs = 16
-heldout_prompts = 64
-[budget]
-flops = 2e9
-[eval]
-prompts = 16
-validation_prompts = 8
-curve_pairs = 8
-curve_generation_prompts = 8
-limit_prompts = 8
-limit_samples = 8
-bootstrap = 200
-[train]
-per_device_train_batch_size = 8
+TINY = tiny_suite_text(flops=2e9, heldout_prompts=64, eval={"best_of_n": None}, algorithms="""
 [algorithms.dpo]
 beta = 0.1
 [algorithms.ipo]
@@ -64,7 +42,7 @@ beta = 0.5
 [algorithms.ppo]
 rm_epochs = 0.5
 rm_batch_size = 8
-"""
+""")
 
 
 def write(tmp_path: Path, text: str, name: str = "suite.toml") -> Path:

@@ -7,45 +7,27 @@ import contextlib
 import json
 from pathlib import Path
 
-TINY = """\
-[suite]
-name = "{name}"
-seeds = [0]
+EVAL = {"prompts": 16, "validation_prompts": 8, "curve_pairs": 8, "curve_generation_prompts": 8, "limit_prompts": 8,
+        "limit_samples": 8, "best_of_n": 4, "bootstrap": 200}
 
-[world]
-kind = "controlled"
-corpus_sentences = 600
-n_layer = 1
-n_embd = 32
-n_head = 2
-pairs = 96
-heldout_pairs = 16
-heldout_prompts = 32
 
-[budget]
-flops = 1.2e9
-
-[eval]
-prompts = 16
-validation_prompts = 8
-curve_pairs = 8
-curve_generation_prompts = 8
-limit_prompts = 8
-limit_samples = 8
-best_of_n = 4
-bootstrap = 200
-
-[train]
-per_device_train_batch_size = 8
-{train}
-{algorithms}
-"""
+def tiny_suite_text(name: str = "tiny", *, flops: float = 1.2e9, heldout_prompts: int = 32,
+                    eval: dict | None = None, train: str = "", algorithms: str = "[algorithms.dpo]\n") -> str:
+    """The one tiny-suite TOML of the tests (1-layer, 32-wide GPT-2; 96 pairs). `eval` changes [eval] keys (None
+    removes one: its default applies); `train` adds [train] lines; `algorithms` is the rest of the file."""
+    settings = {**EVAL, **(eval or {})}
+    eval_lines = "".join(f"{k} = {v}\n" for k, v in settings.items() if v is not None)
+    return (f'[suite]\nname = "{name}"\nseeds = [0]\n\n'
+            "[world]\nkind = \"controlled\"\ncorpus_sentences = 600\nn_layer = 1\nn_embd = 32\nn_head = 2\n"
+            f"pairs = 96\nheldout_pairs = 16\nheldout_prompts = {heldout_prompts}\n\n"
+            f"[budget]\nflops = {flops:g}\n\n[eval]\n{eval_lines}\n"
+            f"[train]\nper_device_train_batch_size = 8\n{train}\n{algorithms}")
 
 
 def write_tiny_suite(folder: Path, name: str = "tiny", train: str = "",
                      algorithms: str = "[algorithms.dpo]\n") -> Path:
     path = Path(folder) / f"{name}.toml"
-    path.write_text(TINY.format(name=name, train=train, algorithms=algorithms), encoding="utf-8")
+    path.write_text(tiny_suite_text(name, train=train, algorithms=algorithms), encoding="utf-8")
     return path
 
 
