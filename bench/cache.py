@@ -8,11 +8,13 @@ manifest that is verified on every load.
 
 `load_or_build` returns (record, cache_hit). A stage whose marker does not parse, lacks a manifest, or whose
 files are missing, resized or changed is *damaged*: it is rebuilt, and one warning line says which file and why.
-Loads take the same lock, so a reader never verifies a stage while another process replaces it.
+Loads take the same lock, so a reader never verifies a stage while another process replaces it; a cache folder
+that cannot be written (a read-only, shared, pre-built cache) is read without the lock, and never built into.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.io import fsync_dir, read_json, warn, write_json_atomic
+from bench.io import StorageError, fsync_dir, is_storage_error, read_json, storage_error, warn, write_json_atomic
 from bench.locking import hold
 
 MANIFEST_KEY = "manifest"
@@ -95,6 +97,18 @@ def verify(root: Path, marker: str = "world.json", required: tuple[str, ...] = (
     return record, ""
 
 
+def _writable_lock(path: Path):
+    """The build lock at `path`, held; None when the cache folder cannot be written (read-only file system, no
+    permission): readers of a shared pre-built cache need no write lock, only a complete, verified stage."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return hold(path)
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return None
+        raise
+
+
 def load_or_build(root: Path, build: Callable[[Path], dict[str, Any]], *, marker: str = "world.json",
                   what: str = "stage", required: tuple[str, ...] = ()) -> tuple[dict[str, Any], bool]:
     """The stage's record, building it when absent or damaged; → (record, cache_hit).
@@ -103,8 +117,14 @@ def load_or_build(root: Path, build: Callable[[Path], dict[str, Any]], *, marker
     manifest and marker are added here. Concurrent callers build once: the others wait and then load it.
     """
     root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with hold(root.with_name(root.name + ".lock")):
+    lock = _writable_lock(root.with_name(root.name + ".lock"))
+    if lock is None:  # a read-only cache (a team's pre-built stages): read it without a lock, never build into it
+        record, why = verify(root, marker, required)
+        if record is not None:
+            return record, True
+        raise StorageError(f"cached {what} at {root} cannot be used ({why}) and its folder is read-only, so it "
+                           "cannot be rebuilt there; point --cache-dir (or $BENCH_CACHE) at a writable folder")
+    with lock:
         record, why = verify(root, marker, required)
         if record is not None:
             return record, True
@@ -123,8 +143,10 @@ def load_or_build(root: Path, build: Callable[[Path], dict[str, Any]], *, marker
                 shutil.rmtree(trash, ignore_errors=True)
             os.replace(tmp, root)
             fsync_dir(root.parent)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError) and is_storage_error(exc):  # name the stage, not "?" (no filename)
+                raise storage_error(exc, root) from None
             raise
         _verified[(str(root.resolve()), marker)] = _stats(root, record[MANIFEST_KEY])
         return read_json(root / marker), False
@@ -134,8 +156,14 @@ def load_json_cache(path: Path, build: Callable[[], Any], *, what: str = "cache"
     """A single-file JSON cache (e.g. limits-<key>.json): built under a lock, rebuilt with one warning line when
     it does not parse."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with hold(path.with_name(path.name + ".lock")):
+    lock = _writable_lock(path.with_name(path.name + ".lock"))
+    if lock is None:  # read-only cache: read without a lock
+        try:
+            return read_json(path)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StorageError(f"cached {what} {path} cannot be read ({type(exc).__name__}) and its folder is "
+                               "read-only; point --cache-dir (or $BENCH_CACHE) at a writable folder") from None
+    with lock:
         if path.is_file():
             try:
                 return read_json(path)

@@ -337,10 +337,22 @@ def cmd_run(args) -> int:
         page = write_report(outcome.results_dir, Path(args.report_dir) / suite.name)
         print(f"report: {page}")
     if outcome.failed:
-        print(f"error: {len(outcome.failed)} run(s) failed (exit {EXIT_RUNS_FAILED}); see their traceback.txt; "
+        print(f"error: {len(outcome.failed)} run(s) failed (exit {EXIT_RUNS_FAILED}); {_where_to_look(outcome)}; "
               "re-running the same command retries only them", file=sys.stderr)
         return EXIT_RUNS_FAILED
     return EXIT_OK
+
+
+def _where_to_look(outcome) -> str:
+    """Point at the traceback.txt files that exist; a run whose job was killed has none, only job logs."""
+    runs = outcome.results_dir / "runs"
+    have = sum((runs / run_id / "traceback.txt").is_file() for run_id, _ in outcome.failed)
+    logs = f"`bench status {outcome.results_dir}` lists their job logs"
+    if have == len(outcome.failed):
+        return f"see {runs}/<run_id>/traceback.txt"
+    if have == 0:
+        return f"they left no traceback (their process was killed); {logs}"
+    return f"see {runs}/<run_id>/traceback.txt where there is one, else {logs}"
 
 
 def cmd_status(args) -> int:

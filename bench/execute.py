@@ -33,6 +33,16 @@ class MalformedMetrics(Exception):
     """An algorithm's metrics that would not read back as a finished run (the field is in the message)."""
 
 
+def failure_hint(exc: BaseException) -> str:
+    """What to change when a failure's cause is outside the run: a SLURM time limit (submitit's warning signal
+    raises UncompletedJobError "timed-out and not checkpointable" inside training, up to 90 s before the limit;
+    the same limit fails the same way on every re-run)."""
+    if type(exc).__name__ == "UncompletedJobError" and "timed-out" in str(exc):
+        return ("; the job reached its SLURM time limit: raise [launcher.slurm].time in the suite (submitit stops "
+                "a run up to 90 s before the limit)")
+    return ""
+
+
 def write_config(spec: RunSpec, path: Path, stages) -> None:
     """config.json: the resolved spec, its hash and provenance (git commit, packages, device)."""
     from bench.provenance import provenance
@@ -211,14 +221,18 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
                                      "wall_s": time.perf_counter() - t0, "compute": meter.record(),
                                      "flops": meter.flops, "train_logs": [dict(h) for h in logs[-50:]]}, **ids)
                 return "diverged", str(diverged)
-            message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500] + failure_hint(exc)
             (path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
             write_metrics(path, {"status": "failed", "error": message, "wall_s": time.perf_counter() - t0,
                                  "compute": meter.record(), "train_logs": [dict(h) for h in logs[-50:]]}, **ids)
             return "failed", message
         except OSError as write_exc:
-            if is_storage_error(write_exc):
-                raise storage_error(write_exc, path) from None
+            if is_storage_error(write_exc):  # the disk filled: say what failed first (e.g. saving the policy)
+                from bench.io import StorageError
+
+                first = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                raise StorageError(f"{storage_error(write_exc, path)} (the run had just failed with: {first})") \
+                    from None
             raise
     finally:
         meter.detach()

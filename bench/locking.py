@@ -82,7 +82,28 @@ def _acquire(path: Path, blocking: bool) -> Lock | None:
     except BaseException:
         os.close(fd)
         raise
+    _sign(fd)
     return Lock(path, fd)
+
+
+def _sign(fd: int) -> None:
+    """Write "pid host" into the held lock file, for `bench status` (informational: the flock is the lock)."""
+    import socket
+
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    except OSError:  # a full disk must not stop a run from being claimed
+        pass
+
+
+def holder(path: Path) -> str:
+    """"pid P on HOST" of the process that holds (or last held) the lock at `path`; "" when unknown."""
+    try:
+        pid, host = Path(path).read_text(encoding="utf-8").split()[:2]
+        return f"pid {int(pid)} on {host}"
+    except (OSError, ValueError):
+        return ""
 
 
 def hold(path: Path, *, timeout: float | None = None, poll: float = 0.1) -> Lock:

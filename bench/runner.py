@@ -27,6 +27,7 @@ suite.json is written only once the world resolved (a suite that cannot start le
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,10 @@ from bench.progress import report
 from bench.results import damaged_line, inspect_run, run_dir, write_summary
 from bench.schema import as_dict
 from bench.suite import RunSpec, Suite, expand
+from bench.terminal import printable
+
+
+SUMMARY_EVERY_S = 30.0  # summary.csv is rewritten at most this often while runs finish, and after the last one
 
 
 @dataclass
@@ -73,10 +78,10 @@ class SuiteOutcome:
                      f"({u['peak_threads']} threads)")
         if self.submitted:  # what a scheduler was given (job ids, logs), then what came of it
             text = "\n".join(self.submitted) + "\n" + text
-        for run_id, error in self.diverged:
-            text += f"\n  diverged: {run_id}: {error}"
+        for run_id, error in self.diverged:  # errors are whatever an algorithm raised: no terminal escapes
+            text += f"\n  diverged: {run_id}: {printable(error)}"
         for run_id, error in self.failed:
-            text += f"\n  failed: {run_id}: {error}"
+            text += f"\n  failed: {run_id}: {printable(error)}"
         return text
 
 
@@ -238,13 +243,35 @@ def scan(specs: list[RunSpec], results_dir: Path, outcome: SuiteOutcome) -> tupl
     return todo, seen
 
 
+def check_folder_owner(suite: Suite, results_dir: Path) -> None:
+    """Refuse a results folder that another suite file with the same [suite].name owns (suite.json says which):
+    the two would overwrite each other's suite.json and summary. The same file edited, moved or deleted, or the
+    same file reached by another path, is the same owner."""
+    try:
+        record = json.loads((results_dir / "suite.json").read_text(encoding="utf-8"))
+        other = Path(record.get("abs_path") or record.get("path") or "")
+    except (OSError, ValueError, TypeError, AttributeError):
+        return
+    mine = Path(suite.path)
+    if not str(other) or other == Path("") or not other.is_file() or not mine.is_file():
+        return
+    try:
+        if other.samefile(mine) or record.get("hash") == suite.raw_hash:
+            return
+    except OSError:
+        return
+    raise UserError(f"{suite.path}: [suite].name = {suite.name!r} is also the name of {other}, whose results are in "
+                    f"{results_dir}; the two would overwrite each other's results: rename one of them "
+                    "([suite].name), or give this one another --results folder")
+
+
 def write_suite_record(suite: Suite, results_dir: Path) -> None:
     """results/<suite>/suite.json: the suite as configured now (every run id of it)."""
     results_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(results_dir)
     every = expand(suite)
     write_json_atomic(results_dir / "suite.json", {
-        "name": suite.name, "path": suite.path, "hash": suite.raw_hash, "world": as_dict(suite.world),
+        "name": suite.name, "path": suite.path, "abs_path": str(Path(suite.path).resolve()), "hash": suite.raw_hash, "world": as_dict(suite.world),
         "budget": as_dict(suite.budget), "eval": as_dict(suite.eval), "seeds": list(suite.meta.seeds),
         "entries": [as_dict(e) for e in suite.entries], "check": suite.check,
         "train_options": as_dict(suite.options), "axes": [[k, list(v)] for k, v in suite.axes],
@@ -268,6 +295,8 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
     results_dir = Path(results_root) / suite.name
     outcome = SuiteOutcome(results_dir)
     dist.ensure_initialized()
+    if dist.is_main():
+        check_folder_owner(suite, results_dir)
     todo, seen = scan(specs, results_dir, outcome)  # decided by every rank before any rank writes
     if outcome.damaged and dist.is_main():
         warn(damaged_line(outcome.damaged))
@@ -327,12 +356,13 @@ def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress
     counted as trained by another process); a worker among several passes it by instead (`wait=False`).
     `execute(spec, book, progress) -> (status, error)` executes one run: in this process (`execute_run`, the
     default) or in a child process (bench.launchers.attempt, which the local launchers pass). Failures are
-    isolated there; summary.csv is rewritten after every run."""
+    isolated there; summary.csv is rewritten every SUMMARY_EVERY_S and after the last run."""
     execute = execute or _in_process
     results_dir, todo = plan.results_dir, plan.specs
     claims = dist.world_size() == 1  # multi-process runs are one launch: their ranks share each run instead
     pending = list(todo)
     waited: set[str] = set()
+    last_summary = time.monotonic()
     i = 0
     while pending:
         spec = pending.pop(0)
@@ -371,8 +401,11 @@ def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress
         finally:
             if lock is not None:
                 lock.release()
-        if dist.is_main():
-            write_summary(results_dir)  # after every run: a killed suite still has an up-to-date summary
+        if dist.is_main() and (not pending or time.monotonic() - last_summary >= SUMMARY_EVERY_S):
+            # every SUMMARY_EVERY_S and after the last run: a killed suite still has a recent summary (the run
+            # folders are the record), without rebuilding it from every folder after every run (O(runs²))
+            write_summary(results_dir)
+            last_summary = time.monotonic()
     report(progress, "runs", len(todo), len(todo))
 
 

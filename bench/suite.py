@@ -52,12 +52,36 @@ def load_suite(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         raise UserError(problem(where, None, f"invalid TOML: {exc}", "fix the syntax at that line")) from None
     except UnicodeDecodeError:
         raise UserError(problem(where, None, "not UTF-8 text", "save the suite as UTF-8")) from None
+    except RecursionError:  # tomllib parses nested arrays / inline tables recursively
+        raise UserError(problem(where, None, "arrays or tables nested too deeply to read",
+                                f"a suite needs at most {MAX_DEPTH} levels")) from None
+    too_deep = _too_deep(data)
+    if too_deep:
+        raise UserError(problem(where, too_deep, f"nested more than {MAX_DEPTH} levels deep",
+                                f"a suite needs at most {MAX_DEPTH} levels"))
     for item in overrides:
         apply_override(data, item, where)
     try:
         return parse_suite(data, where)
     except UserError as err:
         raise UserError(*_blame_overrides(err.problems, overrides, where)) from None
+
+
+MAX_DEPTH = 32  # tables and arrays inside each other: a real suite uses 4; deeper only breaks later recursion
+
+
+def _too_deep(data) -> str:
+    """The dotted path of a value nested deeper than MAX_DEPTH ('' when none); iterative, so it cannot recurse."""
+    stack = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return where or "."
+        if isinstance(value, dict):
+            stack += [(v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value[:1000])]
+    return ""
 
 
 def _blame_overrides(problems: list[str], overrides, where: str) -> list[str]:
@@ -97,6 +121,8 @@ def apply_override(data: dict[str, Any], item: str, where: str) -> None:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text
+    except RecursionError:
+        raise UserError(problem("--set", dotted, "value nested too deeply", f"at most {MAX_DEPTH} levels")) from None
     table = data
     for key in keys[:-1]:
         table = table.setdefault(key, {})

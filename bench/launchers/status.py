@@ -15,7 +15,8 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.launchers.jobs import load_jobs, scheduler_states
-from bench.locking import is_held
+from bench.locking import holder, is_held
+from bench.terminal import printable
 from bench.results import inspect_run, run_dir
 
 KINDS = ("slurm", "submitit_local")
@@ -74,7 +75,8 @@ def run_states(results_dir: Path, run_ids: list[str], kind_hint: str | None = No
                 out[run_id] = RunStatus("running" if held else where, job_id, word, logs)
                 continue
         if held:
-            out[run_id] = RunStatus("running", job_id, "lock held by a process", logs)
+            who = holder(run_lock_path(results_dir, run_id))
+            out[run_id] = RunStatus("running", job_id, f"lock held by {who or 'a process'}", logs)
         elif (path / "config.json").exists():
             out[run_id] = RunStatus("killed", job_id, (f"job {word}; " if word else "")
                                     + "started but left no result; `bench run` re-runs it", logs)
@@ -109,6 +111,6 @@ def status_text(results_dir: Path) -> tuple[str, dict[str, int]]:
     lines.append(f"{'run_id':<{width}}  {'state':<11} {'job':<12} detail / logs")
     for run_id in sorted(run_ids, key=lambda r: (ORDER.index(states[r].state), r)):
         st = states[run_id]
-        tail = "; ".join(x for x in [st.detail, " ".join(st.logs)] if x)
-        lines.append(f"{run_id:<{width}}  {st.state:<11} {st.job_id or '-':<12} {tail}")
+        tail = printable("; ".join(x for x in [st.detail, " ".join(st.logs)] if x))
+        lines.append(f"{printable(run_id):<{width}}  {st.state:<11} {printable(st.job_id) or '-':<12} {tail}")
     return "\n".join(lines), counts
