@@ -194,10 +194,10 @@ def test_auto_layout(tmp_path, monkeypatch):
     assert choose(tplan, device="cpu").workers == 1  # accelerate/torchrun: ranks share each run
 
 
-def test_sequential_is_the_library_default_and_auto_the_cli_default(tmp_path, quiet, capsys):
+def test_in_process_is_the_library_default_and_auto_the_cli_default(tmp_path, quiet, capsys):
     suite = load_suite(write(tmp_path, FAKE))
     outcome = run_suite(suite, results_root=tmp_path / "r", cache_dir=tmp_path / "c")
-    assert outcome.launcher.startswith("sequential") and len(outcome.finished) == 6
+    assert outcome.launcher.startswith("in-process") and len(outcome.finished) == 6
     assert make_launcher(suite.launcher).name == "local"  # auto resolves to a local layout
     assert main(["run", str(write(tmp_path, FAKE, "x.toml")), "--results", str(tmp_path / "r2"), "--no-report"]) == 0
     assert "6 runs trained" in capsys.readouterr().out
