@@ -131,6 +131,7 @@ def win_readings(ctx, m, wins: np.ndarray, tok, per_prompt: dict) -> dict[str, A
         ref_ok = well_formed(flat_prompts, flat_refs).reshape(wins.shape)
         grammar, sentiment = grammar_sentiment_parts(wins, policy_ok, ref_ok)
         out["win_rate_grammar"], out["win_rate_sentiment"] = float(grammar.mean()), float(sentiment.mean())
+        per_prompt["well_formed"] = policy_ok.astype(float)  # e.g. corr(length, gold) among well-formed samples
         per_prompt.update({f"grammar_ref{j}": grammar[:, j] for j in range(k)})
         per_prompt.update({f"sentiment_ref{j}": sentiment[:, j] for j in range(k)})
     return out
