@@ -76,4 +76,5 @@ class Scripted(Algorithm):
     implicit_reward = None
 
     def train(self, ctx) -> TrainOutcome:
-        return TrainOutcome(policy_dir=None, steps=0, stop_reason="training_free", extra={"scripted": ctx.params["rule"]})
+        return TrainOutcome(policy_dir=None, steps=0, stop_reason="training_free",
+                            extra={"scripted": ctx.params["rule"]})

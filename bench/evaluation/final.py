@@ -192,7 +192,8 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     metrics["sample_entropy"] = float(m.entropy.mean())
     metrics["reference_gold_reward"] = float(np.mean(ref_scores))
     metrics.update(quality_metrics(ctx, policy, m))
-    if ev.validation_prompts and not (outcome.extra.get("best_of_n") or outcome.extra.get("scripted")) and spec.swept and \
+    training_free_samples = outcome.extra.get("best_of_n") or outcome.extra.get("scripted")
+    if ev.validation_prompts and not training_free_samples and spec.swept and \
             len(world.eval_prompts) > ev.prompts:  # validation prompts exist only after the test prompts
         # (only a swept label selects a setting: for a single setting the validation samples would be unused)
         # model selection for sweeps uses these prompts, never the test prompts above

@@ -1,6 +1,7 @@
 """Judges score (prompt, completion) batches. Win rate and reward are defined by the world's judge.
 
-- `GoldJudge`: the controlled world's gold reward r*(x, y) (the completion read as the prompt's continuation) — known truth, never seen by a trainer;
+- `GoldJudge`: the controlled world's gold reward r*(x, y) (the completion read as the prompt's continuation) —
+  known truth, never seen by a trainer;
   its `well_formed` says which samples parse (judges without a grammar have no such method).
 - `RewardModelJudge`: a Hugging Face sequence-classification model (num_labels = 1) scoring prompt+completion;
   the judge of real suites, and the *proxy* reward that `ppo` / `online_dpo` optimise (scored beside the gold

@@ -30,7 +30,8 @@ import numpy as np
 RIDGE = 1e-3  # on φ only, per comparison: keeps the fit finite when the length difference separates the outcomes
 
 
-def grammar_sentiment_parts(wins: np.ndarray, policy_ok: np.ndarray, ref_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def grammar_sentiment_parts(wins: np.ndarray, policy_ok: np.ndarray,
+                            ref_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """([prompts, K] grammar part, [prompts, K] sentiment part) per comparison; their means add to win_rate − ½.
     `policy_ok`: [prompts] well-formed policy samples; `ref_ok`: [prompts, K] well-formed reference draws."""
     wins = np.asarray(wins, dtype=float)

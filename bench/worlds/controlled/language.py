@@ -217,7 +217,7 @@ REPEAT = 0.5              # a clause's value x REPEAT**k, k = earlier uses of it
 INCOHERENCE = 1.0         # the first incoherence costs 1, each further one half the previous (total < 2)
 EXTRA_CLAUSE = 0.3        # each clause the completion writes beyond its first costs this
 WELL_FORMED_FLOOR = -8.0  # no well-formed review scores below this ...
-ILL_FORMED_BASE = 8.0     # ... and ill-formed text scores -8 - (1 per bad clause, 1/2 per near miss) - (1 if unfinished)
+ILL_FORMED_BASE = 8.0     # ... ill-formed: -8 - (1 per bad clause, 1/2 per near miss) - (1 if unfinished)
 NEAR_MISS = 0.5
 ADDITIVE = ("and", "so", "because")           # join clauses of the same polarity
 CONTRASTIVE = ("but", "while", "although", "yet")  # join clauses of opposite polarity (a turn)
@@ -287,7 +287,7 @@ def saturating_sum(values) -> float:
 
 
 def verdict(terms) -> float:
-    """V = G(positive terms) − G(|negative terms|), G = `saturating_sum`: in (−2/(1−RHO), 2/(1−RHO)) = (−4, 4)."""
+    """V = G(positive terms) − G(|negative terms|), G = `saturating_sum`: V in (−4, 4) (terms <= 2, RHO = 1/2)."""
     return saturating_sum([t for t in terms if t > 0]) - saturating_sum([-t for t in terms if t < 0])
 
 
