@@ -57,7 +57,12 @@ opener). A review is paid for its overall verdict and its coherence, not for the
 - Base-policy samples sit near -0.9 (random tones and random conjunctions make many incoherent) with a
   standard deviation near 1.6: 3.8 of headroom to the maximum.
 - What it still pays for, documented: "so"/"because" are read as additive (same polarity), not checked for
-  causal sense; templates are compared word for word, so a determiner or verb change makes a new one.
+  causal sense; templates are compared word for word, so a determiner or verb change makes a new one. And
+  brevity, against π_ref: the base policy's multi-clause reviews are often incoherent or mixed (their mean is
+  below 0), so finishing the prompt's clause with a neutral word (r* = 0) beats 71% of π_ref's draws in the
+  default suite, and every trained algorithm there writes shorter than π_ref (5-10 tokens vs 11.9). The
+  length-controlled win rate reads that rule at 0.500 (bench/evaluation/win_parts.py); the scripted references
+  (bench/worlds/controlled/scripted.py) show its scale beside the trained rows.
 
 The grammar-blind *sentiment* reward (`sentiment_reward`, the first version of this world's gold) sums
 adjective polarities anywhere in y, ungrammatical or not. It is the proxy a `labeller = "sentiment"` world
