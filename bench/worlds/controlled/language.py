@@ -54,8 +54,9 @@ opener). A review is paid for its overall verdict and its coherence, not for the
   G(2, 2 x k2, 1 x k1) - 0.3 (k1 + k2), which `_bound_plan` evaluates; `best_review` writes a review with
   distinct adjectives, nouns and templates and additive joins that attains it (tested for several caps).
   At T >= 13: G(2, 2, 2) - 0.6 = 2.9, and a fourth clause adds at most 2/8 - 0.3 < 0.
-- Base-policy samples sit near -0.9 (random tones and random conjunctions make many incoherent) with a
-  standard deviation near 1.6: 3.8 of headroom to the maximum.
+- The language's own reviews score -0.9 on average (random tones and random conjunctions make many
+  incoherent; SD 1.6); the default world's base policy -1.2 (SD 2.1 with its 5% ill-formed samples): 4.1 of
+  headroom to the maximum.
 - What it still pays for, documented: "so"/"because" are read as additive (same polarity), not checked for
   causal sense; templates are compared word for word, so a determiner or verb change makes a new one. And
   brevity, against π_ref: the base policy's multi-clause reviews are often incoherent or mixed (their mean is
