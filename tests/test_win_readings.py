@@ -77,3 +77,18 @@ def test_summary_has_the_readings_with_intervals(runs):
         for col in (key, f"{key}_lo", f"{key}_hi"):
             assert col in frame.columns and frame[col].notna().all(), col
         assert (frame[f"{key}_lo"] <= frame[key] + 1e-9).all() and (frame[key] <= frame[f"{key}_hi"] + 1e-9).all()
+
+
+def test_scripted_rules_finish_every_language_prompt_in_a_few_words():
+    from bench.worlds.controlled.language import ReviewGenerator, gold_reward
+    from bench.worlds.controlled.scripted import scripted_completion
+
+    gen = ReviewGenerator(17)
+    prompts = [gen.prompt_and_completion()[0] for _ in range(1500)]
+    for prompt in prompts:
+        finish, positive = scripted_completion(prompt, "finish_clause"), scripted_completion(prompt, "positive_adjective")
+        assert is_well_formed(prompt, finish) and is_well_formed(prompt, positive), prompt
+        assert gold_reward(finish, prompt) == 0.0                  # neutral words only: no verdict
+        assert positive.split().count("good") == 1 and len(positive.split()) <= 6
+    with pytest.raises(ValueError, match="unknown scripted rule"):
+        scripted_completion("the plot was", "longest")
