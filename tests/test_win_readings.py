@@ -86,7 +86,8 @@ def test_scripted_rules_finish_every_language_prompt_in_a_few_words():
     gen = ReviewGenerator(17)
     prompts = [gen.prompt_and_completion()[0] for _ in range(1500)]
     for prompt in prompts:
-        finish, positive = scripted_completion(prompt, "finish_clause"), scripted_completion(prompt, "positive_adjective")
+        finish = scripted_completion(prompt, "finish_clause")
+        positive = scripted_completion(prompt, "positive_adjective")
         assert is_well_formed(prompt, finish) and is_well_formed(prompt, positive), prompt
         assert gold_reward(finish, prompt) == 0.0                  # neutral words only: no verdict
         assert positive.split().count("good") == 1 and len(positive.split()) <= 6
