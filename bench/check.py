@@ -14,9 +14,10 @@ A metric regresses when BOTH hold (asv-style: a factor alone flags noise, a test
   2. the move is significant over seeds: Welch's one-sided t-test of current vs baseline seed values at
      level `alpha` (default 0.05). With fewer than 2 seeds on either side no test is possible and the
      tolerance alone decides (stated in the output).
-Metrics with a direction: higher is better for win_rate, gold_reward, pref_accuracy, lm_eval_score; lower is
-better for kl. Drift metrics (chosen/rejected/margin deltas) and length have no better side: a move beyond
-tolerance in either direction is a regression (a paper pins them as findings).
+Metrics with a direction: higher is better for win_rate, win_rate_lc (length-controlled), gold_reward,
+pref_accuracy, lm_eval_score; lower is better for kl. Drift metrics (chosen/rejected/margin deltas), length and the
+grammar / sentiment parts of the win rate have no better side: a move beyond tolerance in either direction is a
+regression (a paper pins them as findings). Metrics absent from an older baseline are not checked.
 Also a regression: a baseline setting missing from the results, or a run that failed; a changed suite hash or
 world identity, unless `--allow-config-change`.
 """
@@ -38,6 +39,9 @@ BASELINE_SCHEMA_VERSION = 1
 # better, 0 either way.
 METRICS: dict[str, tuple[int, float]] = {
     "win_rate": (+1, 0.06),
+    "win_rate_lc": (+1, 0.06),         # length-controlled (bench/evaluation/win_parts.py)
+    "win_rate_grammar": (0, 0.05),     # what the win is made of: a shift between the parts at an equal win rate
+    "win_rate_sentiment": (0, 0.06),   # is a finding a paper pins, so either direction counts
     "gold_reward": (+1, 0.30),
     "kl": (-1, 3.0),
     "pref_accuracy": (+1, 0.06),

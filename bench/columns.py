@@ -17,6 +17,9 @@ import pandas as pd
 SUMMARY_HEAD = ["run_id", "label", "algorithm", "seed"]
 SUMMARY_METRICS = [
     "status", "win_rate", "win_rate_lo", "win_rate_hi", "win_rate_run_lo", "win_rate_run_hi", "tie_rate",
+    "win_rate_lc", "win_rate_lc_lo", "win_rate_lc_hi", "win_rate_lc_run_lo", "win_rate_lc_run_hi",
+    "win_rate_length_slope", "win_rate_grammar", "win_rate_grammar_lo", "win_rate_grammar_hi",
+    "win_rate_sentiment", "win_rate_sentiment_lo", "win_rate_sentiment_hi",
     "gold_reward", "gold_reward_lo", "gold_reward_hi", "gold_reward_run_lo", "gold_reward_run_hi",
     "kl", "kl_lo", "kl_hi", "kl_run_lo", "kl_run_hi", "kl_tokenwise",
     "chosen_logp_delta", "rejected_logp_delta", "margin_delta", "chosen_fell_fraction",

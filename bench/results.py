@@ -30,6 +30,11 @@ Columns of summary.csv (and keys of metrics.json):
     win_rate (+ _lo/_hi, _run_lo/_run_hi)   P(judge(y_π) > judge(y_ref)) + ½P(tie), each prompt's sample against
                                          K π_ref draws (eval.reference_samples)
     tie_rate                             fraction of those comparisons that tie (each counts ½)
+    win_rate_lc (+ intervals)            length-controlled win rate: logistic regression of the preference on the
+                                         length difference, read at equal length (AlpacaEval 2's LC idea);
+                                         win_rate_length_slope its length coefficient (bench/evaluation/win_parts.py)
+    win_rate_grammar, win_rate_sentiment (+ _lo/_hi)   win_rate − ½ split into comparisons decided by grammar (a
+                                         side ill-formed) and by sentiment (both well-formed); worlds with a grammar
     gold_reward (+ intervals)            mean judge score of policy samples (gold reward in the controlled world)
     kl (+ intervals)                     Monte-Carlo KL(π‖π_ref) per prompt (k1 estimator on policy samples)
     kl_tokenwise                         exact per-token KL summed along sampled prefixes (lower variance)
@@ -351,7 +356,7 @@ def damaged_line(damaged: list[tuple[str, str]]) -> str:
     return f"{len(damaged)} run folder(s) damaged, to be re-run: {names}"
 
 
-SETTING_INTERVALS = ("win_rate", "gold_reward", "kl")  # summary.csv's over-seeds `_lo/_hi` columns
+SETTING_INTERVALS = ("win_rate", "win_rate_lc", "win_rate_grammar", "win_rate_sentiment", "gold_reward", "kl")  # summary.csv's over-seeds `_lo/_hi` columns
 
 
 def summary_frame(results_dir: Path, intervals: bool = True):

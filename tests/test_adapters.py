@@ -21,7 +21,7 @@ from tiny_suite import one_thread, tiny_suite_text
 
 BUDGET = 1.2e9  # dry run: ~18 DPO steps, ~3 PPO and ~8 Online DPO updates after their reward model (~3e8)
 BEST_OF_N = 4
-REFERENCES = ["sft", "best_of_n"]
+REFERENCES = ["sft", "best_of_n", "scripted"]
 TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "simpo", "orpo", "ppo", "online_dpo",
            "rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo", "xpo"]  # issue 14
 EXPECTED = REFERENCES + TRAINED

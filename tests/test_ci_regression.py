@@ -50,10 +50,11 @@ def check_intervals(out: Path, sft_slack: float = 0.0) -> None:
 
 
 def test_controlled_ci_suite_matches_committed_baseline(tmp_path):
-    # Open defect (issue 11's note): in the CI world (v3 gold, 74% grammatical base samples) sft reads 0.467
-    # [0.449, 0.478] against its 8 fixed reference draws per prompt: the draws' mean gold (-0.65) sits above the
-    # sft samples' (-0.90, all three seeds). Unexplained yet (a batch-layout test of the sampler found no
-    # padding effect beyond noise); the default suite's sft reads 0.502 [0.487, 0.518] and is held to 0.5 exactly.
+    # Open defect (issue 11's note): in the CI world (74% grammatical base samples) sft reads below 0.5 against its
+    # 8 fixed reference draws per prompt: v3 gold 0.467 [0.449, 0.478]; v4 gold 0.466 [0.411, 0.528] (the wider
+    # interval: ill-formed text now sits 8.5 below the floor of well-formed reviews). Unexplained yet (a
+    # batch-layout test of the sampler found no padding effect beyond noise); the default suite's sft reads 0.501
+    # [0.462, 0.537] and is held to 0.5 exactly.
     run_and_check(tmp_path, "controlled-ci", "controlled-ci.json", sft_slack=0.03)
 
 

@@ -1,5 +1,8 @@
-"""The controlled world's gold reward r*(x, y): sentiment counts only in well-formed reviews, the prompt is
-context, degenerate text scores below the base policy, and the stated maximum is attained and never exceeded."""
+"""The controlled world's gold reward r*(x, y), v4: a review is paid for its verdict and its coherence, not for
+the count of its adjectives. Sentiment counts only in well-formed reviews, the prompt is context, conjunctions
+must be used in their sense, contradictions and repetition cost, the verdict saturates in clauses, capped
+samples are unfinished, ill-formed text stays below every well-formed review, and the stated maximum is attained
+and never exceeded — also by a search with the reward's own code under the sampler's real cap."""
 
 from __future__ import annotations
 
@@ -11,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from bench.worlds.controlled.gold_search import PROMPTS, random_clause, reader_verdict, search
 from bench.worlds.controlled.language import (
-    ARTICLE_DETERMINERS, CONJUNCTIONS, INTENSIFIERS, NEGATIVE, NEUTRAL, NOUNS, POSITIVE, ReviewGenerator,
-    best_review, gold_reward, gold_reward_bound, is_grammatical, is_well_formed, parse_review, sentiment_reward,
-    vocabulary,
+    EXTRA_CLAUSE, INCOHERENCE, INTENSIFIERS, NEGATIVE, NEUTRAL, POSITIVE, SAMPLER_CAP, WELL_FORMED_FLOOR,
+    ReviewGenerator, best_review, gold_reward, gold_reward_bound, incoherence_cost, is_grammatical,
+    is_well_formed, parse_review, sentiment_reward,
 )
 
 OLD_SAMPLES = Path(__file__).parent / "data" / "degenerate_samples_v1.jsonl"
+P = "the plot was"
 
 
 @pytest.fixture(scope="module")
@@ -27,50 +32,129 @@ def language_mean() -> float:
     return statistics.fmean(gold_reward(c, p) for p, c in (gen.prompt_and_completion() for _ in range(5000)))
 
 
-def test_language_samples_are_well_formed_with_a_spread_around_zero(language_mean):
+def test_language_samples_are_well_formed_with_a_spread(language_mean):
     gen = ReviewGenerator(3)
     pcs = [gen.prompt_and_completion() for _ in range(3000)]
     assert all(is_well_formed(p, c) for p, c in pcs)
     rewards = [gold_reward(c, p) for p, c in pcs]
-    assert abs(language_mean) < 0.3 and statistics.pstdev(rewards) > 1.0
-    # headroom: the best of 3000 language samples stays well below the attainable maximum
-    assert max(rewards) < gold_reward_bound(32) - 1.0
+    # random tones and random conjunctions make many language samples incoherent: the mean sits below zero
+    assert -1.5 < language_mean < 0 and statistics.pstdev(rewards) > 1.0
+    assert max(rewards) <= gold_reward_bound() and gold_reward_bound() - language_mean > 3.0  # headroom
 
 
 def test_sign_intensity_and_negation():
-    p = "the plot was"
     for w in POSITIVE:
-        assert gold_reward(f"{w} .", p) == pytest.approx(2 * math.asinh(0.5))
+        assert gold_reward(f"{w} .", P) == 1.0
     for w in NEGATIVE:
-        assert gold_reward(f"{w} .", p) < 0
+        assert gold_reward(f"{w} .", P) == -1.0
     for w in NEUTRAL:
-        assert gold_reward(f"{w} .", p) == 0
+        assert gold_reward(f"{w} .", P) == 0
     for intens, weight in INTENSIFIERS.items():
-        assert gold_reward(f"{intens} great .", p) == pytest.approx(2 * math.asinh(weight / 2))
+        assert gold_reward(f"{intens} great .", P) == pytest.approx(weight)
     # negation flips and halves: faint praise, never stronger than the plain adjective
-    assert gold_reward("not awful .", p) == pytest.approx(2 * math.asinh(0.25))
-    assert gold_reward("not great .", p) == pytest.approx(-gold_reward("not awful .", p))
-    assert abs(gold_reward("not utterly awful .", p)) < abs(gold_reward("utterly awful .", p))
+    assert gold_reward("not awful .", P) == 0.5 == -gold_reward("not great .", P)
+    assert abs(gold_reward("not utterly awful .", P)) < abs(gold_reward("utterly awful .", P))
 
 
 def test_prompt_is_context():
-    assert gold_reward("great .", "the plot was not") < 0 < gold_reward("great .", "the plot was")
-    assert gold_reward("great .", "the plot was utterly") == pytest.approx(2 * math.asinh(1.0))
-    # an adjective in the prompt is not the completion's doing, but repeating it has diminishing returns
-    assert gold_reward("and the cast was dull .", "a truly awful script") == gold_reward("dull .", "the plot was")
-    assert gold_reward("and a great plot .", "a great movie") < gold_reward("and a superb plot .", "a great movie")
+    assert gold_reward("great .", "the plot was not") < 0 < gold_reward("great .", P)
+    assert gold_reward("great .", "the plot was utterly") == 2.0
+    # an adjective in the prompt is not the completion's doing: it sets the stance, never the verdict
+    assert gold_reward("but the cast was great .", "a truly awful script") == gold_reward("great .", P) == 1.0
+    # but repeating it (or its noun) is discounted
+    assert gold_reward("and a great plot .", "a great movie") < gold_reward("and a superb plot .", "a great movie") \
+        < gold_reward("and the cast was superb .", "a great movie")
 
 
-def test_diminishing_returns_and_concave_growth():
-    p = "the plot was"
-    once = gold_reward("great .", p)
-    repeated = gold_reward("great and the cast was great and the music was great .", p)
-    distinct = gold_reward("great and the cast was superb and the music was lovely .", p)
-    assert once < repeated < distinct < 3 * once
-    rewards = [gold_reward(" and ".join(["great"] + [f"a {a} film" for a in POSITIVE[2:n + 1]]) + " .", p)
-               for n in range(1, 8)]
-    gains = [b - a for a, b in zip(rewards, rewards[1:])]
-    assert all(g > 0 for g in gains) and all(b < a for a, b in zip(gains, gains[1:]))
+def test_verdict_saturates_in_clauses_as_stated():
+    """The curve: the j-th strongest clause weighs 1/2**(j-1) and each clause after the first costs 0.3, so the
+    best reviews (each clause worth 2) score 2, 2.7, 2.9, 2.85, 2.675, ... in 1, 2, 3, 4, 5 clauses: length beyond
+    three clauses costs. With plain adjectives (worth 1): 1, 1.2, 1.15, 0.975 — two clauses are enough."""
+    strong = [("a", "incredibly"), ("this", "incredibly"), ("its", "incredibly"), ("a", "utterly"), ("its", "utterly")]
+    nouns = ["film", "cast", "score", "ending", "hero"]
+    strong_curve, plain_curve = [], []
+    for n in range(1, 6):
+        extra = [f"and {d} {i} {a} {x}" for (d, i), a, x in zip(strong[:n - 1], POSITIVE[5:], nouns)]
+        strong_curve.append(gold_reward(" ".join(["brilliant", *extra, "."]), "the plot was utterly"))
+        extra = [f"and {d} {a} {x}" for d, a, x in zip(["a", "this", "its", "the"][:n - 1], POSITIVE[5:], nouns)]
+        plain_curve.append(gold_reward(" ".join(["brilliant", *extra, "."]), P))
+    assert strong_curve == pytest.approx([2.0, 2.7, 2.9, 2.85, 2.675])
+    assert plain_curve == pytest.approx([1.0, 1.2, 1.15, 0.975, 0.7375])
+    assert max(range(5), key=lambda i: strong_curve[i]) == 2 and max(range(5), key=lambda i: plain_curve[i]) == 1
+    assert EXTRA_CLAUSE == 0.3
+
+
+def test_conjunctions_must_be_used_in_their_sense():
+    coherent = gold_reward("great and a superb film .", P)
+    assert gold_reward("great but a superb film .", P) == pytest.approx(coherent - INCOHERENCE)
+    assert gold_reward("great although a superb film .", P) == pytest.approx(coherent - INCOHERENCE)
+    turn = gold_reward("awful but a superb film .", P)
+    assert gold_reward("awful and a superb film .", P) == pytest.approx(turn - INCOHERENCE)
+    # a neutral clause in between does not hide the turn: the stance is the last polar clause's sign
+    assert parse_review(P, "awful and a long film and a superb cast .").incoherences
+    assert not parse_review(P, "awful and a long film but a superb cast .").incoherences
+    # the issue's chain of contrastive joins of same-polarity clauses scores below the one-clause review
+    chain = ("a dismal", "story while a inspired cast but this deeply elegant romance although i found that hero "
+                         "really brilliant because i found the lead very joyful .")
+    assert len(parse_review(*chain).incoherences) == 2 and gold_reward(chain[1], chain[0]) < 1.0
+
+
+def test_contradiction_costs():
+    # the same noun judged both ways
+    both = "utterly brilliant but the plot was utterly awful and the plot was utterly superb and the plot was utterly lovely ."
+    assert gold_reward(both, P) < 0 < 2.0 == gold_reward("utterly brilliant .", P)
+    assert any("judged both ways" in s for s in parse_review(P, both).incoherences)
+    # praise contradicting the prompt's verdict without a contrastive turn (v3: 4.19)
+    prompt = "a truly awful script"
+    glowing = ("and the cast was utterly brilliant and the music was utterly superb and the lead was utterly lovely "
+               "and the hero was truly stunning .")
+    turned = "but " + glowing[len("and "):]
+    assert gold_reward(glowing, prompt) == pytest.approx(gold_reward(turned, prompt) - INCOHERENCE)
+    assert gold_reward(glowing, prompt) < gold_reward("but the cast was utterly brilliant and a truly superb score .", prompt)
+    assert incoherence_cost(1) == 1.0 and incoherence_cost(2) == 1.5 and incoherence_cost(50) < 2.0
+
+
+def test_repeated_nouns_and_templates_are_discounted():
+    six_plots = ("utterly great and a utterly superb plot and a utterly lovely plot and a utterly fresh plot and a "
+                 "utterly warm plot and a utterly rich plot .")  # v3: 4.98, 97% of its maximum
+    assert gold_reward(six_plots, P) < gold_reward("utterly brilliant .", P)
+    varied = gold_reward("great and the cast was superb .", P)
+    assert gold_reward("great and the plot was superb .", P) < varied          # noun repeated
+    assert gold_reward("great and the cast was great .", P) < varied           # adjective repeated
+    assert gold_reward("great and the cast was superb .", "the plot was") > \
+        gold_reward("great and the cast was superb and the music was lovely and the score was fresh .", P)
+
+
+def test_faint_praise_chains_do_not_beat_one_strong_clause():
+    chain = "not bad and the cast was not dull and the music was not awful and the lead was not weak and the score was not flat ."
+    assert gold_reward(chain, P) < gold_reward("utterly brilliant .", P)  # v3: 2.10 > 1.76
+
+
+def test_capped_samples_are_unfinished():
+    """The sampler emits at most 32 new tokens, the end token included: 32 words without it were cut there."""
+    words = ["great"] + ["and", "a", "good", "film"] * 7 + ["and", "."]
+    long = " ".join(words[:SAMPLER_CAP - 1] + ["."])
+    assert len(long.split()) == SAMPLER_CAP
+    assert parse_review(P, long).capped and not is_well_formed(P, long)
+    assert gold_reward(long, P) <= WELL_FORMED_FLOOR - 1
+    shorter = " ".join(long.split()[:-2] + ["."])
+    assert not parse_review(P, shorter).capped
+
+
+def test_ill_formed_text_stays_below_every_well_formed_review_and_near_misses_above_salad():
+    rng = random.Random(5)
+    worst_well_formed = math.inf
+    for _ in range(3000):  # random well-formed reviews of every polarity and coherence
+        clauses = [" ".join(random_clause(rng)) for _ in range(rng.randint(1, 6))]
+        text = clauses[0] + "".join(f" {rng.choice(['and', 'but', 'so', 'yet'])} {c}" for c in clauses[1:]) + " ."
+        if len(text.split()) < SAMPLER_CAP and is_well_formed("", text):
+            worst_well_formed = min(worst_well_formed, gold_reward(text))
+    assert worst_well_formed >= WELL_FORMED_FLOOR
+    slip = gold_reward("not lead .", P)         # one word off the grammar
+    cut = gold_reward("great and the cast", P)  # unfinished
+    salad = gold_reward("film great the and was very lovely cast a .", P)
+    assert salad < slip < WELL_FORMED_FLOOR and cut < WELL_FORMED_FLOOR
+    assert parse_review(P, "not lead .").clause_list[0].near_miss
 
 
 ADVERSARIAL = {
@@ -95,7 +179,7 @@ def test_degenerate_text_scores_below_the_base_policy(name, language_mean):
     prompt, completion = ADVERSARIAL[name]
     assert not is_well_formed(prompt, completion)
     r = gold_reward(completion, prompt)
-    assert r <= -3.0 < language_mean - 2.0, (name, r)
+    assert r < WELL_FORMED_FLOOR and r <= -3.0 < language_mean - 2.0, (name, r)
 
 
 def test_old_gold_paid_for_salad_and_new_gold_does_not():
@@ -117,72 +201,40 @@ def test_old_degenerate_samples_score_below_sft(language_mean):
 
 
 def test_bound_is_attained_and_tight():
-    for cap in (8, 12, 24, 32, 40):
+    for cap in (2, 3, 8, 12, 13, 24, 32, 40):
         prompt, completion = best_review(cap)
         assert len(completion.split()) + 1 <= cap  # + the end token
-        assert is_well_formed(prompt, completion)
-        assert gold_reward(completion, prompt) == pytest.approx(gold_reward_bound(cap))
-    assert gold_reward_bound(32) == pytest.approx(2 * math.asinh(6.5))
+        assert is_well_formed(prompt, completion, max_new_tokens=cap)
+        assert gold_reward(completion, prompt, max_new_tokens=cap) == pytest.approx(gold_reward_bound(cap))
+        assert all(reader_verdict(prompt, completion).values())
+    assert gold_reward_bound(32) == pytest.approx(2.9) == gold_reward_bound(13)
+    assert gold_reward_bound(12) == pytest.approx(2.7)
 
 
-def _random_clause(rng: random.Random) -> list[str]:
-    adj = [rng.choice(POSITIVE + NEGATIVE)]
-    mods = (["not"] if rng.random() < 0.2 else []) + ([rng.choice(list(INTENSIFIERS))] if rng.random() < 0.6 else [])
-    form = rng.random()
-    if form < 0.4:
-        return [rng.choice(ARTICLE_DETERMINERS), *mods[-1:], *adj, rng.choice(NOUNS)]
-    if form < 0.7:
-        return ["the", rng.choice(NOUNS), "was", *mods, *adj]
-    return ["i", "found", "the", rng.choice(NOUNS), *mods, *adj]
-
-
-def _mutate(words: list[str], rng: random.Random, vocab: list[str]) -> list[str]:
-    """A word edit, or a whole clause inserted (single edits cannot cross the ill-formed plateau)."""
-    out = list(words)
-    op = rng.random()
-    if op < 0.3:
-        at = rng.randrange(len(out) + 1)
-        out[at:at] = [rng.choice(CONJUNCTIONS), *_random_clause(rng)]
-    elif op < 0.6 and out:
-        out[rng.randrange(len(out))] = rng.choice(vocab)
-    elif op < 0.8:
-        out.insert(rng.randrange(len(out) + 1), rng.choice(vocab))
-    elif out:
-        del out[rng.randrange(len(out))]
-    return out
-
-
-def test_no_search_beats_the_bound():
-    """Hill climbing over completions of <= 31 words (+ end token = 32) never exceeds the stated maximum."""
-    rng = random.Random(0)
-    vocab = vocabulary()
-    focus = POSITIVE + list(INTENSIFIERS) + list(CONJUNCTIONS) + ARTICLE_DETERMINERS + NOUNS + ["."]
-    bound = gold_reward_bound(32)
-    best_seen = -math.inf
-    for prompt in ("the plot was utterly", "the plot was", "i found the", "a truly awful script"):
-        words = ["great", "."] if prompt != "a truly awful script" else ["."]
-        score = gold_reward(" ".join(words), prompt)
-        for _ in range(6000):
-            cand = _mutate(words, rng, focus if rng.random() < 0.8 else vocab)[:31]
-            s = gold_reward(" ".join(cand), prompt)
-            assert s <= bound + 1e-9, (prompt, cand)
-            if s >= score:
-                words, score = cand, s
-        best_seen = max(best_seen, score)
-    assert best_seen > gold_reward_bound(32) - 1.0  # the search does climb: the bound is not vacuous
-
-
-def test_long_positive_grammatical_reviews_score_highest(language_mean):
-    long_positive = gold_reward(best_review(32)[1], best_review(32)[0])
-    short_positive = gold_reward("great .", "the plot was")
-    assert long_positive > short_positive > language_mean
-    assert long_positive > max(gold_reward(c, p) for p, c in ADVERSARIAL.values()) + 8
+def test_search_with_the_rewards_own_code_finds_only_reviews_a_reader_would_call_good():
+    """Hill climbing over the vocabulary from several prompts, completions up to the sampler's real cap (32
+    words = cut before the end token): nothing exceeds the stated maximum, every find uses its conjunctions in
+    their sense, judges no noun both ways and repeats no noun or template; the finds at the top are no longer
+    than needed; and the search does climb to the bound (it is not vacuous)."""
+    bound = gold_reward_bound(SAMPLER_CAP)
+    finds = search(gold_reward, PROMPTS, steps=3000, restarts=1, seed=0)
+    assert len(finds) == len(PROMPTS)
+    for f in finds:
+        assert f.reward <= bound + 1e-9, f
+        verdict = reader_verdict(f.prompt, f.completion)
+        failed = [k for k, ok in verdict.items() if not ok and k != "not_longer_than_needed"]
+        assert not failed, (f, failed)
+        if f.reward >= bound - 0.1:
+            assert all(verdict.values()), (f, verdict)
+    assert finds[0].reward >= bound - 0.1
 
 
 def test_parse_counts_bad_clauses_and_unfinished_text():
     ok = parse_review("honestly , the", "plot was great and a utterly superb film .")
-    assert ok.well_formed and ok.terms == (1.0, 2.0)
+    assert ok.well_formed and ok.terms == (1.0, 2.0) and not ok.incoherences
     cut = parse_review("the plot", "was great and the cast")
-    assert not cut.finished and cut.bad_clauses == 1 and gold_reward("was great and the cast", "the plot") == -4.0
-    trailing = parse_review("the plot was", "great . the cast was superb .")
+    assert not cut.finished and cut.bad_clauses == 1 and gold_reward("was great and the cast", "the plot") == -9.5
+    assert cut.clause_list[-1].near_miss  # "the cast" is one adjective short of "the great cast"
+    trailing = parse_review(P, "great . the cast was superb .")
     assert not trailing.finished and trailing.bad_clauses == 1
+    assert is_grammatical("the plot was great .") and not is_grammatical("the plot was .")

@@ -386,6 +386,9 @@ def test_end_to_end_every_algorithm(e2e):
     for algorithm, row in rows.items():
         assert 0.0 <= float(row["win_rate"]) <= 1.0, algorithm
         assert row["kl"] != "" and row["length"] != ""
+        # what a win is made of: the length-controlled win rate for every world; no grammar split without a grammar
+        assert 0.0 <= float(row["win_rate_lc"]) <= 1.0, algorithm
+        assert row["win_rate_grammar"] == "" and row["win_rate_sentiment"] == "", algorithm
     assert float(rows["sft"]["win_rate"]) == pytest.approx(0.5, abs=0.5)
     world = json.loads((results / "world.json").read_text())
     assert world["kind"] == "hub" and world["pairs"]["train"]["malformed"] == MALFORMED

@@ -1,9 +1,12 @@
-"""Training-free references: `sft` (the base policy itself) and `best_of_n` (n samples of π_ref, judge's best).
+"""Training-free references: `sft` (the base policy itself), `best_of_n` (n samples of π_ref, judge's best) and
+`scripted` (a one-line rule written from the controlled world's grammar, bench/worlds/controlled/scripted.py).
 
 They bound the comparison from below and beside: every trained algorithm starts at `sft` (win rate ≈ 0.5,
 KL = 0), and `best_of_n` is the inference-time alternative whose KL is known in closed form,
 log n − (n−1)/n. Best-of-n picks with the world's judge (the gold reward in the controlled world), so it is
-an oracle reference, not a fair competitor: it is drawn for scale.
+an oracle reference, not a fair competitor: it is drawn for scale. `scripted` asks no judge: "finish the
+prompt's clause and stop" and "finish with one positive adjective" show how much of a trained policy's win a
+single rule already earns (its KL is exact: the rule is deterministic, KL = −log π_ref(y|x)).
 """
 
 from __future__ import annotations
@@ -53,3 +56,23 @@ def best_of_n_samples(ctx, n: int):
     return best_of_n_metrics(ctx, n)
 
 
+@dataclass(frozen=True)
+class ScriptedParams:
+    rule: str = field(default="positive_adjective", metadata={
+        "choices": ("finish_clause", "positive_adjective"),
+        "doc": "finish_clause: finish the prompt's clause (neutral words) and stop; positive_adjective: finish "
+               "with one positive adjective ('good')"})
+
+
+@register("scripted")
+class Scripted(Algorithm):
+    summary = "a rule written from the controlled world's grammar (no training, no judge): the scale of a win"
+    Params = ScriptedParams
+    family = "reference"
+    trains = False
+    uses_reference = False
+    implicit_reward = None
+
+    def train(self, ctx) -> TrainOutcome:
+        return TrainOutcome(policy_dir=None, steps=0, stop_reason="training_free",
+                            extra={"scripted": ctx.params["rule"]})

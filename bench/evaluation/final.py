@@ -4,6 +4,10 @@ Estimators (all documented in bench/evaluation/estimators.py):
 - win_rate: P(judge(y_π) > judge(y_ref)) + ½P(tie): each prompt's policy sample against K = eval.reference_samples
   π_ref draws for that prompt; `win_rate_run_lo/_run_hi` is the 95% interval *within this run* (crossed bootstrap
   over prompts and reference draws); `tie_rate` the fraction of comparisons that tie;
+- win_rate_lc: the length-controlled win rate (AlpacaEval 2's LC idea: a logistic regression of the preference
+  on the length difference, read at equal length), `win_rate_length_slope` its length coefficient;
+  win_rate_grammar / win_rate_sentiment: the parts of win_rate − ½ decided by grammar (one side or both
+  ill-formed) and by sentiment (both well-formed), where the judge knows a grammar (bench/evaluation/win_parts.py);
 - gold_reward: mean judge score of policy samples (`_run_lo/_run_hi`: over prompts);
 - kl: Monte-Carlo k1 = mean over policy samples of Σ_t log π − log π_ref (bootstrap CI); kl_tokenwise: exact
   per-token KL along the sampled prefixes (same expectation, lower variance);
@@ -99,6 +103,40 @@ def alignment_tax(ctx, outcome) -> dict[str, Any]:
     return out
 
 
+def win_readings(ctx, m, wins: np.ndarray, tok, per_prompt: dict) -> dict[str, Any]:
+    """What the win is made of (bench/evaluation/win_parts.py): the length-controlled win rate for every world,
+    and, where the judge knows the grammar (`well_formed`), the grammar and sentiment parts. Adds their
+    per-comparison columns (`lc_ref<j>`, `grammar_ref<j>`, `sentiment_ref<j>`) to `per_prompt`."""
+    from bench.evaluation.reference import reference_samples
+    from bench.evaluation.win_parts import grammar_sentiment_parts, length_controlled
+
+    ev, stages = ctx.spec.eval, ctx.stages
+    ref_completions, _ = reference_samples(stages, len(m.prompts), ev.max_new_tokens, ev.temperature)
+    k = wins.shape[1]
+    flat_prompts = [p for p in m.prompts for _ in range(k)]
+    flat_refs = [c for row in ref_completions for c in row[:k]]
+
+    def tokens(texts):
+        return np.array([len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts], dtype=float)
+
+    out: dict[str, Any] = {}
+    lc, lc_units, phi = length_controlled(wins, tokens(m.completions), tokens(flat_refs).reshape(wins.shape))
+    _, out["win_rate_lc_run_lo"], out["win_rate_lc_run_hi"] = crossed_bootstrap_ci(
+        lc_units[None], n_boot=ev.bootstrap, seed=ctx.spec.seed, bounds=(0.0, 1.0))
+    out["win_rate_lc"], out["win_rate_length_slope"] = lc, phi
+    per_prompt.update({f"lc_ref{j}": lc_units[:, j] for j in range(k)})
+    well_formed = getattr(stages.world().judge(), "well_formed", None)
+    if well_formed is not None:
+        policy_ok = well_formed(m.prompts, m.completions)
+        ref_ok = well_formed(flat_prompts, flat_refs).reshape(wins.shape)
+        grammar, sentiment = grammar_sentiment_parts(wins, policy_ok, ref_ok)
+        out["win_rate_grammar"], out["win_rate_sentiment"] = float(grammar.mean()), float(sentiment.mean())
+        per_prompt["well_formed"] = policy_ok.astype(float)  # e.g. corr(length, gold) among well-formed samples
+        per_prompt.update({f"grammar_ref{j}": grammar[:, j] for j in range(k)})
+        per_prompt.update({f"sentiment_ref{j}": sentiment[:, j] for j in range(k)})
+    return out
+
+
 def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from bench.evaluation.judges import RewardModelJudge
     from bench.evaluation.policy_metrics import pair_logps
@@ -129,6 +167,10 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         from bench.evaluation.best_of_n import best_of_n_metrics
 
         m, ref_scores = best_of_n_metrics(ctx, int(outcome.extra["best_of_n"]))
+    elif outcome.extra.get("scripted"):
+        from bench.evaluation.scripted import scripted_metrics
+
+        m, ref_scores = scripted_metrics(ctx, str(outcome.extra["scripted"]))
     else:
         m, ref_scores = generation_metrics(ctx, policy, ev.prompts)
     wins = win_matrix(m.scores, ref_scores)  # [prompts, reference draws]
@@ -142,13 +184,15 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     per_prompt = {"prompt_index": np.arange(len(m.scores)), "gold_reward": m.scores, "kl": m.kl_k1,
                   "kl_tokenwise": m.kl_tokenwise, "length": m.lengths,
                   **{f"win_ref{j}": wins[:, j] for j in range(wins.shape[1])}}
+    metrics.update(win_readings(ctx, m, wins, tok, per_prompt))
     metrics["kl_tokenwise"] = float(m.kl_tokenwise.mean())
     metrics["length"] = float(m.lengths.mean())
     metrics["sample_logp"] = float(m.logp.mean())
     metrics["sample_entropy"] = float(m.entropy.mean())
     metrics["reference_gold_reward"] = float(np.mean(ref_scores))
     metrics.update(quality_metrics(ctx, policy, m))
-    if ev.validation_prompts and not outcome.extra.get("best_of_n") and spec.swept and \
+    training_free_samples = outcome.extra.get("best_of_n") or outcome.extra.get("scripted")
+    if ev.validation_prompts and not training_free_samples and spec.swept and \
             len(world.eval_prompts) > ev.prompts:  # validation prompts exist only after the test prompts
         # (only a swept label selects a setting: for a single setting the validation samples would be unused)
         # model selection for sweeps uses these prompts, never the test prompts above

@@ -1,6 +1,8 @@
 """Judges score (prompt, completion) batches. Win rate and reward are defined by the world's judge.
 
-- `GoldJudge`: the controlled world's gold reward r*(x, y) (the completion read as the prompt's continuation) — known truth, never seen by a trainer.
+- `GoldJudge`: the controlled world's gold reward r*(x, y) (the completion read as the prompt's continuation) —
+  known truth, never seen by a trainer;
+  its `well_formed` says which samples parse (judges without a grammar have no such method).
 - `RewardModelJudge`: a Hugging Face sequence-classification model (num_labels = 1) scoring prompt+completion;
   the judge of real suites, and the *proxy* reward that `ppo` / `online_dpo` optimise (scored beside the gold
   reward to measure over-optimisation).
@@ -27,6 +29,12 @@ class GoldJudge:
         from bench.worlds.controlled.language import gold_reward
 
         return np.array([gold_reward(c, p) for p, c in zip(prompts, completions)], dtype=np.float64)
+
+    def well_formed(self, prompts: list[str], completions: list[str]) -> np.ndarray:
+        """Which reviews parse (and finished under the sampler's cap): the grammar side of a win."""
+        from bench.worlds.controlled.language import is_well_formed
+
+        return np.array([is_well_formed(p, c) for p, c in zip(prompts, completions)], dtype=bool)
 
 
 class RewardModelJudge:

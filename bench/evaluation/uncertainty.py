@@ -36,6 +36,9 @@ INF = math.inf
 # metric -> (file, columns: a prefix (one column per reference draw) or one column, bounds of the metric)
 UNITS: dict[str, tuple[str, str, tuple[float, float]]] = {
     "win_rate": ("per_prompt.csv", "win_ref*", (0.0, 1.0)),
+    "win_rate_lc": ("per_prompt.csv", "lc_ref*", (0.0, 1.0)),  # bench/evaluation/win_parts.py
+    "win_rate_grammar": ("per_prompt.csv", "grammar_ref*", (-0.5, 0.5)),
+    "win_rate_sentiment": ("per_prompt.csv", "sentiment_ref*", (-0.5, 0.5)),
     "gold_reward": ("per_prompt.csv", "gold_reward", (-INF, INF)),
     "kl": ("per_prompt.csv", "kl", (0.0, INF)),
     "kl_tokenwise": ("per_prompt.csv", "kl_tokenwise", (0.0, INF)),

@@ -35,7 +35,7 @@ from bench.reporting.tables import REFERENCE_ALGORITHMS, present
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#999933")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
 LINESTYLES = ("-", "--", "-.", ":")
-REFERENCE_STYLE = {"sft": ("#000000", "x"), "best_of_n": ("#777777", "*")}
+REFERENCE_STYLE = {"sft": ("#000000", "x"), "best_of_n": ("#777777", "*"), "scripted": ("#aaaaaa", "+")}
 RC = {
     "svg.hashsalt": "daa-bench-report", "svg.fonttype": "path", "font.family": "DejaVu Sans",
     "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,

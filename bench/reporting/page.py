@@ -263,7 +263,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     unc = from_frame(frame, res.dirs, n_boot=n_boot)
     board = tables.leaderboard(frame, order, unc)
     marks = tables.best_marks(board, unc)
-    pairs = tables.pairwise(board, unc, "win_rate")
+    pairs = tables.pairwise_readings(board, unc)
     algorithms = dict(zip(board["label"], board["algorithm"]))
     style = figures.styles(order, algorithms)
     controlled = (res.world.get("kind") or (res.suite.get("world") or {}).get("kind")) == "controlled"
@@ -294,6 +294,11 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
                    "ci": f"[{tables.format_number(r['lo'], '+.3f')}, {tables.format_number(r['hi'], '+.3f')}]",
                    "hw": tables.format_number(r["half_width"], ".3f"), "seeds": int(r["seeds"]),
                    "sig": bool(r["significant"]),
+                   **{short: (tables.format_number(r[f"{short}_difference"], "+.3f") +
+                              (f" [{tables.format_number(r[f'{short}_lo'], '+.3f')}, "
+                               f"{tables.format_number(r[f'{short}_hi'], '+.3f')}]"
+                               if tables.present(r[f"{short}_lo"]) else ""))
+                      for _, short in tables.READINGS},
                    "need": "" if not tables.present(r["seeds_needed"]) else str(int(r["seeds_needed"]))}
                   for _, r in pairs.iterrows()],
         "power_target": tables.POWER_TARGET,

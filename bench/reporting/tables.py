@@ -26,7 +26,7 @@ import pandas as pd
 from bench.columns import format_param, label_order, param_columns, present, setting_name, sorted_runs  # noqa: F401
 
 
-REFERENCE_ALGORITHMS = ("sft", "best_of_n")
+REFERENCE_ALGORITHMS = ("sft", "best_of_n", "scripted")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,11 @@ class Metric:
 
 LEADERBOARD = (
     Metric("win_rate", "win rate", "vs π_ref", +1, ".3f"),
+    # what the win is made of (bench/evaluation/win_parts.py): read at equal length, and split into the part
+    # decided by grammar and the part decided by sentiment (win rate − ½ = grammar + sentiment)
+    Metric("win_rate_lc", "LC win rate", "vs π_ref at equal length", +1, ".3f"),
+    Metric("win_rate_grammar", "grammar part", "of win rate − ½", 0, "+.3f"),
+    Metric("win_rate_sentiment", "sentiment part", "of win rate − ½", 0, "+.3f"),
     Metric("tie_rate", "ties", "share of comparisons", 0, ".3f"),
     Metric("gold_reward", "gold reward", "judge score", +1, ".2f"),
     # no "best" KL: it is the price of reward, read on the frontier; the lowest KL is won by barely training
@@ -153,6 +158,25 @@ def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float =
                          "seeds_needed": math.ceil(iv.seeds * (iv.half_width / target) ** 2)
                          if math.isfinite(iv.half_width) and iv.seeds >= 2 else np.nan})  # 1 seed: no seed spread
     return pd.DataFrame(rows, columns=cols)
+
+
+READINGS = (("win_rate_lc", "lc"), ("win_rate_grammar", "grammar"), ("win_rate_sentiment", "sentiment"))
+
+
+def pairwise_readings(board: pd.DataFrame, unc, target: float = POWER_TARGET) -> pd.DataFrame:
+    """`pairwise` on the win rate, with the same paired differences of the LC win rate and of the grammar and
+    sentiment parts beside it (`<reading>_difference`, `_lo`, `_hi`; absent readings stay empty)."""
+    pairs = pairwise(board, unc, "win_rate", target)
+    for metric, short in READINGS:
+        values, los, his = [], [], []
+        for a, b in zip(pairs["a"], pairs["b"]):
+            iv = unc.difference(a, b, metric)
+            ok = present(iv.mean) and math.isfinite(iv.mean)
+            values.append(iv.mean if ok else np.nan)
+            los.append(iv.lo if ok else np.nan)
+            his.append(iv.hi if ok else np.nan)
+        pairs[f"{short}_difference"], pairs[f"{short}_lo"], pairs[f"{short}_hi"] = values, los, his
+    return pairs
 
 
 def board_params(board: pd.DataFrame) -> list[str]:

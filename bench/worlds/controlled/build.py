@@ -24,7 +24,7 @@ from bench.worlds.base import World
 from bench.worlds.controlled.config import ControlledWorldConfig
 from bench.worlds.controlled.language import EOS, ReviewGenerator, gold_reward, is_well_formed
 
-WORLD_FORMAT = 3  # bump when the build procedure changes what it produces
+WORLD_FORMAT = 4  # bump when the build procedure changes what it produces (4: gold reward v4)
 REQUIRED = ("tokenizer", "base", "weak", "pairs_train", "pairs_heldout", "eval_prompts.json")  # checked on load
 
 

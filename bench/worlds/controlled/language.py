@@ -12,30 +12,58 @@ Each review has a hidden tone (probability that a sentiment-bearing adjective is
 model learns topic-level coherence and its samples have a real spread of sentiment.
 A prompt is the review's first 3-5 words; the completion is the rest, ending with "." and the end token.
 
-Gold reward r*(x, y) (never shown to a trainer; used to label pairs and to judge). The completion y is read as
-the continuation of its prompt x: the review is x + y, parsed into clauses at conjunctions (after an opener).
+Gold reward r*(x, y), version 4 (never shown to a trainer; used to label pairs and to judge). The completion y
+is read as the continuation of its prompt x: the review x + y is parsed into clauses at conjunctions (after an
+opener). A review is paid for its overall verdict and its coherence, not for the count of its adjectives.
 
-    well-formed   every clause parses, the review ends with its "." (then the end token), nothing follows it:
-                      s_i   = polarity(adj_i) * weight(intensifier_i) * (-1/2 if the clause says "not")
-                      S     = sum over adjectives *in y* of 0.5**k_i * s_i    k_i = earlier uses of that adjective
-                      r*    = 2 * asinh(S / 2)
-    ill-formed    otherwise (word salad, a clause that does not parse, text cut before its ".", words after it):
-                      r*    = -2 - B - U          B = clauses that do not parse, U = 1 if no "." ends the review
+    clause value  v_i = polarity(adj_i) * weight(intensifier_i) * (-1/2 if the clause says "not")    |v_i| <= 2
+    discount      d_i = 1/2 ** (earlier uses, in the review, of clause i's adjective + its noun + its template)
+                  (template = the clause with its noun and adjective replaced by slots: "the _ was utterly _")
+    verdict       V = G(positive v_i d_i) - G(|negative v_i d_i|) over the completion's own clauses (those whose
+                  adjective y wrote),  G(a) = sum_j (1/2)**(j-1) a_(j),  a_(1) >= a_(2) >= ...   so V in (-4, 4)
+    incoherences  m = conjunctions used against their sense (additive and/so/because must keep the running
+                  stance, the sign of the last polar clause; contrastive but/while/although/yet must turn it)
+                  + nouns judged both ways; counted where a completion clause is involved
+    well-formed   r* = max(-8, V - I - W),   I = 2 (1 - 2**-m)  (1, 1.5, 1.75, ... < 2),   W = 0.3 (n_y - 1)^+
+                  with n_y the completion's own clauses
+    ill-formed    r* = -8 - B - U   (every clause that does not parse costs 1, or 1/2 for a near miss: one word
+                  inserted, deleted or replaced would make it parse; U = 1 if the review is unfinished)
 
-- polarity is +1 / -1 / 0; intensifier weights are 1.25..2.0 (1 without one). Negation flips *and halves*
-  ("not bad" is faint praise, not "great"), so negating never strengthens a clause.
-- The prompt is context: "the plot was not" + "great ." is negative; an adjective inside the prompt counts
-  towards repetition (k_i) but not towards S (it is not the policy's doing).
-- Sentiment counts only in well-formed reviews: garbage can never buy reward, so an optimiser that drifts
-  out of the language loses (r* <= -3 for any ill-formed text, far below the base policy's mean near 0).
-- 0.5**k gives diminishing returns for repetition; asinh grows like log, so length helps only logarithmically
-  (a stronger length preference is the labeller's `length_bias` knob, measured, not built into the truth).
-- Attainable maximum (`gold_reward_bound`): a clause holds one adjective, worth at most 2 (an intensifier of
-  weight 2); after the first, each clause costs at least 4 completion tokens (conjunction, article, adjective,
-  noun) and 5 with the intensifier, and the review needs "." and the end token. With a cap of T tokens the
-  best is one adjective finishing the prompt's clause, then A = (T - 3) // 5 intensified clauses and one
-  plain one if 4 tokens remain: S_max = 2 + 2A + [(T - 3) % 5 == 4], r*_max = 2 * asinh(S_max / 2)
-  (5.14 at T = 32). Base-policy samples sit around 0 with a standard deviation near 1.5: headroom.
+- Finished: one "." ends the review, nothing follows it, and the completion left room for its end token under
+  the sampler's cap (`SAMPLER_CAP` = 32 new tokens, end token included; the tokenizer is word-level, so a
+  completion of 32 words was cut at the cap, whatever its last word). v3 judged such a capped sample finished.
+- Negation flips *and halves* ("not bad" is faint praise, not "great"), so negating never strengthens a clause.
+- The prompt is context: "the plot was not" + "great ." is negative; the prompt's own clause sets the stance
+  (praise after "a truly awful script" needs a contrastive turn) and counts towards repetition, but its
+  adjective is not the policy's doing and is never in V.
+- Saturation (tested): with the best clauses (each worth 2) the review scores 2, 2.7, 2.9, 2.85, 2.675 in 1..5
+  clauses; with plain adjectives 1, 1.2, 1.15, 0.975. Two or three clauses say it; more costs. A chain of faint
+  praise ("not bad and ... not dull and ...") stays below one "utterly brilliant" (G weights the strongest).
+- Ill-formed text stays below every well-formed review: r* >= -8 for well-formed text by construction, and
+  ill-formed text has a bad clause or is unfinished, so r* <= -8.5. A near miss (one slip at the edge of the
+  grammar: "the plot was not lead .") scores above salad (-8.5 vs -9 and below): it is closer to a review, and
+  ranking it so gives a learner a gradient back into the language; it can never beat a well-formed review.
+  The floor -8 binds only for very long, incoherent, negative reviews (V > -4, I < 2, W <= 2.1 under the cap).
+- Attainable maximum (`gold_reward_bound`, 2.9 for caps of 13 tokens or more). Proof: I, W >= 0 and negative
+  terms only lower V, so r* <= G(positive terms) - 0.3 (n_y - 1). G is the largest weighted sum over all
+  orders of its terms (rearrangement inequality), hence monotone in each term and in adding one. One clause
+  of y can finish the prompt's clause in one word (plus "." and the end token: 3 tokens), worth at most 2;
+  every other clause of y needs a conjunction and at least 3 words: 4 words are worth at most 1 ("and a great
+  film"), 5 or more at most 2 (an intensifier of weight 2; "not" halves). With a cap of T tokens the other
+  clauses share T - 3 words, so r* <= max over k2 clauses of 5 words and k1 of 4 (5 k2 + 4 k1 <= T - 3) of
+  G(2, 2 x k2, 1 x k1) - 0.3 (k1 + k2), which `_bound_plan` evaluates; `best_review` writes a review with
+  distinct adjectives, nouns and templates and additive joins that attains it (tested for several caps).
+  At T >= 13: G(2, 2, 2) - 0.6 = 2.9, and a fourth clause adds at most 2/8 - 0.3 < 0.
+- The language's own reviews score -0.9 on average (random tones and random conjunctions make many
+  incoherent; SD 1.6); the default world's base policy -1.2 (SD 2.1 with its 5% ill-formed samples): 4.1 of
+  headroom to the maximum.
+- What it still pays for, documented: "so"/"because" are read as additive (same polarity), not checked for
+  causal sense; templates are compared word for word, so a determiner or verb change makes a new one. And
+  brevity, against π_ref: the base policy's multi-clause reviews are often incoherent or mixed (their mean is
+  below 0), so finishing the prompt's clause with a neutral word (r* = 0) beats 71% of π_ref's draws in the
+  default suite, and every trained algorithm there writes shorter than π_ref (5-10 tokens vs 11.9). The
+  length-controlled win rate reads that rule at 0.500 (bench/evaluation/win_parts.py); the scripted references
+  (bench/worlds/controlled/scripted.py) show its scale beside the trained rows.
 
 The grammar-blind *sentiment* reward (`sentiment_reward`, the first version of this world's gold) sums
 adjective polarities anywhere in y, ungrammatical or not. It is the proxy a `labeller = "sentiment"` world
@@ -187,110 +215,250 @@ def sentiment_reward(completion: str, prompt: str = "") -> float:
     return 2.0 * math.asinh(sum(sentiment_terms(words)) / 2.0)
 
 
+# ----------------------------------------------------------------------------------------------- gold reward v4
+
+SAMPLER_CAP = 32          # the harness's sampler: at most 32 new tokens per completion, the end token included
+RHO = 0.5                 # the j-th strongest clause of one polarity weighs RHO**(j-1): saturation in clauses
+REPEAT = 0.5              # a clause's value x REPEAT**k, k = earlier uses of its adjective, noun and template
+INCOHERENCE = 1.0         # the first incoherence costs 1, each further one half the previous (total < 2)
+EXTRA_CLAUSE = 0.3        # each clause the completion writes beyond its first costs this
+WELL_FORMED_FLOOR = -8.0  # no well-formed review scores below this ...
+ILL_FORMED_BASE = 8.0     # ... ill-formed: -8 - (1 per bad clause, 1/2 per near miss) - (1 if unfinished)
+NEAR_MISS = 0.5
+ADDITIVE = ("and", "so", "because")           # join clauses of the same polarity
+CONTRASTIVE = ("but", "while", "although", "yet")  # join clauses of opposite polarity (a turn)
+# one word per grammatical role: an edit by any word of the language parses iff an edit by one of these does
+_ROLE_WORDS = ("the", "that", "a", "plot", "was", "very", "great", "not", "i", "found")
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause of a review, as the grammar reads it."""
+
+    words: tuple[str, ...]
+    conjunction: str | None       # the conjunction joining it to the previous clause (None: the first clause)
+    parsed: bool
+    near_miss: bool = False       # does not parse, but one word inserted, deleted or replaced would make it parse
+    adjective: str | None = None
+    noun: str | None = None
+    template: tuple[str, ...] | None = None  # the clause with its noun and adjective replaced by slots
+    value: float = 0.0            # polarity x intensifier weight x (-1/2 if "not"), before the repeat discount
+    in_completion: bool = False   # its adjective is the completion's (the policy's doing), not the prompt's
+    discount: float = 1.0         # REPEAT ** (earlier uses of its adjective, noun and template in the review)
+
+    @property
+    def sign(self) -> int:
+        return (self.value > 0) - (self.value < 0)
+
+
 @dataclass(frozen=True)
 class Parse:
     """A review (prompt + completion) read by the grammar: what the gold reward and the quality metrics use."""
 
-    clauses: tuple[tuple[str, ...], ...]   # words of each clause (opener and "." excluded)
-    parsed: tuple[bool, ...]               # does each clause parse
-    finished: bool                         # a "." ends the review (and nothing follows it)
-    terms: tuple[float, ...]               # sentiment of the completion's adjectives, in parsed clauses
+    clause_list: tuple[Clause, ...]
+    finished: bool                 # one "." ends the review, nothing follows, and the end token fitted under the cap
+    capped: bool                   # the completion filled the sampler's cap: no room was left for its end token
+    incoherences: tuple[str, ...]  # misused conjunctions and nouns judged both ways, in words
+
+    @property
+    def clauses(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(c.words for c in self.clause_list)
+
+    @property
+    def parsed(self) -> tuple[bool, ...]:
+        return tuple(c.parsed for c in self.clause_list)
 
     @property
     def bad_clauses(self) -> int:
-        return sum(not p for p in self.parsed)
+        return sum(not c.parsed for c in self.clause_list)
 
     @property
     def well_formed(self) -> bool:
         return self.finished and self.bad_clauses == 0
 
+    @property
+    def completion_clauses(self) -> tuple[Clause, ...]:
+        return tuple(c for c in self.clause_list if c.parsed and c.in_completion)
 
-def parse_review(prompt: str, completion: str) -> Parse:
-    """Parse prompt + completion as one review; sentiment terms for the completion's adjectives only."""
+    @property
+    def terms(self) -> tuple[float, ...]:
+        """Discounted values of the completion's clauses, in order."""
+        return tuple(c.value * c.discount for c in self.completion_clauses)
+
+
+def saturating_sum(values) -> float:
+    """Σ_j RHO**(j-1) v_(j) over values sorted from the largest: by the rearrangement inequality the largest
+    weighted sum over all orders, so it is monotone in every value and in adding a non-negative one."""
+    return sum(v * RHO ** j for j, v in enumerate(sorted(values, reverse=True)))
+
+
+def verdict(terms) -> float:
+    """V = G(positive terms) − G(|negative terms|), G = `saturating_sum`: V in (−4, 4) (terms <= 2, RHO = 1/2)."""
+    return saturating_sum([t for t in terms if t > 0]) - saturating_sum([-t for t in terms if t < 0])
+
+
+def incoherence_cost(m: int) -> float:
+    """INCOHERENCE · (1 + 1/2 + ... ) over m incoherences: 1, 1.5, 1.75, ... < 2."""
+    return 2.0 * INCOHERENCE * (1.0 - 0.5 ** m)
+
+
+def parse_review(prompt: str, completion: str, max_new_tokens: int = SAMPLER_CAP) -> Parse:
+    """Parse prompt + completion as one review (see the module docstring for what each field means)."""
     p_words = prompt.replace(EOS, " ").split()
     c_words = completion.replace(EOS, " ").split()
     words = p_words + c_words
     n_prompt = len(p_words)
-    finished = bool(words) and "." in words and words.index(".") == len(words) - 1 and len(c_words) > 0
+    capped = len(c_words) >= max_new_tokens  # max_new_tokens words leave no room for the end token
+    finished = (bool(c_words) and "." in words and words.index(".") == len(words) - 1 and not capped)
     if "." in words:
         cut = words.index(".")
         trailing = words[cut + 1:]
-        body, body_at = words[:cut], 0
+        body = words[:cut]
     else:
-        trailing, body, body_at = [], words, 0
+        cut, trailing, body = len(words), [], words
+    body_at = 0
     for opener in OPENERS:
         if tuple(body[:len(opener)]) == opener:
             body_at = len(opener)
             break
-    clauses, starts, current, start = [], [], [], body_at
+    spans, current, start, conj = [], [], body_at, None
     for i in range(body_at, len(body)):
         if body[i] in CONJUNCTIONS:
-            clauses.append(current)
-            starts.append(start)
-            current, start = [], i + 1
+            spans.append((current, start, conj))
+            current, start, conj = [], i + 1, body[i]
         else:
             current.append(body[i])
-    clauses.append(current)
-    starts.append(start)
-    parsed = [_parses_clause(c) for c in clauses]
-    if trailing:  # words after the review's "." are one more clause that does not parse
-        clauses.append(trailing)
-        starts.append(cut + 1)
-        parsed.append(False)
-    terms, uses = [], {}
-    for c, at, ok in zip(clauses, starts, parsed):
-        negated, weight = NOT in c, 1.0
-        for j, w in enumerate(c):
-            if w in INTENSIFIERS:
-                weight = INTENSIFIERS[w]
-            elif w in POLARITY:
-                k = uses.get(w, 0)
-                uses[w] = k + 1
-                if ok and at + j >= n_prompt:
-                    terms.append(POLARITY[w] * weight * (-0.5 if negated else 1.0) * 0.5 ** k)
-    return Parse(tuple(tuple(c) for c in clauses), tuple(parsed), finished, tuple(terms))
+    spans.append((current, start, conj))
+    clauses: list[Clause] = []
+    seen: dict[object, int] = {}
+    for words_, at, conj in spans:
+        info = _read_clause(words_)
+        if info is None:
+            clauses.append(Clause(tuple(words_), conj, False, near_miss=_near_miss(words_)))
+            continue
+        adj_i, noun_i, value = info
+        template = tuple("<noun>" if j == noun_i else "<adj>" if j == adj_i else w for j, w in enumerate(words_))
+        keys = (("adj", words_[adj_i]), ("noun", words_[noun_i]), ("template", template))
+        k = sum(seen.get(key, 0) for key in keys)
+        for key in keys:
+            seen[key] = seen.get(key, 0) + 1
+        clauses.append(Clause(tuple(words_), conj, True, False, words_[adj_i], words_[noun_i], template, value,
+                              at + adj_i >= n_prompt, REPEAT ** k))
+    if trailing:  # words after the review's "." are one more clause that does not parse (never a near miss)
+        clauses.append(Clause(tuple(trailing), None, False))
+    return Parse(tuple(clauses), finished, capped, tuple(_incoherences(clauses)))
 
 
-ILL_FORMED_BASE = 2.0
+def _incoherences(clauses: list[Clause]) -> list[str]:
+    """Misused conjunctions (judged against the running stance: the sign of the last polar clause, so a turn
+    cannot hide behind a neutral clause) and nouns judged both ways; only where a completion clause is involved."""
+    out, stance = [], 0
+    name = {1: "positive", -1: "negative"}
+    for i, c in enumerate(clauses):
+        if not c.parsed:
+            continue
+        if i > 0 and c.sign and stance and c.in_completion:
+            if c.conjunction in ADDITIVE and c.sign != stance:
+                out.append(f"'{c.conjunction}' turns a {name[stance]} review {name[c.sign]} without a contrast")
+            elif c.conjunction in CONTRASTIVE and c.sign == stance:
+                out.append(f"'{c.conjunction}' contrasts two {name[c.sign]} clauses")
+        if c.sign:
+            stance = c.sign
+    signs: dict[str, set[int]] = {}
+    touched: set[str] = set()
+    for c in clauses:
+        if c.parsed and c.sign:
+            signs.setdefault(c.noun, set()).add(c.sign)
+            if c.in_completion:
+                touched.add(c.noun)
+    out += [f"'{n}' is judged both ways" for n in signs if len(signs[n]) == 2 and n in touched]
+    return out
 
 
-def gold_reward(completion: str, prompt: str = "") -> float:
-    """r*(x, y): 2*asinh(S/2) for a well-formed review, -2 - B - U otherwise (see the module docstring)."""
-    parse = parse_review(prompt, completion)
+def gold_reward(completion: str, prompt: str = "", max_new_tokens: int = SAMPLER_CAP) -> float:
+    """r*(x, y), gold v4: V − I − W for a well-formed review (floored at −8), −8 − B − U otherwise (see the
+    module docstring)."""
+    parse = parse_review(prompt, completion, max_new_tokens)
     if parse.well_formed:
-        return 2.0 * math.asinh(sum(parse.terms) / 2.0)
-    return -ILL_FORMED_BASE - parse.bad_clauses - (0.0 if parse.finished else 1.0)
+        extra = max(0, len(parse.completion_clauses) - 1)
+        r = verdict(parse.terms) - incoherence_cost(len(parse.incoherences)) - EXTRA_CLAUSE * extra
+        return max(WELL_FORMED_FLOOR, r)
+    bad = sum(NEAR_MISS if c.near_miss else 1.0 for c in parse.clause_list if not c.parsed)
+    return -ILL_FORMED_BASE - bad - (0.0 if parse.finished else 1.0)
 
 
-def gold_reward_bound(max_new_tokens: int) -> float:
-    """The attainable maximum of r* for completions of at most `max_new_tokens` tokens (end token included)."""
-    room = max_new_tokens - 3   # first adjective, ".", end token
-    if room < 0:
-        return 2.0 * math.asinh(0.0)
-    s_max = 2.0 + 2.0 * (room // 5) + (1.0 if room % 5 == 4 else 0.0)
-    return 2.0 * math.asinh(s_max / 2.0)
+def _bound_plan(max_new_tokens: int) -> tuple[float, int, int]:
+    """(bound, k2, k1): the best number of 5-word clauses worth 2 and 4-word clauses worth 1 after the first."""
+    if max_new_tokens < 2:
+        raise ValueError(f"max_new_tokens must be >= 2 (a '.' and the end token), got {max_new_tokens}")
+    if max_new_tokens == 2:  # only "." fits: the prompt's own clause, stopped (V = 0)
+        return 0.0, -1, 0
+    room = max_new_tokens - 3  # first adjective, ".", end token
+    best = (-math.inf, 0, 0)
+    for k2 in range(room // 5 + 1):
+        for k1 in range((room - 5 * k2) // 4 + 1):
+            r = saturating_sum([2.0] * (1 + k2) + [1.0] * k1) - EXTRA_CLAUSE * (k2 + k1)
+            best = max(best, (r, -k2 - k1, k2), key=lambda t: (t[0], t[1]))
+    r, neg_n, k2 = best
+    return r, k2, -neg_n - k2
 
 
-def best_review(max_new_tokens: int) -> tuple[str, str]:
+def gold_reward_bound(max_new_tokens: int = SAMPLER_CAP) -> float:
+    """The attainable maximum of r* for completions of at most `max_new_tokens` tokens, end token included
+    (2.9 from 13 tokens on; the proof is in the module docstring)."""
+    return _bound_plan(max_new_tokens)[0]
+
+
+def best_review(max_new_tokens: int = SAMPLER_CAP) -> tuple[str, str]:
     """A (prompt, completion) that attains `gold_reward_bound(max_new_tokens)`: the bound is tight."""
-    room = max_new_tokens - 3
-    adjectives = iter(POSITIVE)
-    words = [next(adjectives)]
-    for _ in range(room // 5):
-        words += ["and", "a", "utterly", next(adjectives), "film"]
-    if room % 5 == 4:
-        words += ["and", "a", next(adjectives), "film"]
+    _, k2, k1 = _bound_plan(max_new_tokens)
+    if k2 < 0:
+        return "a truly awful script", "."
+    adjectives, nouns = iter(POSITIVE[1:]), iter(n for n in NOUNS if n != "plot")
+    strong = iter([(d, i) for i in ("incredibly", "utterly") for d in ARTICLE_DETERMINERS])
+    words = ["brilliant"]
+    for _ in range(k2):
+        det, intens = next(strong)
+        words += ["and", det, intens, next(adjectives), next(nouns)]
+    for det in ARTICLE_DETERMINERS[:k1]:
+        words += ["and", det, next(adjectives), next(nouns)]
     return "the plot was utterly", " ".join(words + ["."])
 
 
-def is_well_formed(prompt: str, completion: str) -> bool:
-    """Every clause of prompt + completion parses and the review ends with its "." (the grammatical fraction)."""
-    return parse_review(prompt, completion).well_formed
+def is_well_formed(prompt: str, completion: str, max_new_tokens: int = SAMPLER_CAP) -> bool:
+    """Every clause of prompt + completion parses and the review ends with its "." within the cap."""
+    return parse_review(prompt, completion, max_new_tokens).well_formed
 
 
 def is_grammatical(text: str) -> bool:
     """Whether `text` (a whole review, or prompt and completion joined) parses as one review of the grammar."""
-    return parse_review("", text).well_formed
+    return parse_review("", text, max_new_tokens=10**9).well_formed
+
+
+def _read_clause(c: list[str]) -> tuple[int, int, float] | None:
+    """(adjective index, noun index, value) of a clause that parses, else None."""
+    if not _parses_clause(c):
+        return None
+    if c[0] in DETERMINERS and len(c) >= 4 and c[1] in NOUNS and c[2] in VERBS:
+        noun_i = 1
+    elif c[:2] == ["i", "found"]:
+        noun_i = 3
+    else:
+        noun_i = len(c) - 1
+    adj_i = len(c) - 1 if noun_i != len(c) - 1 else len(c) - 2
+    weight = next((INTENSIFIERS[w] for w in c if w in INTENSIFIERS), 1.0)
+    return adj_i, noun_i, POLARITY[c[adj_i]] * weight * (-0.5 if NOT in c else 1.0)
+
+
+def _near_miss(c: list[str]) -> bool:
+    """One word inserted, deleted or replaced makes the clause parse (roles stand in for whole word classes)."""
+    for i in range(len(c) + 1):
+        if i < len(c) and _parses_clause(c[:i] + c[i + 1:]):
+            return True
+        for w in _ROLE_WORDS:
+            if _parses_clause(c[:i] + [w] + c[i:]) or (i < len(c) and _parses_clause(c[:i] + [w] + c[i + 1:])):
+                return True
+    return False
 
 
 def _parses_clause(c: list[str]) -> bool:
