@@ -1,4 +1,5 @@
-"""PPO, the RLHF baseline (Ouyang et al. 2022; Schulman et al. 2017): reward model on the same pairs, then
+"""`ppo_trl`: TRL 1.12's PPO, kept beside our own `ppo` (bench/algorithms/ppo_rlhf.py) as the parity reference
+(TRL removed this trainer in 1.13). Reward model on the same pairs, then
 `trl.experimental.ppo.PPOTrainer` against it with a per-token KL penalty `kl_coef`·(log π − log π_ref).
 
 Compute honesty: the reward model's training FLOPs (a shared, cached stage) are charged to this run before the
@@ -40,9 +41,9 @@ class BudgetSpent(Exception):
     """Raised from on_step_end: the only way to stop TRL 1.12's PPO loop early."""
 
 
-@register("ppo")
-class PPO(Algorithm):
-    summary = "PPO (RLHF baseline): Bradley-Terry reward model on the same pairs + TRL PPOTrainer with KL penalty"
+@register("ppo_trl")
+class PPOTRL(Algorithm):
+    summary = "TRL 1.12's PPO (parity reference for our `ppo`): reward model on the same pairs + trl.experimental.ppo"
     Params = PPOParams
     paper = "Ouyang et al. 2022 (InstructGPT), arXiv:2203.02155; Schulman et al. 2017 (PPO), arXiv:1707.06347"
     family = "rlhf"
