@@ -186,3 +186,61 @@ def test_rollout_log_probs_match_the_harness_scorer(ppo_runs):
     theirs, mask = token_logps(model, completion_batch(tok, prompts, completions))
     assert ours.sum(1).tolist() == pytest.approx(theirs.sum(1).tolist(), abs=1e-4)
     assert lay.ended.tolist() == [True, True] and lay.mask.sum(1).tolist() == [len(i) for i in ids]
+
+
+def word_tokenizer(n_words: int):
+    """A word-level tokenizer whose end and padding ids lie outside a model of `n_words` outputs: the model can
+    never sample them, so every response runs to `response_length` and no pass processes padding."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"w{i}": i for i in range(n_words)} | {"<eos>": n_words, "<pad>": n_words + 1, "<unk>": n_words + 2}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    t.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
+
+
+def default_world_models(vocab: int = 199):
+    """Policy, reference, reward and value models of the default controlled world's shape (2 layers, 128 wide,
+    4 heads, 64 positions), randomly initialised."""
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=vocab, n_positions=64, n_embd=128, n_layer=2, n_head=4, resid_pdrop=0.0,
+                     embd_pdrop=0.0, attn_pdrop=0.0, num_labels=1, pad_token_id=0)
+    return (GPT2LMHeadModel(cfg), GPT2LMHeadModel(cfg).eval(), GPT2ForSequenceClassification(cfg).eval(),
+            GPT2ForSequenceClassification(cfg))
+
+
+PPO_DEFAULTS = dict(response_length=16, missing_eos_penalty=1.0, kl_estimator="k1", whiten_rewards=False, gamma=1.0,
+                    lam=0.95, num_ppo_epochs=4, num_mini_batches=2, per_device_train_batch_size=32, cliprange=0.2,
+                    cliprange_value=0.2, vf_coef=0.1, max_grad_norm=1.0)
+
+
+@pytest.mark.parametrize("critic_kind", ["separate", "policy_head"])
+def test_flop_meter_agrees_with_torch_flop_counter_on_one_update(critic_kind):
+    """Done-when of issue 26: the meter (2·N per token forward, 4·N backward, N = every parameter) is within 5% of
+    torch's FlopCounterMode (the matmuls actually run, attention included) over one whole update of the default
+    world's shape: generation with a KV cache, log π, log π_ref, reward, values, 4 epochs × 2 mini-batches."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.algorithms import trl_common as tc
+    from bench.algorithms.ppo_rlhf import Critic, make_rollout, ppo_epochs
+    from bench.budget import ComputeMeter
+
+    tok = word_tokenizer(199)
+    policy, ref, reward, value = default_world_models(199)
+    critic = Critic(critic_kind, value if critic_kind == "separate" else None, reward, policy)
+    meter = ComputeMeter()
+    for model, name in ((policy, "policy"), (ref, "reference"), (reward, "reward_model"), (critic.model, "value_model")):
+        if model is not None:
+            tc.attach(meter, model, name)
+    opt = torch.optim.AdamW([x for x in policy.parameters()] + critic.parameters(), lr=1e-4)
+    prompts = [" ".join(f"w{(7 * i + 3 * j) % 199}" for j in range(5)) for i in range(32)]
+    with one_thread(), FlopCounterMode(display=False) as counter:
+        ro = make_rollout(policy, ref, reward, critic, tok, prompts, PPO_DEFAULTS, 0.05, seed=0, device="cpu")
+        ppo_epochs(policy, critic, opt, ro, PPO_DEFAULTS, torch.Generator().manual_seed(0))
+    assert ro["layout"].mask.sum() == 32 * 16  # no padding anywhere: both count the same positions
+    measured = counter.get_total_flops()
+    print(f"{critic_kind}: meter / FlopCounterMode = {meter.flops / measured:.4f}")
+    assert meter.flops == pytest.approx(measured, rel=0.05), (meter.flops / measured, dict(meter.by_component))
