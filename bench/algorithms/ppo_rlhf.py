@@ -143,11 +143,12 @@ class PPO(Algorithm):
                 seed = ctx.spec.seed * 1_000_003 + state.global_step
                 ro = make_rollout(policy, ref, reward, critic, tok, batch, p, kl_ctl.value, seed, ctx.device)
                 stats = ppo_epochs(policy, critic, opt, ro, p, order)
+                lr = opt.param_groups[0]["lr"]  # the rate this update used (the schedule steps once per update)
                 sched.step()
                 kl_ctl.update(stats["objective/kl"], rollout)
                 state.global_step += 1
                 state.epoch = state.global_step / epoch_steps
-                entry = {**stats, "kl_coef": kl_ctl.value, "learning_rate": sched.get_last_lr()[0],
+                entry = {**stats, "kl_coef": kl_ctl.value, "learning_rate": lr,
                          "episode": state.global_step * rollout, "step": state.global_step}
                 state.log_history.append(entry)
                 events("on_log", logs=entry)
