@@ -45,6 +45,8 @@ def collect(results: Path) -> dict:
     groups: dict[str, dict] = {}
     world = packages = None
     for run in sorted((results / "runs").iterdir()):
+        if not (run / "metrics.json").is_file():
+            continue  # still running
         config = json.loads((run / "config.json").read_text())
         metrics = json.loads((run / "metrics.json").read_text())
         if metrics.get("status") != "finished":

@@ -19,22 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
-from bench.algorithms.registry import Algorithm, TrainParams, register
-from bench.algorithms.reward_model import RewardModelParams, rm_forecast, use_reward_model
-
-
-@dataclass(frozen=True)
-class PPOParams(RewardModelParams, TrainParams):
-    kl_coef: float = field(default=0.05, metadata={"min": 0, "doc": "KL penalty coefficient (TRL kl_coef)"})
-    num_ppo_epochs: int = field(default=4, metadata={"min": 1})
-    num_mini_batches: int = field(default=2, metadata={"min": 1})
-    cliprange: float = field(default=0.2, metadata={"gt": 0})
-    vf_coef: float = field(default=0.1, metadata={"gt": 0})
-    missing_eos_penalty: float = field(default=1.0, metadata={"min": 0})
-    response_length: int = field(default=32, metadata={"min": 1})
+from bench.algorithms.ppo_rlhf import PPOParams  # TRL's PPO fields, shared with our ppo (which outlives this module)
+from bench.algorithms.registry import Algorithm, register
+from bench.algorithms.reward_model import rm_forecast, use_reward_model
 
 
 class BudgetSpent(Exception):

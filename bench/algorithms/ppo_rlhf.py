@@ -31,9 +31,21 @@ import math
 from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
-from bench.algorithms.ppo import PPOParams
-from bench.algorithms.registry import Algorithm, register
-from bench.algorithms.reward_model import rm_forecast
+from bench.algorithms.registry import Algorithm, TrainParams, register
+from bench.algorithms.reward_model import RewardModelParams, rm_forecast
+
+
+@dataclass(frozen=True)
+class PPOParams(RewardModelParams, TrainParams):
+    """TRL's PPOConfig fields (and meanings), shared with `ppo_trl`."""
+
+    kl_coef: float = field(default=0.05, metadata={"min": 0, "doc": "KL penalty coefficient (TRL kl_coef)"})
+    num_ppo_epochs: int = field(default=4, metadata={"min": 1})
+    num_mini_batches: int = field(default=2, metadata={"min": 1})
+    cliprange: float = field(default=0.2, metadata={"gt": 0})
+    vf_coef: float = field(default=0.1, metadata={"gt": 0})
+    missing_eos_penalty: float = field(default=1.0, metadata={"min": 0})
+    response_length: int = field(default=32, metadata={"min": 1})
 
 
 @dataclass(frozen=True)
