@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -244,3 +245,41 @@ def test_flop_meter_agrees_with_torch_flop_counter_on_one_update(critic_kind):
     measured = counter.get_total_flops()
     print(f"{critic_kind}: meter / FlopCounterMode = {meter.flops / measured:.4f}")
     assert meter.flops == pytest.approx(measured, rel=0.05), (meter.flops / measured, dict(meter.by_component))
+
+
+PARITY = Path(__file__).parent / "data" / "ppo_parity.json"
+# (budget, metric) where our seed mean may leave TRL 1.12's seed interval, with the reason (README: PPO paragraph)
+PAD_EXPLOIT = ("TRL 1.12's PPO at 4x budget learns to end responses with the padding token: its rollout reads the "
+               "response as ending at the first pad but finds the end token after it, so the reward model scores a short "
+               "prefix with no missing-eos penalty (its logs: every rollout has an end token; its evaluated samples: "
+               "0.4-23% end, cut mid-clause, gold -3.7). Ours ends a response at a sampled pad without an end token and "
+               "charges the penalty, as the evaluator reads it (README, PPO paragraph)")
+EXPLAINED: dict[tuple[float, str], str] = {(2e12, "gold_reward"): PAD_EXPLOIT, (2e12, "win_rate"): PAD_EXPLOIT,
+                                           (2e12, "grammatical_fraction"): PAD_EXPLOIT}
+
+
+def test_parity_fixture_records_world_versions_and_curves():
+    """The fixture (benchmarks/ppo_parity.py) says which world and packages made it, so it can be re-recorded when
+    the controlled world changes, and holds every seed's curve through training for both implementations."""
+    data = json.loads(PARITY.read_text())
+    assert data["world"]["settings"]["kind"] == "controlled" and data["world"]["key"]
+    assert data["packages"]["trl"].startswith("1.12")
+    groups = data["groups"].values()
+    assert {(g["algorithm"], g["budget_flops"]) for g in groups} == {
+        (a, b) for a in ("ppo", "ppo_trl") for b in (5e11, 2e12)}
+    for g in groups:
+        assert len(g["seeds"]) >= 3
+        for seed in g["seeds"].values():
+            assert len(seed["curve"]) >= 3 and all(p["grammatical_fraction"] is not None for p in seed["curve"])
+            assert len(seed["samples"]) == 3
+
+
+def test_our_ppo_lands_inside_trl_seed_intervals():
+    """Issue 26: at the default suite's settings, default and 4x budget, our PPO's seed mean of gold reward, win
+    rate, KL, length and grammatical fraction lies inside TRL 1.12's 95% seed interval, or EXPLAINED says why."""
+    data = json.loads(PARITY.read_text())
+    checked = [r for r in data["comparison"] if r["inside"] is not None]
+    assert len(checked) == 10
+    outside = [(r["budget_flops"], r["metric"], r["ours"]["mean"], (r["trl"]["lo"], r["trl"]["hi"]))
+               for r in checked if not r["inside"] and (r["budget_flops"], r["metric"]) not in EXPLAINED]
+    assert not outside, outside
