@@ -34,6 +34,13 @@ def interval(values: list[float]) -> dict:
     return {"mean": mean, "lo": mean - half, "hi": mean + half, "values": values}
 
 
+def world_format() -> int:
+    """The controlled world's build format (bumped when the build changes what it produces, e.g. its gold reward)."""
+    from bench.worlds.controlled.build import WORLD_FORMAT
+
+    return WORLD_FORMAT
+
+
 def curve(run: Path) -> list[dict]:
     with open(run / "curves.csv", newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "heldout" and r.get("win_rate")]
@@ -51,7 +58,7 @@ def collect(results: Path) -> dict:
         metrics = json.loads((run / "metrics.json").read_text())
         if metrics.get("status") != "finished":
             continue
-        world = world or {"settings": config["world"], "key": config.get("world_key"),
+        world = world or {"format": world_format(), "settings": config["world"], "key": config.get("world_key"),
                           "revisions": config.get("world_revisions")}
         packages = packages or config["provenance"]["packages"]
         budget = config["budget"]["flops"]

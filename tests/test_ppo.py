@@ -261,8 +261,14 @@ EXPLAINED: dict[tuple[float, str], str] = {(2e12, "gold_reward"): PAD_EXPLOIT, (
 def test_parity_fixture_records_world_versions_and_curves():
     """The fixture (benchmarks/ppo_parity.py) says which world and packages made it, so it can be re-recorded when
     the controlled world changes, and holds every seed's curve through training for both implementations."""
+    from bench.worlds.controlled.build import WORLD_FORMAT
+
     data = json.loads(PARITY.read_text())
     assert data["world"]["settings"]["kind"] == "controlled" and data["world"]["key"]
+    assert data["world"]["format"] == WORLD_FORMAT, (
+        f"tests/data/ppo_parity.json was recorded on controlled world format {data['world']['format']}, the code builds "
+        f"{WORLD_FORMAT}: re-record it with `bench run suites/controlled-ppo-parity.toml --no-report` then "
+        "`python benchmarks/ppo_parity.py` (trl 1.12 installed)")
     assert data["packages"]["trl"].startswith("1.12")
     groups = data["groups"].values()
     assert {(g["algorithm"], g["budget_flops"]) for g in groups} == {
