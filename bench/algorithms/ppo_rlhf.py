@@ -72,6 +72,7 @@ def update_flops(n_params: int, tokens: float, rollout: int, epochs: int, policy
 
 @register("ppo")
 class PPO(Algorithm):
+    version = "2"  # 2: our own PPO (1 was the adapter over TRL 1.12's PPOTrainer, now `ppo_trl`)
     summary = "PPO (RLHF baseline, our own): reward model on the same pairs, GAE, clipped losses, KL penalty to π_ref"
     Params = OurPPOParams
     paper = ("Schulman et al. 2017 (PPO), arXiv:1707.06347; Ziegler et al. 2019, arXiv:1909.08593; Ouyang et al. 2022,"
