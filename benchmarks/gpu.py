@@ -139,14 +139,16 @@ def write_pairs(path: Path, n_train: int, n_test: int, prompt_tokens: int, compl
 
 def suite_text(name: str, model: Path, judge: Path, data: Path, *, prompt_tokens: int, completion_tokens: int,
                batch: int, max_steps: int, max_train_rows: int, heldout: int, eval_prompts: int, ppo: dict,
-               flops: float = 1e30, eval_small: bool = True, algorithms=("dpo", "simpo", "ppo"),
+               flops: float = 1e30, eval_small: bool = True, algorithms=("dpo", "simpo", "ppo", "ppo_trl"),
                max_new_tokens: int = 8, bf16: bool = True, checkpointing: bool = True) -> str:
     """A Hub-world suite over the local assets (bench's own TOML, validated by bench.suite)."""
-    algos = {"sft": "", "dpo": "beta = 0.1\n", "simpo": "beta = 2.5\nsimpo_gamma = 1.375\n",
-             "ppo": (f"kl_coef = 0.05\nnum_ppo_epochs = {ppo['num_ppo_epochs']}\n"
+    ppo_table = (f"kl_coef = 0.05\nnum_ppo_epochs = {ppo['num_ppo_epochs']}\n"
                      f"num_mini_batches = {ppo['num_mini_batches']}\nresponse_length = {ppo['response_length']}\n"
                      f"per_device_train_batch_size = {ppo['batch']}\nrm_epochs = 0.1\nrm_batch_size = {batch}\n"
-                     "rm_learning_rate = 1e-5\n")}
+                     "rm_learning_rate = 1e-5\n")
+    # ppo is our own PPO; ppo_trl TRL 1.12's, whose adapter the throughput section compares with bare TRL
+    algos = {"sft": "", "dpo": "beta = 0.1\n", "simpo": "beta = 2.5\nsimpo_gamma = 1.375\n", "ppo": ppo_table,
+             "ppo_trl": ppo_table}
     body = "".join(f"\n[algorithms.{a}]\n{algos[a]}" for a in algorithms)
     return f"""
 [suite]
@@ -379,7 +381,7 @@ class Bench:
         generations: list = []
         timer.baseline_mb = reset_cuda_peak(self.device)
         try:
-            with generation_timer(self.device, generations) if spec.algorithm == "ppo" else contextlib.nullcontext():
+            with generation_timer(self.device, generations) if spec.algorithm == "ppo_trl" else contextlib.nullcontext():
                 outcome = get_algorithm(spec.algorithm)().train(ctx)
         finally:
             ctx.meter.detach()
@@ -552,7 +554,7 @@ def section_offline_throughput(b: Bench, shape: dict, peak: float | None, label:
 
 def section_ppo_throughput(b: Bench, shape: dict, peak: float | None) -> dict:
     ppo = shape["ppo"]
-    spec = b.spec("ppo", max_steps=ppo["steps"] + ppo["warmup"])
+    spec = b.spec("ppo_trl", max_steps=ppo["steps"] + ppo["warmup"])  # TRL's adapter against bare TRL
     ours = b.bench_run(spec, ppo["warmup"])  # first: trains (and caches) the reward model bare PPO reuses
     bare = b.bare_ppo(spec, ppo["warmup"])
     rec = {"bare_trl": bare, "bench": ours, "episodes_per_step": ppo["batch"], "prompt_tokens_mean": b.prompt_tokens,

@@ -22,13 +22,14 @@ from tiny_suite import one_thread, tiny_suite_text
 BUDGET = 1.2e9  # dry run: ~18 DPO steps, ~3 PPO and ~8 Online DPO updates after their reward model (~3e8)
 BEST_OF_N = 4
 REFERENCES = ["sft", "best_of_n", "scripted"]
-TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "simpo", "orpo", "ppo", "online_dpo",
-           "rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo", "xpo"]  # issue 14
+TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "simpo", "orpo", "ppo", "ppo_trl",
+           "online_dpo", "rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo", "xpo"]  # issue 14
 EXPECTED = REFERENCES + TRAINED
 NOT_HERE = {"fake", "toy"}  # torch-free stand-ins (tests/conftest.py registers `toy`)
 ENTRY_SETTINGS = {  # the reward model gets a small share of the budget so PPO / Online DPO still update
     "best_of_n": f"n = {BEST_OF_N}",
     "ppo": "rm_epochs = 0.5\nrm_batch_size = 8",
+    "ppo_trl": "rm_epochs = 0.5\nrm_batch_size = 8",
     "online_dpo": "rm_epochs = 0.5\nrm_batch_size = 8",
     "rebel": "rm_epochs = 0.5\nrm_batch_size = 8",
     "rloo": "rm_epochs = 0.5\nrm_batch_size = 8",

@@ -1,4 +1,5 @@
-"""PPO, the RLHF baseline (Ouyang et al. 2022; Schulman et al. 2017): reward model on the same pairs, then
+"""`ppo_trl`: TRL 1.12's PPO, kept beside our own `ppo` (bench/algorithms/ppo_rlhf.py) as the parity reference
+(TRL removed this trainer in 1.13). Reward model on the same pairs, then
 `trl.experimental.ppo.PPOTrainer` against it with a per-token KL penalty `kl_coef`·(log π − log π_ref).
 
 Compute honesty: the reward model's training FLOPs (a shared, cached stage) are charged to this run before the
@@ -18,31 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass, field
 
 from bench.algorithms.base import TrainOutcome
-from bench.algorithms.registry import Algorithm, TrainParams, register
-from bench.algorithms.reward_model import RewardModelParams, rm_forecast, use_reward_model
-
-
-@dataclass(frozen=True)
-class PPOParams(RewardModelParams, TrainParams):
-    kl_coef: float = field(default=0.05, metadata={"min": 0, "doc": "KL penalty coefficient (TRL kl_coef)"})
-    num_ppo_epochs: int = field(default=4, metadata={"min": 1})
-    num_mini_batches: int = field(default=2, metadata={"min": 1})
-    cliprange: float = field(default=0.2, metadata={"gt": 0})
-    vf_coef: float = field(default=0.1, metadata={"gt": 0})
-    missing_eos_penalty: float = field(default=1.0, metadata={"min": 0})
-    response_length: int = field(default=32, metadata={"min": 1})
+from bench.algorithms.ppo_rlhf import PPOParams  # TRL's PPO fields, shared with our ppo (which outlives this module)
+from bench.algorithms.registry import Algorithm, register
+from bench.algorithms.reward_model import rm_forecast, use_reward_model
 
 
 class BudgetSpent(Exception):
     """Raised from on_step_end: the only way to stop TRL 1.12's PPO loop early."""
 
 
-@register("ppo")
-class PPO(Algorithm):
-    summary = "PPO (RLHF baseline): Bradley-Terry reward model on the same pairs + TRL PPOTrainer with KL penalty"
+@register("ppo_trl")
+class PPOTRL(Algorithm):
+    summary = "TRL 1.12's PPO (parity reference for our `ppo`): reward model on the same pairs + trl.experimental.ppo"
     Params = PPOParams
     paper = "Ouyang et al. 2022 (InstructGPT), arXiv:2203.02155; Schulman et al. 2017 (PPO), arXiv:1707.06347"
     family = "rlhf"

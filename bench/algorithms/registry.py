@@ -30,7 +30,8 @@ ALGORITHM_MODULES = (
     "bench.algorithms.dpo_family",   # dpo, ipo, cdpo, rdpo, slic, apo_zero
     "bench.algorithms.simpo",        # simpo (CPOTrainer)
     "bench.algorithms.orpo",         # orpo
-    "bench.algorithms.ppo",          # ppo (RewardTrainer + PPOTrainer)
+    "bench.algorithms.ppo",          # ppo_trl (RewardTrainer + TRL 1.12's PPOTrainer: the parity reference)
+    "bench.algorithms.ppo_rlhf",     # ppo (our own RLHF PPO over the shared reward model)
     "bench.algorithms.online_dpo",   # online_dpo
     "bench.algorithms.dpo_variants", # rpo, bco, tr_dpo, odpo, cal_dpo, rebel
     "bench.algorithms.kto",          # kto (unpaired)

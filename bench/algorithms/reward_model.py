@@ -25,10 +25,13 @@ class RewardModelParams:
 
 
 RM_FIELDS = ("rm_learning_rate", "rm_epochs", "rm_batch_size")
+# The cached reward model's record holds its metered training FLOPs, so the metering rule is part of its cache key:
+# 2 = a scalar model's embedding lookups are not in N (trl_common.attach, issue 26).
+METER_RULE = 2
 
 
 def rm_settings(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: params[k] for k in RM_FIELDS}
+    return {**{k: params[k] for k in RM_FIELDS}, "meter_rule": METER_RULE}
 
 
 def use_reward_model(ctx) -> tuple[Path, dict[str, Any]]:

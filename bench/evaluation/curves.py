@@ -116,10 +116,16 @@ class CurveRecorder:
         ctx = self.ctx
         m, ref_scores = generation_metrics(ctx, policy, n_prompts=ctx.spec.eval.curve_generation_prompts)
         wins = win_matrix(m.scores, ref_scores)
-        return {"win_rate": float(wins.mean()), "tie_rate": float((wins == 0.5).mean()),
-                "gold_reward": float(m.scores.mean()),
-                "kl": float(m.kl_k1.mean()), "kl_tokenwise": float(m.kl_tokenwise.mean()),
-                "length": float(m.lengths.mean())}
+        point = {"win_rate": float(wins.mean()), "tie_rate": float((wins == 0.5).mean()),
+                 "gold_reward": float(m.scores.mean()),
+                 "kl": float(m.kl_k1.mean()), "kl_tokenwise": float(m.kl_tokenwise.mean()),
+                 "length": float(m.lengths.mean())}
+        if ctx.stages.world().kind == "controlled":  # leaving the language through training (the final metric's twin)
+            from bench.worlds.controlled.language import is_well_formed
+
+            point["grammatical_fraction"] = float(np.mean([is_well_formed(p, c)
+                                                           for p, c in zip(m.prompts, m.completions)]))
+        return point
 
 
 @contextlib.contextmanager
