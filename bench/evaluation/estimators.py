@@ -23,6 +23,7 @@ __all__ = [
     "OptimalLimit", "kl_optimal_limit",
     "within_prompt_corr",
     "Crossed", "crossed_components", "crossed_ci", "interval_of", "welch_ci", "seeds_to_resolve", "minimum_detectable",
+    "crossed_batch",
     "crossed_bootstrap_means", "crossed_bootstrap_ci", "percentile_interval", "paired_difference_ci", "win_matrix",
 ]
 
@@ -434,6 +435,26 @@ def crossed_components(x) -> Crossed:
     resid = x - seed_means[:, None] - unit_means[None, :] + grand
     ms_e = float((resid ** 2).sum()) / ((s - 1) * (p - 1))
     return Crossed(grand, ms_s / (s * p), max(ms_p - ms_e, 0.0) / (s * p), float(s - 1), float(p - 1), s, p)
+
+
+def crossed_batch(x, *, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`crossed_components` for many independent data sets at once (coverage studies): ``x`` [R, S, P] or
+    [R, S, P, K] with S >= 2 and P >= 2 → (means [R], seed_var [R], shared_var [R], half_widths [R])."""
+    x = _np(x)
+    if x.ndim == 4:
+        x = x.mean(axis=3)
+    r, s, p = x.shape
+    if s < 2 or p < 2:
+        raise ValueError(f"crossed_batch needs S >= 2 and P >= 2, got {x.shape}")
+    grand = x.mean(axis=(1, 2))
+    seed_means, unit_means = x.mean(axis=2), x.mean(axis=1)
+    ms_s = p * seed_means.var(axis=1, ddof=1)
+    ms_p = s * unit_means.var(axis=1, ddof=1)
+    resid = x - seed_means[:, :, None] - unit_means[:, None, :] + grand[:, None, None]
+    ms_e = (resid ** 2).sum(axis=(1, 2)) / ((s - 1) * (p - 1))
+    seed_var, shared_var = ms_s / (s * p), np.maximum(ms_p - ms_e, 0.0) / (s * p)
+    hw = np.sqrt(_t_ppf(1 - alpha / 2, s - 1) ** 2 * seed_var + _t_ppf(1 - alpha / 2, p - 1) ** 2 * shared_var)
+    return grand, seed_var, shared_var, hw
 
 
 def interval_of(c: Crossed, *, alpha: float = 0.05, bounds: tuple[float, float] = (-math.inf, math.inf)
