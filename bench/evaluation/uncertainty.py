@@ -144,6 +144,14 @@ class Uncertainty:
             by_seed = {k: np.array([[float(u.mean())]]) for k, u in by_seed.items()}
         return by_seed, len(shapes) <= 1
 
+    def seed_matrices(self, setting: str, metric: str) -> dict[tuple, np.ndarray]:
+        """replicate key -> that finished run's [units, draws] values of `metric` (coverage studies, power)."""
+        return self._matrix(self._finished(setting), metric)[0]
+
+    def subset(self, settings: dict[str, list[str]]) -> Uncertainty:
+        """The same runs (and already-read per-unit files) grouped into other settings, e.g. a subset of seeds."""
+        return Uncertainty(self.runs, settings, alpha=self.alpha, _tables=self._tables)
+
     def interval(self, setting: str, metric: str) -> Interval:
         by_seed, _ = self._matrix(self._finished(setting), metric)
         if not by_seed:
