@@ -22,7 +22,7 @@ Reported per quantity and n:
   old_*          the previous model's intervals (pigeonhole percentile bootstrap; seed-only percentile bootstrap,
                  the old baselines'), same correction, on up to 200 subsets: for the record.
 Subsets overlap (N = 14 seeds), so these coverages are not binomial proportions: their uncertainty is larger than
-sqrt(p(1−p)/subsets) suggests. Heavy-tailed seeds (seeds that left the language) are flagged with their values.
+sqrt(p(1−p)/subsets) suggests; `jackknife_se` (leave one seed out) gives it for the seed path. Heavy-tailed seeds (seeds that left the language) are flagged with their values.
 """
 
 from __future__ import annotations
@@ -78,6 +78,26 @@ def old_hits(x: np.ndarray, truth: float, fpc: float, bounds, seed: int) -> tupl
     return out[0], out[1]
 
 
+def seed_path_coverage(values: np.ndarray, n: int) -> float:
+    """Coverage of the seed-only t interval (corrected) of the mean of `values` over every n-subset of them."""
+    n_total = len(values)
+    fpc = math.sqrt(1 - n / n_total)
+    subs = np.array(list(itertools.combinations(range(n_total), n)))
+    x = values[subs]
+    hw = _t_ppf(0.975, n - 1) * fpc * x.std(axis=1, ddof=1) / math.sqrt(n)
+    return float(np.mean(np.abs(x.mean(axis=1) - values.mean()) <= hw))
+
+
+def jackknife_se(values: np.ndarray, n: int) -> float:
+    """Leave-one-seed-out jackknife standard error of `seed_path_coverage`: the subsets overlap, so the coverage
+    of N seeds is one draw of a statistic of those N seeds, with this much seed-to-seed uncertainty."""
+    n_total = len(values)
+    if n_total - 1 <= n:
+        return math.nan
+    c = np.array([seed_path_coverage(np.delete(values, i), n) for i in range(n_total)])
+    return float(math.sqrt((n_total - 1) / n_total * ((c - c.mean()) ** 2).sum()))
+
+
 def study(matrices: dict[tuple, np.ndarray], metric: str, *, truth: float | None, rng, bounds) -> dict:
     keys = sorted(matrices, key=str)
     x_all = np.stack([matrices[k] for k in keys])
@@ -96,7 +116,8 @@ def study(matrices: dict[tuple, np.ndarray], metric: str, *, truth: float | None
         out[f"n{n}"] = {
             "subsets": len(rows),
             "reported": {"coverage": float(hits[:, 0].mean()), "mean_half_width": float(np.mean([r[2] for r in rows]))},
-            "seed_path": {"coverage": float(hits[:, 1].mean()), "mean_half_width": float(np.mean([r[3] for r in rows]))},
+            "seed_path": {"coverage": float(hits[:, 1].mean()), "mean_half_width": float(np.mean([r[3] for r in rows])),
+                          "jackknife_se": jackknife_se(x_all.mean(axis=(1, 2)), n)},
             "old_reported_coverage": float(np.mean([o[0] for o in old])),
             "old_seed_path_coverage": float(np.mean([o[1] for o in old])),
             "old_subsets": len(old),
@@ -183,7 +204,8 @@ def main() -> None:
                     c = r[f"n{n}"]
                     rows.append({"kind": kind, "quantity": name, "metric": m, "seeds": n,
                                  "reported": c["reported"]["coverage"], "hw": c["reported"]["mean_half_width"],
-                                 "seed_path": c["seed_path"]["coverage"], "seed_hw": c["seed_path"]["mean_half_width"],
+                                 "seed_path": c["seed_path"]["coverage"], "jk_se": c["seed_path"]["jackknife_se"],
+                                 "seed_hw": c["seed_path"]["mean_half_width"],
                                  "old": c["old_reported_coverage"], "old_seed": c["old_seed_path_coverage"]})
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_rows", 500):
