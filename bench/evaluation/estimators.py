@@ -314,8 +314,10 @@ def within_prompt_corr(x, y, groups) -> float:
 # The multiplier: each part gets its own Student t, combined as a root-sum-square of the two half-widths,
 #     half-width = sqrt( t²_{S−1} · seed part + t²_{P−1} · shared part )
 # Banerjee's (1960, Sankhyā 22, "Approximate confidence interval for linear functions of means of k populations
-# when the population variances are not equal") conservative interval: coverage >= 1 − α under normal errors for
-# any ratio of the parts (Satterthwaite's pooled df under-covered here: 91.6% at 3 training-dominated seeds). At 3
+# when the population variances are not equal") conservative interval: coverage >= 1 − α for independent normal
+# parts with chi-square variance estimates, whatever their ratio (here the seed part is exactly that, with S − 1
+# df; the shared part's estimate is a difference of mean squares with hundreds of df, where its t is ≈ z).
+# Satterthwaite's pooled df under-covered in the same simulation: 91.6% at 3 training-dominated seeds. At 3
 # seeds the seed part is multiplied by t_{0.975, 2} = 4.30, not the normal 1.96; when the shared evaluation noise
 # dominates, by ~1.97. This is what makes it valid by construction at 3–10 seeds:
 #   - the percentile bootstrap over S seeds spans about ±1.8 standard errors at S = 3 (10 distinct resamples) and
