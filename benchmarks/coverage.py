@@ -215,7 +215,26 @@ def main() -> None:
         print(f"\nsft win rate vs its known 0.5: {k['seeds']} seeds read {k['all_seeds_mean']:.4f} "
               f"[{k['all_seeds_interval'][0]:.4f}, {k['all_seeds_interval'][1]:.4f}]; 3-seed intervals cover 0.5 "
               f"{k['n3']['reported']['coverage']:.1%}, 5-seed {k['n5']['reported']['coverage']:.1%}")
+    print("\n" + markdown(report, "win_rate"))
     print(f"\nwritten: {args.out}")
+
+
+def markdown(report: dict, metric: str) -> str:
+    """The README's table: coverage (and mean half-width) of 3- and 5-seed intervals of `metric`."""
+    lines = [f"| {metric} | seeds | reported interval: coverage (mean half-width) | seed path (`bench check`) ± jackknife "
+             "SE | old crossed bootstrap | old seed-only bootstrap |", "|---|---|---|---|---|---|"]
+    for block in ("settings", "differences"):
+        for name, metrics in report[block].items():
+            r = metrics.get(metric)
+            if r is None:
+                continue
+            for n in SIZES:
+                c = r[f"n{n}"]
+                se = c["seed_path"].get("jackknife_se")
+                lines.append(f"| {name} | {n} | {c['reported']['coverage']:.1%} ({c['reported']['mean_half_width']:.3f}) "
+                             f"| {c['seed_path']['coverage']:.1%}" + (f" ± {se:.1%}" if se == se else "") +
+                             f" | {c['old_reported_coverage']:.1%} | {c['old_seed_path_coverage']:.1%} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
