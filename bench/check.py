@@ -5,21 +5,36 @@
     bench compare  results/A results/B                                         (the same table, no verdict)
 
 A *setting* is (label, swept hyper-parameter values); the baseline stores, per setting and metric, the per-seed
-values with mean and 95% interval (the crossed bootstrap of bench/evaluation/uncertainty.py over the seed values,
-clipped to the metric's range), plus the suite hash, the world identity and provenance.
+values with mean and 95% interval from the one uncertainty model (bench/evaluation/uncertainty.py: t over seeds
+plus the shared prompt / reference-draw part, within the metric's range) and that interval's per-prompt summary
+(`seed_var`, `shared_var`, `units`: the variance parts the prompts contribute), plus the suite hash, the world
+identity and provenance.
 
-A metric regresses when BOTH hold (asv-style: a factor alone flags noise, a test alone flags tiny effects):
-  1. it moved in its bad direction by more than its tolerance (absolute, per metric; defaults below, override in
-     the suite's [check] table, e.g. `win_rate = 0.08`), and
-  2. the move is significant over seeds: Welch's one-sided t-test of current vs baseline seed values at
-     level `alpha` (default 0.05). With fewer than 2 seeds on either side no test is possible and the
-     tolerance alone decides (stated in the output).
+The check asks the question the baseline can answer: baseline and current results share the world, the prompts and
+the reference draws (else the identity check fails), so the shared part cancels and only seeds differ. Its test is
+the seed-only path of the same model — Welch's t on the two sets of seed values (Welch 1947) — and a metric
+regresses when BOTH hold (asv-style: a factor alone flags noise, a test alone flags tiny effects):
+  1. it moved in its bad direction by more than its floor, set by the metric's scale (FLOORS: absolute + relative to
+     the baseline mean; override a metric's absolute floor in the suite's [check] table, e.g. `win_rate = 0.08`),
+  2. the move beyond that floor is significant: Welch's one-sided test of (current − baseline) against the floor,
+     with Holm's step-down correction over every row of the check (Holm 1979), so that a rerun of an unchanged
+     suite with other seeds fails with probability <= `alpha` (default 0.05) as a whole, not per row.
+The smallest move a row can flag is its `margin` (floor + the Welch critical value × the seed-spread standard
+error): the tolerance, derived from the baseline's and the current seeds' own spread and the metric's scale.
+With fewer than 2 seeds on either side no test is possible and the floor alone decides (stated in the output).
 Metrics with a direction: higher is better for win_rate, win_rate_lc (length-controlled), gold_reward,
-pref_accuracy, lm_eval_score; lower is better for kl. Drift metrics (chosen/rejected/margin deltas), length and the
-grammar / sentiment parts of the win rate have no better side: a move beyond tolerance in either direction is a
-regression (a paper pins them as findings). Metrics absent from an older baseline are not checked.
+pref_accuracy, lm_eval_score, grammatical and ended fractions; lower is better for kl and heldout_nll_delta. Drift
+metrics (chosen/rejected/margin deltas), length and the grammar / sentiment parts of the win rate have no better
+side: a move beyond the margin either way is a regression.
+
+Findings are checked by direction as well (a paper states them as signs and orders):
+  - a drift metric whose baseline interval excludes 0 (e.g. DPO's chosen log-prob falls: displacement) fails when
+    the current seeds resolve the opposite sign (t over the current seed values);
+  - a pair of settings whose win-rate order the baseline resolved (t over the seed-paired differences) fails when the
+    current seeds resolve the opposite order.
 Also a regression: a baseline setting missing from the results, or a run that failed; a changed suite hash or
-world identity, unless `--allow-config-change`.
+world identity, unless `--allow-config-change`. A current setting the baseline lacks is named (not checked).
+A baseline with NaN or non-numeric values, or no settings, is a usage error (exit 2) naming the file and field.
 """
 
 from __future__ import annotations
@@ -32,28 +47,41 @@ from typing import Any
 from bench.errors import UserError
 from bench.io import read_json, write_json_atomic, write_text_atomic
 
-BASELINE_SCHEMA_VERSION = 1
+BASELINE_SCHEMA_VERSION = 2  # 2: intervals from the t model with their variance parts (issue 21); 1 is migrated
 
-# metric → (direction, default absolute tolerance). Tolerances were set from the run-to-run and seed spread
-# measured on the CI-sized suite (results/baselines/controlled-ci.json); direction +1 higher is better, -1 lower is
-# better, 0 either way.
-METRICS: dict[str, tuple[int, float]] = {
-    "win_rate": (+1, 0.06),
-    "win_rate_lc": (+1, 0.06),         # length-controlled (bench/evaluation/win_parts.py)
-    "win_rate_grammar": (0, 0.05),     # what the win is made of: a shift between the parts at an equal win rate
-    "win_rate_sentiment": (0, 0.06),   # is a finding a paper pins, so either direction counts
-    "gold_reward": (+1, 0.30),
-    "kl": (-1, 3.0),
-    "pref_accuracy": (+1, 0.06),
-    "lm_eval_score": (+1, 0.05),
-    "chosen_logp_delta": (0, 3.0),
-    "rejected_logp_delta": (0, 3.0),
-    "margin_delta": (0, 2.0),
-    "length": (0, 3.0),
-    "grammatical_fraction": (+1, 0.05),
-    "ended_fraction": (+1, 0.05),
-    "heldout_nll_delta": (-1, 0.10),
+# metric → (direction, scale): +1 higher is better, -1 lower is better, 0 either way; the scale picks the floor
+METRICS: dict[str, tuple[int, str]] = {
+    "win_rate": (+1, "rate"),
+    "win_rate_lc": (+1, "rate"),         # length-controlled (bench/evaluation/win_parts.py)
+    "win_rate_grammar": (0, "rate"),     # what the win is made of: a shift between the parts at an equal win rate
+    "win_rate_sentiment": (0, "rate"),   # is a finding a paper pins, so either direction counts
+    "gold_reward": (+1, "score"),
+    "kl": (-1, "nats"),
+    "pref_accuracy": (+1, "rate"),
+    "lm_eval_score": (+1, "rate"),
+    "chosen_logp_delta": (0, "nats"),
+    "rejected_logp_delta": (0, "nats"),
+    "margin_delta": (0, "nats"),
+    "length": (0, "tokens"),
+    "grammatical_fraction": (+1, "rate"),
+    "ended_fraction": (+1, "rate"),
+    "heldout_nll_delta": (-1, "nats_per_token"),
 }
+# scale → (absolute floor, floor relative to |baseline mean|): a move smaller than abs + rel·|mean| is not a
+# regression whatever the seeds say (0.02 of a rate; 10% of a KL or a log-prob change, at least 0.05 nats; 5% of a
+# length, at least half a token)
+FLOORS: dict[str, tuple[float, float]] = {
+    "rate": (0.02, 0.0), "score": (0.05, 0.05), "nats": (0.05, 0.10), "tokens": (0.5, 0.05),
+    "nats_per_token": (0.01, 0.10),
+}
+FINDINGS = ("chosen_logp_delta", "rejected_logp_delta", "margin_delta")  # signs a paper states
+ORDERED = ("win_rate",)  # metrics whose resolved pairwise order is a finding
+
+
+def floor_of(metric: str, baseline_mean: float, absolute: float | None = None) -> float:
+    """The metric-scale part of the tolerance (FLOORS; `absolute` overrides the absolute part)."""
+    abs_floor, rel = FLOORS[METRICS[metric][1]]
+    return (abs_floor if absolute is None else absolute) + rel * abs(baseline_mean)
 
 
 def _setting_key(label: str, params: dict[str, Any]) -> str:
@@ -61,26 +89,27 @@ def _setting_key(label: str, params: dict[str, Any]) -> str:
 
 
 def collect(results_dir: Path) -> dict[str, Any]:
-    """Per setting: per-seed values of every checked metric, mean and CI; plus identity and failures."""
-    import numpy as np
-
-    from bench.evaluation.estimators import crossed_bootstrap_ci
-    from bench.evaluation.uncertainty import bounds_of
-    from bench.results import load_runs, summary_frame
+    """Per setting: per-seed values of every checked metric, mean and interval (with its variance parts); plus
+    identity and failures."""
+    from bench.results import from_results
+    from bench.results import load_runs, param_columns, summary_frame
 
     results_dir = Path(results_dir)
     if not (results_dir / "runs").is_dir():
         raise UserError(f"{results_dir}: no runs/ folder; pass a results/<suite> directory written by `bench run`")
-    frame = summary_frame(results_dir)
+    frame = summary_frame(results_dir, intervals=False)
     suite = read_json(results_dir / "suite.json") if (results_dir / "suite.json").is_file() else {}
     world = read_json(results_dir / "world.json") if (results_dir / "world.json").is_file() else {}
-    from bench.results import param_columns
+    unc = from_results(results_dir, frame)
+    setting_of = {r: name for name, ids in unc.settings.items() for r in ids}
 
     params = param_columns(frame)
     settings: dict[str, Any] = {}
+    names: dict[str, str] = {}
     for _, row in frame.iterrows():
         p = {k: _plain(row[k]) for k in params if not _isnan(row[k])}
         key = _setting_key(row["label"], p)
+        names[key] = setting_of.get(row["run_id"], key)
         s = settings.setdefault(key, {"label": row["label"], "algorithm": row["algorithm"], "params": p,
                                       "seeds": [], "failed_seeds": [], "values": {m: [] for m in METRICS}})
         if row["status"] != "finished":
@@ -89,23 +118,30 @@ def collect(results_dir: Path) -> dict[str, Any]:
         s["seeds"].append(int(row["seed"]))
         for m in METRICS:
             s["values"][m].append(None if _isnan(row.get(m)) else float(row[m]))
-    for s in settings.values():
+    for key, s in settings.items():
         s["metrics"] = {}
         for m, vals in s.pop("values").items():
             present = [v for v in vals if v is not None]
             if not present:
                 continue
-            # the harness's one uncertainty model, over seeds (one value per seed here), within the metric's range
-            # (the mean itself is the plain mean of the seeds' values: what the regression test compares)
-            _, lo, hi = crossed_bootstrap_ci(np.array(present)[:, None], bounds=bounds_of(m))
-            mean = float(np.mean(present))
-            s["metrics"][m] = {"values": vals, "mean": mean, "lo": lo, "hi": hi}
+            # the harness's one uncertainty model, over seeds and (where the runs kept them) prompts and draws
+            iv = unc.interval(names[key], m)
+            mean = sum(present) / len(present)  # the plain mean of the seeds' values: what the check compares
+            entry = {"values": vals, "mean": mean, "lo": _finite_or_none(iv.lo), "hi": _finite_or_none(iv.hi)}
+            if iv.parts is not None:
+                entry.update({"seed_var": _finite_or_none(iv.parts.seed_var),
+                              "shared_var": _finite_or_none(iv.parts.shared_var), "units": iv.parts.units})
+            s["metrics"][m] = entry
     runs = load_runs(results_dir)
     provenance = runs[0]["config"].get("provenance", {}) if runs else {}
     return {"suite": suite.get("name", results_dir.name), "suite_hash": suite.get("hash"),
             "world_key": world.get("key"), "world": suite.get("world"), "check": suite.get("check", {}),
             "provenance": {"git": provenance.get("git"), "packages": provenance.get("packages")},
             "settings": settings}
+
+
+def _finite_or_none(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
 
 
 def _isnan(v: Any) -> bool:
@@ -125,6 +161,8 @@ def write_baseline(results_dir: Path, out: Path) -> Path:
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
+    """A validated baseline (schema 2; schema 1 is migrated: its intervals are recomputed from the seed values).
+    Every problem is a UserError naming the file and the field."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such baseline; create one with `bench baseline results/<suite> -o {path}`")
@@ -133,16 +171,69 @@ def load_baseline(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise UserError(f"{path}: not valid JSON ({exc}); regenerate it with `bench baseline`") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != BASELINE_SCHEMA_VERSION:
+    if version not in (1, BASELINE_SCHEMA_VERSION):
         raise UserError(f"{path}: baseline schema_version {version!r} is not supported (this daa-bench reads "
                         f"{BASELINE_SCHEMA_VERSION}); regenerate it with `bench baseline`")
+    validate_baseline(data, path)
+    if version == 1:
+        data = _migrate_v1(data)
     return data
 
 
-def welch_p_worse(current: list[float], baseline: list[float], direction: int) -> float | None:
-    """One-sided p-value that `current` is worse than `baseline` (Welch's t-test); None if n < 2 on a side.
+def validate_baseline(data: dict[str, Any], path: Path) -> None:
+    """Refuse what a check must not pass on: no settings, or values that are not finite numbers."""
+    settings = data.get("settings")
+    fix = "regenerate it with `bench baseline results/<suite> -o " + str(path) + "`"
+    if not isinstance(settings, dict) or not settings:
+        raise UserError(f"{path}: field 'settings' is empty or missing: a baseline with no settings checks nothing; "
+                        f"{fix}")
+    for key, s in settings.items():
+        where = f"settings.{key}"
+        if not isinstance(s, dict) or not isinstance(s.get("metrics"), dict):
+            raise UserError(f"{path}: field '{where}.metrics' is missing or not an object; {fix}")
+        if not isinstance(s.get("seeds", []), list):
+            raise UserError(f"{path}: field '{where}.seeds' is not a list; {fix}")
+        for m, entry in s["metrics"].items():
+            if not isinstance(entry, dict):
+                raise UserError(f"{path}: field '{where}.metrics.{m}' is not an object; {fix}")
+            values = entry.get("values")
+            if not isinstance(values, list) or not [v for v in values if v is not None]:
+                raise UserError(f"{path}: field '{where}.metrics.{m}.values' holds no seed values; {fix}")
+            for i, v in enumerate(values):
+                if v is None:
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise UserError(f"{path}: field '{where}.metrics.{m}.values[{i}]' is {v!r}, not a number; {fix}")
+                if not math.isfinite(v):
+                    raise UserError(f"{path}: field '{where}.metrics.{m}.values[{i}]' is {v}, not a finite number; "
+                                    f"{fix}")
+            mean = entry.get("mean")
+            if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not math.isfinite(mean):
+                raise UserError(f"{path}: field '{where}.metrics.{m}.mean' is {mean!r}, not a finite number; {fix}")
 
-    direction +1: worse = lower; -1: worse = higher; 0: two-sided (any change).
+
+def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 stored the seed-only percentile bootstrap's lo/hi (coverage 80–87% at 3 seeds, issue 21): recompute
+    them as the seed-only t interval of the same values (no per-prompt summary was stored)."""
+    import numpy as np
+
+    from bench.evaluation.estimators import crossed_ci
+    from bench.evaluation.uncertainty import bounds_of
+
+    for s in data["settings"].values():
+        for m, entry in s["metrics"].items():
+            v = [x for x in entry["values"] if x is not None]
+            _, lo, hi = crossed_ci(np.array(v)[:, None], bounds=bounds_of(m))
+            entry["lo"], entry["hi"] = _finite_or_none(lo), _finite_or_none(hi)
+    return {**data, "schema_version": BASELINE_SCHEMA_VERSION, "migrated_from": 1}
+
+
+def welch_p_worse(current: list[float], baseline: list[float], direction: int, floor: float = 0.0) -> float | None:
+    """One-sided p-value that `current` is worse than `baseline` by more than `floor` (Welch's t-test of the
+    shifted hypothesis H0: bad move <= floor); None if n < 2 on a side.
+
+    direction +1: worse = lower; -1: worse = higher; 0: either way (the larger of the two one-sided p-values'
+    complements, i.e. twice the smaller one-sided p, capped at 1).
     """
     from scipy import stats
 
@@ -150,10 +241,33 @@ def welch_p_worse(current: list[float], baseline: list[float], direction: int) -
     b = [v for v in baseline if v is not None]
     if len(a) < 2 or len(b) < 2:
         return None
-    if max(a) == min(a) and max(b) == min(b):  # no spread on either side: the test is degenerate
-        return 0.0 if a[0] != b[0] else 1.0
-    alternative = {1: "less", -1: "greater", 0: "two-sided"}[direction]
-    return float(stats.ttest_ind(a, b, equal_var=False, alternative=alternative).pvalue)
+    if direction == 0:
+        return min(1.0, 2 * min(welch_p_worse(a, b, +1, floor), welch_p_worse(a, b, -1, floor)))
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    bad = (mb - ma) if direction > 0 else (ma - mb)  # the move in the bad direction
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    if va + vb == 0:  # no spread on either side: the test is degenerate, the move decides
+        return 0.0 if bad > floor else 1.0
+    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
+    return float(stats.t.sf((bad - floor) / math.sqrt(va + vb), df))
+
+
+def welch_margin(current: list[float], baseline: list[float], floor: float, level: float) -> float | None:
+    """The smallest bad move that would read significant at one-sided `level`: floor + t_{1−level}·SE (Welch)."""
+    from scipy import stats
+
+    a = [v for v in current if v is not None]
+    b = [v for v in baseline if v is not None]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    if va + vb == 0:
+        return floor
+    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
+    return floor + float(stats.t.isf(level, df)) * math.sqrt(va + vb)
 
 
 @dataclass
@@ -163,14 +277,97 @@ class Row:
     baseline: float | None
     current: float | None
     delta: float | None
-    tolerance: float
+    tolerance: float   # the metric-scale floor
     p_value: float | None
-    status: str  # ok | regression | improved | missing | failed
+    status: str  # ok | regression | improved | missing | failed | reversed | new
+    margin: float | None = None  # the smallest bad move this row could flag (floor + seed-spread part)
+    note: str = ""
+
+
+def _holm(rows: list[Row], alpha: float) -> set[int]:
+    """Indices of rows whose p-value is significant under Holm's step-down procedure at family level alpha."""
+    tested = sorted((r.p_value, i) for i, r in enumerate(rows) if r.p_value is not None)
+    m, out = len(tested), set()
+    for k, (p, i) in enumerate(tested):
+        if p > alpha / (m - k):
+            break
+        out.add(i)
+    return out
+
+
+def _t_interval(values: list[float]) -> tuple[float, float] | None:
+    import numpy as np
+
+    from bench.evaluation.estimators import crossed_ci
+
+    v = [x for x in values if x is not None]
+    if len(v) < 2:
+        return None
+    _, lo, hi = crossed_ci(np.array(v, dtype=float)[:, None])
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+
+
+def _sign(lo: float | None, hi: float | None) -> int:
+    if lo is None or hi is None:
+        return 0
+    return 1 if lo > 0 else -1 if hi < 0 else 0
+
+
+def _paired(a: dict[str, Any], b: dict[str, Any], metric: str) -> tuple[float, float] | None:
+    """t interval of a − b over the seeds both settings finished (seed-paired: common random numbers)."""
+    ma, mb = a["metrics"].get(metric), b["metrics"].get(metric)
+    if ma is None or mb is None:
+        return None
+    va, vb = dict(zip(a["seeds"], ma["values"])), dict(zip(b["seeds"], mb["values"]))
+    diffs = [va[k] - vb[k] for k in sorted(set(va) & set(vb)) if va[k] is not None and vb[k] is not None]
+    return _t_interval(diffs)
+
+
+def _trained(setting: dict[str, Any]) -> bool:
+    return setting.get("algorithm") not in ("sft", "best_of_n")
+
+
+def finding_rows(current: dict[str, Any], baseline: dict[str, Any]) -> list[Row]:
+    """Directional checks: resolved signs of drift metrics, resolved win-rate orders of pairs of trained settings."""
+    rows = []
+    for key, base in baseline["settings"].items():
+        cur = current["settings"].get(key)
+        if cur is None or not cur["seeds"]:
+            continue
+        for m in FINDINGS:
+            b, c = base["metrics"].get(m), cur["metrics"].get(m)
+            if b is None or c is None:
+                continue
+            was = _sign(b.get("lo"), b.get("hi"))
+            now_iv = _t_interval(c["values"])
+            now = _sign(*now_iv) if now_iv else 0
+            if was and now == -was:
+                rows.append(Row(key, f"sign of {m}", b["mean"], c["mean"], c["mean"] - b["mean"], 0.0, None,
+                                "reversed", note=f"baseline resolved {'> 0' if was > 0 else '< 0'}, current resolves "
+                                                 f"{'> 0' if now > 0 else '< 0'}"))
+    keys = [k for k, s in baseline["settings"].items() if _trained(s)]
+    for i, ka in enumerate(keys):
+        for kb in keys[i + 1:]:
+            ca, cb = current["settings"].get(ka), current["settings"].get(kb)
+            if ca is None or cb is None:
+                continue
+            for m in ORDERED:
+                was_iv = _paired(baseline["settings"][ka], baseline["settings"][kb], m)
+                now_iv = _paired(ca, cb, m)
+                was = _sign(*was_iv) if was_iv else 0
+                now = _sign(*now_iv) if now_iv else 0
+                if was and now == -was:
+                    first, second = (ka, kb) if was > 0 else (kb, ka)
+                    rows.append(Row(f"{ka} vs {kb}", f"order of {m}", None, None, None, 0.0, None, "reversed",
+                                    note=f"baseline resolved {first} > {second}; current resolves the opposite"))
+    return rows
 
 
 def compare(current: dict[str, Any], baseline: dict[str, Any], *, tolerances: dict[str, float] | None = None,
             alpha: float = 0.05) -> list[Row]:
-    tolerances = {**{m: t for m, (_, t) in METRICS.items()}, **(tolerances or {})}
+    """Every check row: per (setting, metric) the move and its Holm-corrected Welch test against the floor, the
+    directional findings, missing / failed / new settings."""
+    tolerances = tolerances or {}
     rows: list[Row] = []
     for key, base in baseline["settings"].items():
         cur = current["settings"].get(key)
@@ -186,17 +383,29 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], *, tolerances: di
             direction = METRICS[metric][0]
             c = cur["metrics"][metric]
             delta = c["mean"] - b["mean"]
-            tol = float(tolerances.get(metric, METRICS[metric][1]))
-            p = welch_p_worse(c["values"], b["values"], direction)
-            bad_move = (-delta if direction > 0 else delta if direction < 0 else abs(delta)) > tol
-            significant = p is None or p < alpha
-            if bad_move and significant:
-                status = "regression"
-            elif direction and (delta if direction > 0 else -delta) > tol:
-                status = "improved"
-            else:
-                status = "ok"
-            rows.append(Row(key, metric, b["mean"], c["mean"], delta, tol, p, status))
+            floor = floor_of(metric, b["mean"], tolerances.get(metric))
+            p = welch_p_worse(c["values"], b["values"], direction, floor)
+            rows.append(Row(key, metric, b["mean"], c["mean"], delta, floor, p, "ok"))
+    significant = _holm(rows, alpha)
+    n_tested = sum(r.p_value is not None for r in rows)
+    for i, r in enumerate(rows):
+        if r.metric in ("-", "runs"):
+            continue
+        direction = METRICS[r.metric][0]
+        bad = -r.delta if direction > 0 else r.delta if direction < 0 else abs(r.delta)
+        good = (r.delta if direction > 0 else -r.delta) if direction else 0.0
+        base_v = baseline["settings"][r.setting]["metrics"][r.metric]["values"]
+        cur_v = current["settings"][r.setting]["metrics"][r.metric]["values"]
+        r.margin = welch_margin(cur_v, base_v, r.tolerance, alpha / max(n_tested, 1) / (2 if direction == 0 else 1))
+        if bad > r.tolerance and (r.p_value is None or i in significant):
+            r.status = "regression"
+        elif direction and good > (r.margin if r.margin is not None else r.tolerance):
+            r.status = "improved"
+    rows += finding_rows(current, baseline)
+    for key, cur in current["settings"].items():
+        if key not in baseline["settings"]:
+            rows.append(Row(key, "-", None, None, None, 0.0, None, "new",
+                            note="not in the baseline: unchecked (regenerate the baseline to pin it)"))
     return rows
 
 
@@ -211,31 +420,31 @@ def identity_problems(current: dict[str, Any], baseline: dict[str, Any]) -> list
     return out
 
 
-PROBLEMS = ("regression", "missing", "failed")  # row statuses that fail a check
+PROBLEMS = ("regression", "missing", "failed", "reversed")  # row statuses that fail a check
 
 
 def format_table(rows: list[Row], *, markdown: bool = False, names: tuple[str, str] = ("baseline", "current")) -> str:
     """The rows as an aligned text (or markdown) table; `names` head the two value columns."""
-    head = ["setting", "metric", *names, "Δ", "tolerance", "p (worse)", "status"]
+    head = ["setting", "metric", *names, "Δ", "floor", "margin", "p (worse)", "status", "note"]
     body = []
     for r in rows:
         f = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
-        body.append([r.setting, r.metric, f(r.baseline), f(r.current), f(r.delta), f"{r.tolerance:g}",
-                     f(r.p_value), r.status.upper() if r.status in ("regression", "missing", "failed") else r.status])
+        body.append([r.setting, r.metric, f(r.baseline), f(r.current), f(r.delta), f"{r.tolerance:g}", f(r.margin),
+                     f(r.p_value), r.status.upper() if r.status in PROBLEMS else r.status, r.note])
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(x.replace("|", "\\|") for x in row) + " |" for row in body]
         return "\n".join(lines)
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)]
-    fmt = lambda row: "  ".join(x.ljust(w) for x, w in zip(row, widths))  # noqa: E731
+    fmt = lambda row: "  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(row) for row in body])
 
 
 def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bool = False,
               out_dir: Path | None = None, verbose: bool = False) -> tuple[bool, str]:
     """Compare, write check.json and check.md (CI comment, every row) into out_dir (default: results_dir);
-    → (passed, text). The text lists only the rows that fail the check unless `verbose` (a passing check of the
-    default suite has ~80 rows: the verdict is what a CI log needs)."""
+    → (passed, text). The text lists the rows that fail the check and the settings the baseline lacks unless
+    `verbose` (a passing check of the default suite has ~100 rows: the verdict is what a CI log needs)."""
     baseline = load_baseline(baseline_path)
     current = collect(results_dir)
     check_cfg = dict(current.get("check") or {})
@@ -251,17 +460,22 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
     passed = not failed_rows and (allow_config_change or not identity)
     verdict = "PASS" if passed else "FAIL"
     notes = [f"identity: {p}" + (" (allowed)" if allow_config_change else "") for p in identity]
-    few = sorted({r.setting for r in rows if r.p_value is None and r.metric not in ("-", "runs")})
+    few = sorted({r.setting for r in rows if r.p_value is None and r.metric in METRICS})
     if few:
-        notes.append("fewer than 2 seeds on a side: tolerance alone decides for " + ", ".join(few))
+        notes.append("fewer than 2 seeds on a side: the floor alone decides for " + ", ".join(few))
+    new = [r.setting for r in rows if r.status == "new"]
+    if new:
+        notes.append("not in the baseline (unchecked): " + ", ".join(new))
+    n_tested = sum(r.p_value is not None for r in rows)
     summary = (f"{verdict}: {len(failed_rows)} problem(s) in {len(rows)} checks of '{current['suite']}' against "
-               f"{baseline_path} (tolerance and Welch t-test over seeds, alpha {alpha})")
+               f"{baseline_path} (Welch t over seeds beyond each metric's floor, Holm-corrected over {n_tested} "
+               f"tests at family alpha {alpha}; resolved signs and orders must not reverse)")
     shown = rows if verbose else failed_rows
     hidden = len(rows) - len(shown)
     table = [format_table(shown)] if shown else []
     if hidden:
-        table.append(f"({hidden} row(s) ok or improved not shown; `bench check -v` prints every row, check.md has "
-                     "them all)")
+        table.append(f"({hidden} row(s) ok, improved or new not shown; `bench check -v` prints every row, check.md "
+                     "has them all)")
     text = "\n".join([summary, *notes, "", *table])
     markdown = "\n".join([f"### daa-bench check: {verdict}", "", summary, "", *[f"- {n}" for n in notes], "",
                           format_table(rows, markdown=True), ""])

@@ -442,7 +442,7 @@ def _mark_best(frame) -> None:
         frame.loc[mask, "best"] = "best"
 
 
-def from_results(results_dir: Path, frame=None, n_boot: int | None = None) -> Uncertainty:
+def from_results(results_dir: Path, frame=None) -> Uncertainty:
     """The uncertainty model (bench.evaluation.uncertainty) of a results directory (suite as last run)."""
     from bench.columns import setting_groups
     from bench.evaluation.uncertainty import Uncertainty
@@ -451,8 +451,4 @@ def from_results(results_dir: Path, frame=None, n_boot: int | None = None) -> Un
     loaded = load_runs(results_dir)
     runs = {r["config"]["run_id"]: r for r in loaded}
     frame = summary_frame(results_dir) if frame is None else frame
-    if n_boot is None:
-        suite = results_dir / "suite.json"
-        ev = (read_json(suite).get("eval") or {}) if suite.is_file() else {}
-        n_boot = int(ev.get("bootstrap") or 1000)
-    return Uncertainty(runs, setting_groups(frame), n_boot=n_boot)
+    return Uncertainty(runs, setting_groups(frame))

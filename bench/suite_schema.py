@@ -107,13 +107,15 @@ class EvalConfig:
                                           "win rate / KL curve cadence (coarser: it samples)"})
     curve_generation_prompts: int = field(default=64, metadata={"min": 1})
     reference_samples: int = field(default=8, metadata={"min": 1, "doc": "π_ref draws per prompt that each policy "
-                                   "sample is compared with (win rate); resampled in the bootstrap"})
+                                   "sample is compared with (win rate); part of each prompt's unit in the intervals"})
     control_prompts: int = field(default=64, metadata={"min": 1, "doc": "fresh π_ref samples whose Δ log π is "
                                  "tracked during training (the global-drift control of the displacement curves)"})
     best_of_n: int = field(default=16, metadata={"min": 1, "doc": "n of the best_of_n reference"})
     limit_samples: int = field(default=64, metadata={"min": 2, "doc": "π_ref samples per prompt for the limits"})
     limit_prompts: int = field(default=128, metadata={"min": 1})
-    bootstrap: int = field(default=1000, metadata={"min": 100})
+    bootstrap: int = field(default=1000, metadata={"min": 100, "doc": "no effect since issue 21 (intervals are "
+                           "analytic t intervals, bench/evaluation/estimators.py); accepted so older suites and "
+                           "their run ids stay valid"})
     lm_eval_tasks: tuple[str, ...] = field(default=(), metadata={"doc": "registered lm-eval task names (and the "
                                            "world's own tasks); a path to a task file needs trust_task_code"})
     lm_eval_limit: int | None = field(default=None, metadata={"min": 1})

@@ -110,12 +110,15 @@ def algorithm_keys() -> str:
 
 
 def check_table() -> str:
-    from bench.check import METRICS
+    from bench.check import FLOORS, METRICS
 
     words = {1: "higher", -1: "lower", 0: "either way (a finding)"}
-    rows = ["| key | better | default tolerance |", "|---|---|---|"]
-    rows += [f"| `{m}` | {words[d]} | `{t:g}` |" for m, (d, t) in METRICS.items()]
-    rows.append("| `alpha` | – | `0.05` (level of Welch's one-sided t-test; 0 < alpha < 1) |")
+    rows = ["| key | better | floor: absolute (the key's value overrides it) + relative to the baseline mean |",
+            "|---|---|---|"]
+    rows += [f"| `{m}` | {words[d]} | `{FLOORS[k][0]:g}` + {FLOORS[k][1]:.0%} of \\|mean\\| |"
+             for m, (d, k) in METRICS.items()]
+    rows.append("| `alpha` | – | `0.05` (family level of the check: Welch's one-sided t-tests beyond the floors, "
+                "Holm-corrected over every row; 0 < alpha < 1) |")
     return "\n".join(rows)
 
 

@@ -18,22 +18,21 @@ from bench.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_and_check(tmp_path, suite_name: str, baseline_name: str, sft_slack: float = 0.0) -> None:
+def run_and_check(tmp_path, suite_name: str, baseline_name: str) -> None:
     """`bench run` the suite into tmp_path, then `bench check` it against its committed baseline."""
     results = tmp_path / "results"
     cache = os.environ.get("BENCH_CACHE") or str(tmp_path / "cache")
     suite = ROOT / "suites" / f"{suite_name}.toml"
     assert main(["run", str(suite), "--results", str(results), "--cache-dir", cache, "--no-report"]) == 0
     out = results / suite_name
-    check_intervals(out, sft_slack)
+    check_intervals(out)
     code = main(["check", str(out), "--baseline", str(ROOT / "results" / "baselines" / baseline_name)])
     assert code == 0, (out / "check.md").read_text()
 
 
-def check_intervals(out: Path, sft_slack: float = 0.0) -> None:
+def check_intervals(out: Path) -> None:
     """The uncertainty model on a real suite: every over-seeds interval in its metric's range, and sft (π_ref
-    against itself) reading 0.5 within its win-rate interval (K reference draws per prompt, resampled), or
-    within `sft_slack` of it (the CI world: see test_controlled_ci_suite_matches_committed_baseline)."""
+    against itself) reading 0.5 within its win-rate interval (seeds, prompts and the K reference draws per prompt)."""
     from bench.evaluation.uncertainty import bounds_of
     from bench.results import summary_frame
 
@@ -44,18 +43,18 @@ def check_intervals(out: Path, sft_slack: float = 0.0) -> None:
         assert ((done[f"{m}_lo"] >= low) & (done[f"{m}_hi"] <= high)).all(), m
         assert ((done[f"{m}_run_lo"] >= low) & (done[f"{m}_run_hi"] <= high)).all(), m
     sft = done[done["algorithm"] == "sft"]
-    assert len(sft) and (sft["win_rate_lo"] <= 0.5 + sft_slack).all() and \
-        (sft["win_rate_hi"] >= 0.5 - sft_slack).all(), \
+    assert len(sft) and (sft["win_rate_lo"] <= 0.5).all() and (sft["win_rate_hi"] >= 0.5).all(), \
         sft[["seed", "win_rate", "win_rate_lo", "win_rate_hi"]]
 
 
 def test_controlled_ci_suite_matches_committed_baseline(tmp_path):
-    # Open defect (issue 11's note): in the CI world (74% grammatical base samples) sft reads below 0.5 against its
-    # 8 fixed reference draws per prompt: v3 gold 0.467 [0.449, 0.478]; v4 gold 0.466 [0.411, 0.528] (the wider
-    # interval: ill-formed text now sits 8.5 below the floor of well-formed reviews). Unexplained yet (a
-    # batch-layout test of the sampler found no padding effect beyond noise); the default suite's sft reads 0.501
-    # [0.462, 0.537] and is held to 0.5 exactly.
-    run_and_check(tmp_path, "controlled-ci", "controlled-ci.json", sft_slack=0.03)
+    # sft (π_ref against itself) reads 0.467 in the CI world; explained in issue 21: no sampling bias
+    # (benchmarks/reference_layout.py: policy-layout against reference-layout samples of the base model, 48 seeds ×
+    # 6 draw sets, win rate 0.502), but seeds 0-2 sit 0.024 below the 16-seed mean (about two seed-part standard
+    # errors) and the one cached draw set sits ~0.009 above the population (one shared-part standard error). The
+    # interval now carries both parts — t over 3 seeds (4.30) and the shared draws — and contains 0.5:
+    # 0.467 [0.430, 0.503]; the tolerance is 0, no wider than the interval.
+    run_and_check(tmp_path, "controlled-ci", "controlled-ci.json")
 
 
 @pytest.mark.slow

@@ -48,8 +48,8 @@ def test_rungs_come_from_the_registered_family():
 
 def test_each_step_is_a_paired_difference_with_an_interval():
     f = frame()
-    board = tables.leaderboard(f, unc=from_frame(f, n_boot=400))
-    out = ladder(board, from_frame(f, n_boot=400))
+    board = tables.leaderboard(f, unc=from_frame(f))
+    out = ladder(board, from_frame(f))
     steps = [(r["step"], r["a"], r["b"]) for r in out["rows"]]
     assert sorted(steps) == sorted([("the critic", "ppo", "rloo"), ("the critic", "ppo", "grpo"),
                                     ("the policy gradient", "rloo", "online_dpo"),
@@ -71,7 +71,7 @@ def test_an_unresolved_step_says_so():
     wins = dict(WINS, online_dpo=0.61)
     f = frame(wins)
     f.loc[f["label"] == "dpo", "win_rate"] = [0.65, 0.58, 0.60]  # the same mean, spread across seeds
-    unc = from_frame(f, n_boot=400)
+    unc = from_frame(f)
     row = ladder(tables.leaderboard(f, unc=unc), unc)["rows"][-1]
     assert not row["win"]["sig"] and row["win"]["lo"] < 0 < row["win"]["hi"]
     assert row["verdict"].startswith("online data: no resolved win-rate difference")
@@ -85,7 +85,7 @@ def test_under_both_budget_views_each_view_is_its_own_ladder():
     f["budget_view"] = ["both" if a in ("dpo", "sft") else "end_to_end" for a in f["algorithm"]]
     amortised["budget_view"] = "amortised"
     f = pd.concat([f, amortised], ignore_index=True)
-    unc = from_frame(f, n_boot=200)
+    unc = from_frame(f)
     rows = ladder(tables.leaderboard(f, unc=unc), unc)["rows"]
     assert len(rows) == 10  # 5 comparisons per view; none across views
     for r in rows:
@@ -97,7 +97,7 @@ def test_under_both_budget_views_each_view_is_its_own_ladder():
 
 def test_no_ladder_without_two_adjacent_rungs():
     f = frame({"ppo": 0.8, "ipo": 0.7, "sft": 0.5}, {"ppo": 5.0, "ipo": 4.0, "sft": 0.0})
-    unc = from_frame(f, n_boot=100)
+    unc = from_frame(f)
     assert ladder(tables.leaderboard(f, unc=unc), unc) is None
     assert ladder(tables.leaderboard(f.iloc[0:0], unc=unc), unc) is None
 
@@ -150,7 +150,7 @@ def test_settings_on_different_pair_sources_are_never_compared():
     weak["run_id"] += "_weak"
     weak["win_rate"] -= 0.05
     f = pd.concat([base, weak], ignore_index=True)
-    unc = from_frame(f, n_boot=200)
+    unc = from_frame(f)
     board = tables.leaderboard(f, unc=unc)
     assert set(board["pair_source"]) == {"base", "weak"}
     source = dict(zip(board["setting"], board["pair_source"]))

@@ -237,8 +237,9 @@ def test_collapsed_and_capped_samples_are_flagged(page):
 def test_every_image_is_embedded_and_non_empty(page):
     _, html = page
     imgs = re.findall(r"<img\b[^>]*>", html)
-    # frontier, displacement, win rate/KL vs compute, sensitivity (dpo's beta grid), proxy vs gold (ppo)
-    assert len(imgs) == 5
+    # frontier, displacement, win rate/KL vs compute, seed dots beside the intervals, sensitivity (dpo's beta
+    # grid), proxy vs gold (ppo)
+    assert len(imgs) == 6
     for tag in imgs:
         m = re.search(r'src="data:image/(svg\+xml|png);base64,([A-Za-z0-9+/=]+)"', tag)
         assert m, tag[:80]
@@ -273,11 +274,11 @@ def test_header_comes_from_the_data(page):
 
 GOLDEN_LEADERBOARD = """\
 label,algorithm,beta,setting,seeds,not_finished,selected,stop_reason,win_rate,win_rate_lo,win_rate_hi,win_rate_lc,win_rate_lc_lo,win_rate_lc_hi,win_rate_grammar,win_rate_grammar_lo,win_rate_grammar_hi,win_rate_sentiment,win_rate_sentiment_lo,win_rate_sentiment_hi,tie_rate,tie_rate_lo,tie_rate_hi,gold_reward,gold_reward_lo,gold_reward_hi,kl,kl_lo,kl_hi,grammatical_fraction,grammatical_fraction_lo,grammatical_fraction_hi,heldout_nll_delta,heldout_nll_delta_lo,heldout_nll_delta_hi,pref_accuracy,pref_accuracy_lo,pref_accuracy_hi,chosen_logp_delta,chosen_logp_delta_lo,chosen_logp_delta_hi,rejected_logp_delta,rejected_logp_delta_lo,rejected_logp_delta_hi,control_logp_delta_per_token,control_logp_delta_per_token_lo,control_logp_delta_per_token_hi,chosen_vs_control_per_token,chosen_vs_control_per_token_lo,chosen_vs_control_per_token_hi,chosen_fell_fraction,chosen_fell_fraction_lo,chosen_fell_fraction_hi,length,length_lo,length_hi,flops,flops_lo,flops_hi,steps,steps_lo,steps_hi,epochs,epochs_lo,epochs_hi,wall_s,wall_s_lo,wall_s_hi,margin_delta,margin_delta_lo,margin_delta_hi,proxy_reward,proxy_reward_lo,proxy_reward_hi,lm_eval_score,lm_eval_score_lo,lm_eval_score_hi,control_logp_delta,control_logp_delta_lo,control_logp_delta_hi,flops_amortised,flops_amortised_lo,flops_amortised_hi,ended_fraction,ended_fraction_lo,ended_fraction_hi,capped_fraction,capped_fraction_lo,capped_fraction_hi,censored,censored_lo,censored_hi
-sft,sft,,sft,2,0,False,budget×2,0.5,0.5,0.5,,,,,,,,,,,,,0.1,0.1,0.1,0,0,0,,,,,,,0.5,0.5,0.5,0,0,0,0,0,0,,,,,,,,,,12,12,12,0,0,0,40,40,40,,,,2.5,1.79289,3.20711,0,0,0,,,,0.6,0.6,0.6,,,,,,,,,,,,,,,
-dpo,dpo,0.1,dpo (beta=0.1),2,0,False,budget×2,0.71,0.695858,0.724142,,,,,,,,,,,,,1.55,1.47929,1.62071,10.5,9.79289,11.2071,,,,,,,0.625,0.617929,0.632071,-5.5,-6.20711,-4.79289,-7.5,-8.20711,-6.79289,,,,,,,,,,15.5,14.7929,16.2071,1e+12,1e+12,1e+12,40,40,40,,,,30.5,29.7929,31.2071,2,2,2,,,,0.575,0.567929,0.582071,,,,,,,,,,,,,,,
-dpo,dpo,0.5,dpo (beta=0.5),2,0,True,budget×2,0.69,0.675858,0.704142,,,,,,,,,,,,,0.8,0.729289,0.870711,5.5,4.79289,6.20711,,,,,,,0.645,0.637929,0.652071,-3,-3.70711,-2.29289,-4,-4.70711,-3.29289,,,,,,,,,,15.5,14.7929,16.2071,1e+12,1e+12,1e+12,40,40,40,,,,30.5,29.7929,31.2071,1,1,1,,,,0.575,0.567929,0.582071,,,,,,,,,,,,,,,
+sft,sft,,sft,2,0,False,budget×2,0.5,0.5,0.5,,,,,,,,,,,,,0.1,0.1,0.1,0,0,0,,,,,,,0.5,0.5,0.5,0,0,0,0,0,0,,,,,,,,,,12,12,12,0,0,0,40,40,40,,,,2.5,0,8.8531,0,0,0,,,,0.6,0.6,0.6,,,,,,,,,,,,,,,
+dpo,dpo,0.1,dpo (beta=0.1),2,0,False,budget×2,0.71,0.582938,0.837062,,,,,,,,,,,,,1.55,0.91469,2.18531,10.5,4.1469,16.8531,,,,,,,0.625,0.561469,0.688531,-5.5,-11.8531,0.853102,-7.5,-13.8531,-1.1469,,,,,,,,,,15.5,9.1469,21.8531,1e+12,1e+12,1e+12,40,40,40,,,,30.5,24.1469,36.8531,2,2,2,,,,0.575,0.511469,0.638531,,,,,,,,,,,,,,,
+dpo,dpo,0.5,dpo (beta=0.5),2,0,True,budget×2,0.69,0.562938,0.817062,,,,,,,,,,,,,0.8,0.16469,1.43531,5.5,0,11.8531,,,,,,,0.645,0.581469,0.708531,-3,-9.3531,3.3531,-4,-10.3531,2.3531,,,,,,,,,,15.5,9.1469,21.8531,1e+12,1e+12,1e+12,40,40,40,,,,30.5,24.1469,36.8531,1,1,1,,,,0.575,0.511469,0.638531,,,,,,,,,,,,,,,
 ipo,ipo,,ipo,1,1,False,budget,0.6,0.6,0.6,,,,,,,,,,,,,1,1,1,3,3,3,,,,,,,0.6,0.6,0.6,-2,-2,-2,-3,-3,-3,,,,,,,,,,11,11,11,1e+12,1e+12,1e+12,40,40,40,,,,25,25,25,1,1,1,,,,,,,,,,,,,,,,,,,,,
-ppo,ppo,,ppo,2,0,False,budget×2,0.81,0.795858,0.824142,,,,,,,,,,,,,2.05,1.97929,2.12071,5.5,4.79289,6.20711,,,,,,,,,,-1,-1,-1,-1.2,-1.2,-1.2,,,,,,,,,,13,13,13,1e+12,1e+12,1e+12,40,40,40,,,,60.5,59.7929,61.2071,0.2,0.2,0.2,3.25,2.89645,3.60355,,,,,,,,,,,,,,,,,,
+ppo,ppo,,ppo,2,0,False,budget×2,0.81,0.682938,0.937062,,,,,,,,,,,,,2.05,1.41469,2.68531,5.5,0,11.8531,,,,,,,,,,-1,-1,-1,-1.2,-1.2,-1.2,,,,,,,,,,13,13,13,1e+12,1e+12,1e+12,40,40,40,,,,60.5,54.1469,66.8531,0.2,0.2,0.2,3.25,0.0734488,6.42655,,,,,,,,,,,,,,,,,,
 """
 
 # ppo leads win rate over dpo (beta=0.5) by 0.12 on both seeds: resolved. Every other leader's runner-up is ipo,
@@ -292,13 +293,12 @@ def test_leaderboard_golden(results):
     res = load_results(results)
     board = leaderboard(res.frame, label_order(res.frame, res.suite))
     assert board.to_csv(index=False, float_format="%.6g") == GOLDEN_LEADERBOARD
-    # by hand: two seeds 0.70, 0.72 (no per-prompt files: a bootstrap over seeds). The seed deviations ±0.01 are
-    # inflated by sqrt(S/(S-1)) = sqrt(2); resampling 2 of 2 gives means 0.71 ± 0.01·sqrt(2) with probability 1/4
-    # each, so the 2.5% and 97.5% quantiles are exactly 0.71 ∓ 0.0141421.
+    # by hand: two seeds 0.70, 0.72 (no per-prompt files: the seed part only): s = 0.01·√2, se = 0.01, and
+    # t_{0.975, 1} = 12.7062: 0.71 ∓ 0.127062 (the old percentile bootstrap read ∓ 0.0141)
     dpo = board[board["setting"] == "dpo (beta=0.1)"].iloc[0]
     assert dpo["win_rate"] == pytest.approx(0.71)
-    assert dpo["win_rate_lo"] == pytest.approx(0.71 - 0.01 * 2 ** 0.5, abs=1e-9)
-    assert dpo["win_rate_hi"] == pytest.approx(0.71 + 0.01 * 2 ** 0.5, abs=1e-9)
+    assert dpo["win_rate_lo"] == pytest.approx(0.71 - 0.127062047, abs=1e-8)
+    assert dpo["win_rate_hi"] == pytest.approx(0.71 + 0.127062047, abs=1e-8)
     marks = best_marks(board, frame=res.frame)
     best = {m: ",".join(board.loc[marks[m], "setting"]) for m in ("win_rate", "gold_reward", "kl", "pref_accuracy")}
     assert pd.DataFrame([best]).to_csv(index=False) == GOLDEN_BEST
@@ -335,7 +335,7 @@ def test_missing_optional_files_degrade_to_notes(results, tmp_path):
     html = write_report(copy, tmp_path / "out").read_text(encoding="utf-8")
     assert "No <code>limits.json</code>" in html and "No held-out log-probability curves" in html
     assert "No samples recorded." in html and "ipo_s1" in _section(html, "failed")
-    assert len(re.findall(r"<img\b", html)) == 3  # frontier, sensitivity, proxy vs gold: from metrics alone
+    assert len(re.findall(r"<img\b", html)) == 4  # frontier, seed dots, sensitivity, proxy vs gold: from metrics alone
 
 
 def test_empty_results_directory_still_renders(tmp_path):

@@ -2,14 +2,14 @@
 
 Estimators (all documented in bench/evaluation/estimators.py):
 - win_rate: P(judge(y_π) > judge(y_ref)) + ½P(tie): each prompt's policy sample against K = eval.reference_samples
-  π_ref draws for that prompt; `win_rate_run_lo/_run_hi` is the 95% interval *within this run* (crossed bootstrap
-  over prompts and reference draws); `tie_rate` the fraction of comparisons that tie;
+  π_ref draws for that prompt; `win_rate_run_lo/_run_hi` is the 95% interval *within this run* (t over prompts,
+  each with its reference draws); `tie_rate` the fraction of comparisons that tie;
 - win_rate_lc: the length-controlled win rate (AlpacaEval 2's LC idea: a logistic regression of the preference
   on the length difference, read at equal length), `win_rate_length_slope` its length coefficient;
   win_rate_grammar / win_rate_sentiment: the parts of win_rate − ½ decided by grammar (one side or both
   ill-formed) and by sentiment (both well-formed), where the judge knows a grammar (bench/evaluation/win_parts.py);
 - gold_reward: mean judge score of policy samples (`_run_lo/_run_hi`: over prompts);
-- kl: Monte-Carlo k1 = mean over policy samples of Σ_t log π − log π_ref (bootstrap CI); kl_tokenwise: exact
+- kl: Monte-Carlo k1 = mean over policy samples of Σ_t log π − log π_ref (t CI over prompts); kl_tokenwise: exact
   per-token KL along the sampled prefixes (same expectation, lower variance);
 - drift (chosen/rejected/margin deltas): Σ_t log π(y|x) now minus at step 0 (= π_ref), mean over ALL held-out
   pairs (the curves track a fixed subset), and (`train_` prefix) over the fixed subset of training pairs;
@@ -17,7 +17,7 @@ Estimators (all documented in bench/evaluation/estimators.py):
   `control_logp_delta(_per_token)`: the same change on fresh π_ref samples (the control set), i.e. global drift,
   and `chosen_vs_control_per_token` = Δ chosen per token − Δ control per token (displacement net of drift);
 - per-prompt and per-pair values are written to per_prompt.csv / per_pair.csv in the run folder: the units of
-  the suite-level bootstrap (bench/evaluation/uncertainty.py);
+  the suite-level interval (bench/evaluation/uncertainty.py);
 - pref_accuracy: the algorithm's implicit reward ranks chosen above rejected on all held-out pairs (ties ½):
   β·log π/π_ref for reference-based methods (sign only, so β drops out; per token for TRL's IPO), average
   log-prob for SimPO, log-odds
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench.evaluation.estimators import (
-    crossed_bootstrap_ci,
+    crossed_ci,
     pairwise_accuracy,
     win_matrix,
     within_prompt_corr,
@@ -73,7 +73,7 @@ def final_drift(now: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> dict
 
 
 def write_table(path, columns: dict[str, np.ndarray]) -> None:
-    """A per-unit CSV (one row per prompt or pair), the input of the suite-level bootstrap."""
+    """A per-unit CSV (one row per prompt or pair), the input of the suite-level interval."""
     import pandas as pd
 
     from bench.io import write_text_atomic
@@ -121,8 +121,7 @@ def win_readings(ctx, m, wins: np.ndarray, tok, per_prompt: dict) -> dict[str, A
 
     out: dict[str, Any] = {}
     lc, lc_units, phi = length_controlled(wins, tokens(m.completions), tokens(flat_refs).reshape(wins.shape))
-    _, out["win_rate_lc_run_lo"], out["win_rate_lc_run_hi"] = crossed_bootstrap_ci(
-        lc_units[None], n_boot=ev.bootstrap, seed=ctx.spec.seed, bounds=(0.0, 1.0))
+    _, out["win_rate_lc_run_lo"], out["win_rate_lc_run_hi"] = crossed_ci(lc_units[None], bounds=(0.0, 1.0))
     out["win_rate_lc"], out["win_rate_length_slope"] = lc, phi
     per_prompt.update({f"lc_ref{j}": lc_units[:, j] for j in range(k)})
     well_formed = getattr(stages.world().judge(), "well_formed", None)
@@ -174,13 +173,13 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     else:
         m, ref_scores = generation_metrics(ctx, policy, ev.prompts)
     wins = win_matrix(m.scores, ref_scores)  # [prompts, reference draws]
-    metrics["win_rate"], metrics["win_rate_run_lo"], metrics["win_rate_run_hi"] = crossed_bootstrap_ci(
-        wins[None], n_boot=ev.bootstrap, seed=spec.seed, bounds=(0.0, 1.0))
+    # within-run intervals: the one uncertainty model with one seed (t over prompts, each with its draws)
+    metrics["win_rate"], metrics["win_rate_run_lo"], metrics["win_rate_run_hi"] = crossed_ci(
+        wins[None], bounds=(0.0, 1.0))
     metrics["tie_rate"] = float((wins == 0.5).mean())
-    metrics["gold_reward"], metrics["gold_reward_run_lo"], metrics["gold_reward_run_hi"] = crossed_bootstrap_ci(
-        m.scores[None], n_boot=ev.bootstrap, seed=spec.seed)
-    metrics["kl"], metrics["kl_run_lo"], metrics["kl_run_hi"] = crossed_bootstrap_ci(
-        m.kl_k1[None], n_boot=ev.bootstrap, seed=spec.seed, bounds=(0.0, np.inf))
+    metrics["gold_reward"], metrics["gold_reward_run_lo"], metrics["gold_reward_run_hi"] = crossed_ci(m.scores[None])
+    metrics["kl"], metrics["kl_run_lo"], metrics["kl_run_hi"] = crossed_ci(
+        m.kl_k1[None], bounds=(0.0, np.inf))
     per_prompt = {"prompt_index": np.arange(len(m.scores)), "gold_reward": m.scores, "kl": m.kl_k1,
                   "kl_tokenwise": m.kl_tokenwise, "length": m.lengths,
                   **{f"win_ref{j}": wins[:, j] for j in range(wins.shape[1])}}

@@ -1,23 +1,23 @@
-"""The suite-level uncertainty model: one crossed bootstrap over seeds × prompts (or pairs) × reference draws.
+"""The suite-level uncertainty model: a t interval over seeds plus the shared prompt / reference-draw variance.
 
 Every interval a reader sees over seeds — summary.csv's `<metric>_lo/_hi`, the leaderboard's ±, the pairwise
-win-rate differences, the check — comes from here (the estimator itself is `crossed_bootstrap_means` in
-bench/evaluation/estimators.py). Column convention, used everywhere:
+win-rate differences, the ladder's verdicts, the baselines and the check — comes from here (the estimator itself is
+`crossed_components` in bench/evaluation/estimators.py, whose comment gives the model, its references and why it is
+valid by construction at 3–10 seeds). Column convention, used everywhere:
 
-    <metric>_run_lo, <metric>_run_hi   within ONE run: bootstrap over its prompts (and reference draws)
+    <metric>_run_lo, <metric>_run_hi   within ONE run: t over its prompts (each with its reference draws)
     <metric>_lo, <metric>_hi           over the setting's seeds AND its prompts (and reference draws): what a
                                        reader needs to compare settings; the same value on every seed's row
 
 The units come from each run's per_prompt.csv / per_pair.csv (written by bench/evaluation/final.py); a metric
-with no per-unit file (the torch-free fake algorithm, older results, scalars such as steps or wall time) is
-bootstrapped over seeds alone, the same estimator with one unit per seed. Intervals are clipped to the metric's
-range (`bounds_of`). Differences between two settings are paired: the seeds both have (common random numbers:
-the same data order and sampling seed per seed), the same prompts, the same reference draws.
+with no per-unit file (the torch-free fake algorithm, older results, scalars such as steps or wall time) has only
+its seed part (t over seed values). Intervals are clipped to the metric's range (`bounds_of`). Differences between
+two settings are paired: the seeds both have (common random numbers: the same data order and sampling seed per
+seed), the same prompts, the same reference draws, differenced cell by cell.
 
 With `world.seed` swept, the replicate unit is (world seed, training seed): each world is one more draw of the
-data, the base policy and the prompts, so its spread enters the seed factor. (Prompt i of two worlds is then not
-the same prompt; resampling the prompt index jointly across worlds keeps the estimator's expectation, since the
-worlds' prompts are independent draws.)
+data, the base policy and the prompts, so its spread enters the seed part. (Prompt i of two worlds is then not
+the same prompt; the shared part then also holds a little of the worlds' prompt spread, which errs wide.)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.columns import setting_groups  # noqa: F401  (settings of a summary frame; re-exported)
-from bench.evaluation.estimators import crossed_bootstrap_means, percentile_interval
+from bench.evaluation.estimators import Crossed, crossed_components, interval_of
 
 INF = math.inf
 # metric -> (file, columns: a prefix (one column per reference draw) or one column, bounds of the metric)
@@ -69,6 +69,8 @@ class Interval:
     lo: float
     hi: float
     seeds: int
+    values: dict = field(default_factory=dict)  # replicate key -> that seed's mean (the dots beside an interval)
+    parts: Crossed | None = None                # the variance in its seed and shared parts (power, seeds needed)
 
     @property
     def half_width(self) -> float:
@@ -96,9 +98,7 @@ class Uncertainty:
 
     runs: dict[str, dict[str, Any]]
     settings: dict[str, list[str]]
-    n_boot: int = 1000
     alpha: float = 0.05
-    seed: int = 0
     _tables: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def _table(self, run_id: str, file: str):
@@ -148,22 +148,23 @@ class Uncertainty:
             by_seed = {k: np.array([[float(u.mean())]]) for k, u in by_seed.items()}
         return by_seed, len(shapes) <= 1
 
+    def seed_matrices(self, setting: str, metric: str) -> dict[tuple, np.ndarray]:
+        """replicate key -> that finished run's [units, draws] values of `metric` (coverage studies, power)."""
+        return self._matrix(self._finished(setting), metric)[0]
+
+    def subset(self, settings: dict[str, list[str]]) -> Uncertainty:
+        """The same runs (and already-read per-unit files) grouped into other settings, e.g. a subset of seeds."""
+        return Uncertainty(self.runs, settings, alpha=self.alpha, _tables=self._tables)
+
     def interval(self, setting: str, metric: str) -> Interval:
         by_seed, _ = self._matrix(self._finished(setting), metric)
         if not by_seed:
             return NAN
-        x = np.stack([by_seed[k] for k in sorted(by_seed, key=str)])
-        bounds = bounds_of(metric)
-        mean = float(np.clip(x.mean(), *bounds))
-        reps = crossed_bootstrap_means(x, n_boot=self.n_boot, seed=self.seed)
-        lo, hi = percentile_interval(reps, alpha=self.alpha, bounds=bounds)
-        return Interval(mean, min(lo, mean), max(hi, mean), len(by_seed))
-
-    def replicates(self, setting: str, metric: str, keys: list[tuple]) -> np.ndarray | None:
-        by_seed, _ = self._matrix(self._finished(setting), metric)
-        if not keys or any(k not in by_seed for k in keys):
-            return None
-        return crossed_bootstrap_means(np.stack([by_seed[k] for k in keys]), n_boot=self.n_boot, seed=self.seed)
+        keys = sorted(by_seed, key=str)
+        x = np.stack([by_seed[k] for k in keys])
+        parts = crossed_components(x)
+        mean, lo, hi = interval_of(parts, alpha=self.alpha, bounds=bounds_of(metric))
+        return Interval(mean, lo, hi, len(keys), {k: float(by_seed[k].mean()) for k in keys}, parts)
 
     def difference(self, a: str, b: str, metric: str) -> Interval:
         """mean(a) − mean(b) with its paired interval, over the seeds both settings finished."""
@@ -173,16 +174,17 @@ class Uncertainty:
         keys = [k for k in keys if ma[k].shape == mb[k].shape]
         if not keys:
             return NAN
-        xa, xb = np.stack([ma[k] for k in keys]), np.stack([mb[k] for k in keys])
-        if xa.shape[0] * xa.shape[1] * xa.shape[2] == 1:  # one seed, one unit: no information on the spread
-            return Interval(float(xa.mean() - xb.mean()), math.nan, math.nan, 1)
-        reps = crossed_bootstrap_means(xa - xb, n_boot=self.n_boot, seed=self.seed)
-        d = float(xa.mean() - xb.mean())
-        lo, hi = percentile_interval(reps, alpha=self.alpha)
-        return Interval(d, min(lo, d), max(hi, d), len(keys))
+        d = np.stack([ma[k] for k in keys]) - np.stack([mb[k] for k in keys])
+        values = {k: float(ma[k].mean() - mb[k].mean()) for k in keys}
+        if d.shape[0] * d.shape[1] == 1:  # one seed, one unit: no information on the spread
+            return Interval(float(d.mean()), math.nan, math.nan, 1, values)
+        low, high = bounds_of(metric)
+        parts = crossed_components(d)
+        mean, lo, hi = interval_of(parts, alpha=self.alpha, bounds=(low - high, high - low))
+        return Interval(mean, lo, hi, len(keys), values, parts)
 
 
-def from_frame(frame, dirs: dict[str, Path] | None = None, n_boot: int = 1000) -> Uncertainty:
+def from_frame(frame, dirs: dict[str, Path] | None = None) -> Uncertainty:
     """The uncertainty model of a summary frame: per-unit files from `dirs` (run_id -> run folder) where given,
     else each run's summary value (a seed-level bootstrap)."""
     dirs = dirs or {}
@@ -191,4 +193,4 @@ def from_frame(frame, dirs: dict[str, Path] | None = None, n_boot: int = 1000) -
         world = {"seed": row.get("world_seed"), "pair_source": row.get("pair_source")}
         runs[row["run_id"]] = {"dir": dirs.get(row["run_id"]), "metrics": row,
                                "config": {"seed": row.get("seed"), "world": world}}
-    return Uncertainty(runs, setting_groups(frame), n_boot=n_boot)
+    return Uncertainty(runs, setting_groups(frame))

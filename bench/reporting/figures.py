@@ -7,7 +7,7 @@ font is needed by the reader; a fixed hash salt and no date make the bytes repro
 Conventions shared by every chart: one colour and marker per label (Okabe–Ito palette, colour-blind safe;
 markers and line styles keep labels apart in greyscale print), training compute in FLOPs with a readable unit,
 log-probabilities and KL in nats. Uncertainty follows the one model (bench/evaluation/uncertainty.py): final
-points carry the leaderboard's 95% interval over seeds and prompts; bands along curves are the 95% bootstrap
+points carry the leaderboard's 95% interval over seeds and prompts; bands along curves are the 95% t
 interval over seeds of each curve point (the curve's own prompts are fewer and shared by all seeds).
 """
 
@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from bench.evaluation.estimators import crossed_bootstrap_means, percentile_interval
+from bench.evaluation.estimators import crossed_ci
 from bench.reporting.tables import REFERENCE_ALGORITHMS, present
 
 # Okabe & Ito (2008) without black (kept for sft); their yellow (#F0E442) vanishes on white paper, so the seventh
@@ -139,7 +139,7 @@ def over_seeds(curves: pd.DataFrame, run_ids: list[str], column: str) -> tuple[n
     for j in range(n):  # the one uncertainty model, over seeds (a curve point is one number per seed)
         v = ys[:, j][np.isfinite(ys[:, j])]
         if v.size > 1:
-            lo[j], hi[j] = percentile_interval(crossed_bootstrap_means(v[:, None], n_boot=400, seed=j))
+            _, lo[j], hi[j] = crossed_ci(v[:, None])
         elif v.size == 1:
             lo[j] = hi[j] = v[0]
     return np.nanmean(xs, axis=0), np.nanmean(ys, axis=0), lo, hi, len(series)
@@ -491,4 +491,58 @@ def _progress(board, runs, curves, style):
         ax.set_xlabel(f"training compute [{unit}]")
     handles, labels = ax_w.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper")
+    return fig
+
+
+def seeds_chart(board: pd.DataFrame, runs: pd.DataFrame, style: dict[str, Style], reward_name: str) -> str | None:
+    return _render(_seeds_chart, board, runs, style, reward_name)
+
+
+def _seeds_chart(board, runs, style, reward_name):
+    """Every seed's value as a dot beside its setting's 95% interval (rliable's advice: show the runs, not only the
+    aggregate), for win rate and the reward; seeds that left the language (`tables.off_language`) hollow and red,
+    named by their seed. The interval is the leaderboard's (seeds and prompts), the dots are the seeds' means."""
+    from bench.reporting.tables import off_language
+
+    if not len(board) or not len(runs):
+        return None
+    done = runs[runs["status"] == "finished"].copy()
+    if not len(done):
+        return None
+    done["_off"] = off_language(done)
+    settings = [s for s in board["setting"] if (done["setting"] == s).any()]
+    metrics = [(m, t) for m, t in (("win_rate", "win rate vs π_ref"), ("gold_reward", reward_name))
+               if m in board and pd.to_numeric(board[m], errors="coerce").notna().any()]
+    if not settings or not metrics:
+        return None
+    fig = Figure(figsize=(4.2 * len(metrics) + 1.6, 0.32 * len(settings) + 1.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), sharey=True))
+    rows = board.set_index("setting")
+    label_of = dict(zip(board["setting"], board["label"]))
+    for ax, (m, title) in zip(axes, metrics):
+        for i, setting in enumerate(settings):
+            st = style.get(label_of[setting], Style("#000000", "o", "-"))
+            mean, lo, hi = (float(pd.to_numeric(rows.at[setting, c], errors="coerce")) for c in (m, f"{m}_lo", f"{m}_hi"))
+            if math.isfinite(lo) and math.isfinite(hi):
+                ax.plot([lo, hi], [i, i], color=st.color, lw=2.2, alpha=0.55, solid_capstyle="butt")
+            if math.isfinite(mean):
+                ax.plot([mean], [i], marker="|", ms=12, mew=2, color=st.color)
+            seeds = done[done["setting"] == setting]
+            v = _numbers(seeds[m])
+            off = seeds["_off"].to_numpy(dtype=bool)
+            jitter = (np.arange(len(v)) % 3 - 1) * 0.12
+            ok = np.isfinite(v) & ~off
+            ax.scatter(v[ok], i + 0.22 + jitter[ok], s=12, color=st.color, zorder=3, lw=0)
+            bad = np.isfinite(v) & off
+            if bad.any():
+                ax.scatter(v[bad], i + 0.22 + jitter[bad], s=22, facecolors="none", edgecolors="#c00000", zorder=3,
+                           lw=1.1)
+                for x, y, sd in zip(v[bad], i + 0.22 + jitter[bad], seeds["seed"].to_numpy()[bad]):
+                    ax.annotate(f"s{int(sd)}", (x, y), xytext=(3, 2), textcoords="offset points", fontsize=7,
+                                color="#c00000")
+        if m == "win_rate":
+            ax.axvline(0.5, color="#aaaaaa", lw=1, ls=":", zorder=0)
+        ax.set_xlabel(title)
+    axes[0].set_yticks(range(len(settings)), [_text(s) for s in settings])
+    axes[0].invert_yaxis()
     return fig

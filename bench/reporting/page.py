@@ -249,6 +249,14 @@ def runs_view(table: pd.DataFrame, link_base: str) -> tuple[list[str], list[dict
     return [COMPONENT_TITLES.get(c, c.replace("_", " ")) for c in components], rows
 
 
+def _seeds_text(n: Any, seeds: Any) -> str:
+    """A projected seed count for the pairwise table: the number, or "more prompts" where seeds alone cannot get
+    there (the shared prompt / draw part is too wide), or "" where there is nothing to project (one seed)."""
+    if tables.present(n):
+        return str(int(n))
+    return "more prompts" if tables.present(seeds) and int(seeds) >= 2 else ""
+
+
 def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     """Everything the template shows. `link_base`: the results directory as seen from the page (a relative URL
     ending in '/'); default: `bench run`'s layout, report/<suite>/ beside results/<suite>/."""
@@ -259,8 +267,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     runs = tables.sorted_runs(frame, order) if len(frame) else frame.assign(setting=pd.Series(dtype=object))
     from bench.evaluation.uncertainty import from_frame
 
-    n_boot = int((res.suite.get("eval") or {}).get("bootstrap") or 1000)
-    unc = from_frame(frame, res.dirs, n_boot=n_boot)
+    unc = from_frame(frame, res.dirs)
     board = tables.leaderboard(frame, order, unc)
     marks = tables.best_marks(board, unc)
     pairs = tables.pairwise_readings(board, unc)
@@ -274,7 +281,9 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     component_titles, run_rows = runs_view(run_table, link_base)
     sample_entries = samples(res, runs, board, link_base)
     first_run = dict(zip(run_table["setting"][::-1], run_table["run_id"][::-1]))  # setting -> its first run
-    board_rows = [{**row, "anchor": f"run-{first_run[setting]}" if setting in first_run else ""}
+    flags = tables.seed_flags(runs)
+    board_rows = [{**row, "anchor": f"run-{first_run[setting]}" if setting in first_run else "",
+                   "flag": flags.get(setting, "")}
                   for row, setting in zip(tables.leaderboard_view(board, marks), board["setting"])]
     sweep = any(len(rows) > 1 for _, rows in board.groupby("label")) if len(board) else False
     has_proxy = len(frame) and pd.to_numeric(frame["proxy_reward"], errors="coerce").notna().any()
@@ -283,6 +292,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
         "budget": figures.budget_chart(board, runs, style, reward_name) if len(board) else None,
         "displacement": figures.displacement(board, runs, res.curves) if len(board) else None,
         "progress": figures.progress(board, runs, res.curves, style) if len(board) else None,
+        "seeds": figures.seeds_chart(board, runs, style, reward_name) if len(board) else None,
         "sensitivity": sweeps.sensitivity(board, runs, params, style) if sweep else None,
         "proxy": sweeps.proxy_vs_gold(board, runs, style, reward_name) if has_proxy else None,
     }
@@ -299,11 +309,15 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
                                f"{tables.format_number(r[f'{short}_hi'], '+.3f')}]"
                                if tables.present(r[f"{short}_lo"]) else ""))
                       for _, short in tables.READINGS},
-                   "need": "" if not tables.present(r["seeds_needed"]) else str(int(r["seeds_needed"]))}
+                   "need": _seeds_text(r["seeds_needed"], r["seeds"]),
+                   "mdd": tables.format_number(r["mdd"], ".3f"),
+                   "resolve": "" if r["significant"] else _seeds_text(r["seeds_to_resolve"], r["seeds"])}
                   for _, r in pairs.iterrows()],
+        "mdd": tables.format_number(pairs["mdd"].max(), ".3f") if len(pairs) else "",
+        "mdd_seeds": int(pairs["seeds"].max()) if len(pairs) else 0,
         "power_target": tables.POWER_TARGET,
         "max_half_width": tables.format_number(pairs["half_width"].max(), ".3f") if len(pairs) else "",
-        "n_boot": n_boot, "reference_samples": (res.suite.get("eval") or {}).get("reference_samples") or 1,
+        "reference_samples": (res.suite.get("eval") or {}).get("reference_samples") or 1,
         "params": params, "charts": charts, "reward_name": reward_name, "limits": bool(res.limits),
         "sweep": sweep, "has_proxy": bool(has_proxy),
         "tax": [{"setting": r["setting"], "seeds": int(r["seeds"]),

@@ -2,7 +2,7 @@
 
 A *setting* is one (label, swept hyper-parameter values) combination; its seeds are aggregated as the mean with
 a 95% interval over seeds AND prompts (and reference draws) from the one uncertainty model
-(bench/evaluation/uncertainty.py: a crossed bootstrap, clipped to each metric's range; `<m>_lo/_hi`). Only
+(bench/evaluation/uncertainty.py: t over seeds plus the shared prompt variance, clipped to each metric's range; `<m>_lo/_hi`). Only
 finished runs enter the statistics; the others are counted (`not_finished`) and listed by `failed_runs`.
 
 "Best" per column follows the metric's direction (higher win rate, gold reward and preference accuracy; KL has
@@ -83,7 +83,7 @@ def _uncertainty(frame: pd.DataFrame, unc):
 
 def leaderboard(frame: pd.DataFrame, order: list[str] | None = None, unc=None) -> pd.DataFrame:
     """One row per setting: label, algorithm, swept values, seeds (finished), not_finished, selected, stop
-    reasons, and for each aggregated metric `m`: m (mean over seeds), m_lo, m_hi (95% crossed-bootstrap interval
+    reasons, and for each aggregated metric `m`: m (mean over seeds), m_lo, m_hi (95% interval
     over seeds and prompts, `unc`: an `Uncertainty`; without per-unit files, over seeds only)."""
     params = param_columns(frame)
     columns = ["label", "algorithm", *params, "setting", "seeds", "not_finished", "selected", "stop_reason"]
@@ -139,10 +139,16 @@ def same_conditions(board: pd.DataFrame, a: str, b: str) -> bool:
 
 def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float = POWER_TARGET) -> pd.DataFrame:
     """Paired differences `a − b` of `metric` between every two competing settings (a listed before b), with the
-    95% interval over the seeds both finished, prompts and reference draws; `significant` when it excludes 0;
-    `seeds_needed`: seeds for a half-width <= `target`, assuming the half-width shrinks like 1/sqrt(seeds) (the
-    seed factor dominates: prompts and reference draws are shared by every seed)."""
-    cols = ["a", "b", "difference", "lo", "hi", "half_width", "seeds", "significant", "seeds_needed"]
+    95% interval over the seeds both finished, prompts and reference draws (the one uncertainty model);
+    `significant` when it excludes 0. Power, from the interval's two variance parts projected to more seeds (the
+    seed part shrinks like 1/seeds, the part the seeds share — prompts and draws — does not):
+    `mdd`: the minimum detectable difference at these seeds (80% power, two-sided 5%); `seeds_needed`: seeds for a
+    half-width <= `target`; `seeds_to_resolve`: for an unresolved pair, seeds for a half-width below its observed
+    |difference| (NaN: resolved, no difference, or unreachable by seeds alone — more prompts needed)."""
+    from bench.evaluation.estimators import minimum_detectable, seeds_to_resolve
+
+    cols = ["a", "b", "difference", "lo", "hi", "half_width", "seeds", "significant", "mdd", "seeds_needed",
+            "seeds_to_resolve"]
     names = list(board.loc[competitors(board), "setting"]) if len(board) else []
     rows = []
     for i, a in enumerate(names):
@@ -152,11 +158,15 @@ def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float =
             iv = unc.difference(a, b, metric)
             if not present(iv.mean) or not math.isfinite(iv.mean):
                 continue
+            significant = bool(iv.lo > 0 or iv.hi < 0)
+            parts = iv.parts if iv.parts is not None and iv.seeds >= 2 else None  # 1 seed: no seed spread
+            need = seeds_to_resolve(parts, target) if parts else None
+            resolve = seeds_to_resolve(parts, abs(iv.mean)) if parts and not significant and iv.mean else None
             rows.append({"a": a, "b": b, "difference": iv.mean, "lo": iv.lo, "hi": iv.hi,
-                         "half_width": iv.half_width, "seeds": iv.seeds,
-                         "significant": bool(iv.lo > 0 or iv.hi < 0),
-                         "seeds_needed": math.ceil(iv.seeds * (iv.half_width / target) ** 2)
-                         if math.isfinite(iv.half_width) and iv.seeds >= 2 else np.nan})  # 1 seed: no seed spread
+                         "half_width": iv.half_width, "seeds": iv.seeds, "significant": significant,
+                         "mdd": minimum_detectable(parts) if parts else np.nan,
+                         "seeds_needed": need if need is not None else np.nan,
+                         "seeds_to_resolve": resolve if resolve is not None else np.nan})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -177,6 +187,34 @@ def pairwise_readings(board: pd.DataFrame, unc, target: float = POWER_TARGET) ->
             his.append(iv.hi if ok else np.nan)
         pairs[f"{short}_difference"], pairs[f"{short}_lo"], pairs[f"{short}_hi"] = values, los, his
     return pairs
+
+
+GRAMMATICAL_FLOOR = 0.8  # the tuning suites' selection floor (suites/controlled-tune.toml): below it a seed has left
+                         # the language (or, where π_ref itself writes less well-formed text, 0.1 below π_ref's share)
+
+
+def off_language(runs: pd.DataFrame) -> pd.Series:
+    """Per run (same index): True where the run's samples left the language — its `grammatical_fraction` is below
+    min(GRAMMATICAL_FLOOR, sft's mean − 0.1). Such seeds are the heavy tail of a setting's seed values (issue 21:
+    ipo seed 7 at 68% grammatical read 0.47 beside seeds at 0.6); the report flags them beside the interval."""
+    if not len(runs) or "grammatical_fraction" not in runs:
+        return pd.Series(False, index=runs.index)
+    g = pd.to_numeric(runs["grammatical_fraction"], errors="coerce")
+    sft = g[(runs["algorithm"] == "sft") & (runs["status"] == "finished")]
+    floor = min(GRAMMATICAL_FLOOR, float(sft.mean()) - 0.1) if sft.notna().any() else GRAMMATICAL_FLOOR
+    return (g < floor) & (runs["status"] == "finished")
+
+
+def seed_flags(runs: pd.DataFrame) -> dict[str, str]:
+    """setting -> 'seed 7: 68% grammatical, …' for the seeds that left the language (see `off_language`)."""
+    if not len(runs) or "setting" not in runs:
+        return {}
+    off = runs[off_language(runs)]
+    out: dict[str, str] = {}
+    for setting, rows in off.groupby("setting", sort=False):
+        out[setting] = ", ".join(f"seed {int(r['seed'])}: {float(r['grammatical_fraction']):.0%} grammatical"
+                                 for _, r in rows.iterrows())
+    return out
 
 
 def board_params(board: pd.DataFrame) -> list[str]:
