@@ -37,6 +37,10 @@ def shift_metric(results: Path, metric: str, by: float, label_beta: float | None
             continue
         data = json.loads(metrics.read_text())
         data[metric] += by
+        if metric in ("win_rate", "pref_accuracy", "grammatical_fraction"):  # a real re-run stays in range (and
+            data[metric] = min(1.0, max(0.0, data[metric]))                 # the run reader refuses one that is not)
+        elif metric == "kl":
+            data[metric] = max(0.0, data[metric])
         metrics.write_text(json.dumps(data))
 
 
