@@ -113,7 +113,9 @@ def study(matrices: dict[tuple, np.ndarray], metric: str, *, truth: float | None
             mean, rep, rep_c, seed_c = half_widths(x, fpc)
             rows.append((abs(mean - truth) <= rep_c, abs(mean - truth) <= seed_c, rep, seed_c / fpc, sub))
         hits = np.array([(a, b) for a, b, *_ in rows], dtype=float)
-        old = [old_hits(x_all[list(r[4])], truth, fpc, bounds, seed=j) for j, r in enumerate(rows[:OLD_SUBSETS])]
+        pick = sorted(rng.choice(len(rows), min(OLD_SUBSETS, len(rows)), replace=False))  # a random sample: the
+        old = [old_hits(x_all[list(rows[i][4])], truth, fpc, bounds, seed=j)  # subsets come in lexicographic order
+               for j, i in enumerate(pick)]
         out[f"n{n}"] = {
             "subsets": len(rows),
             "reported": {"coverage": float(hits[:, 0].mean()), "mean_half_width": float(np.mean([r[2] for r in rows]))},

@@ -38,7 +38,9 @@ def main() -> None:
     pairs = pairwise(board, unc, "win_rate", target=args.target)
     print(f"\npaired win-rate differences (a - b), half-width target {args.target}")
     for _, p in pairs.sort_values("half_width", ascending=False).iterrows():
-        resolve = "resolved" if p["significant"] else f"unresolved: {_n(p['seeds_to_resolve'])} seeds to resolve"
+        resolve = "resolved" if p["significant"] else (
+            f"unresolved: {int(p['seeds_to_resolve'])} seeds to resolve" if p["seeds_to_resolve"] == p["seeds_to_resolve"]
+            else "unresolved: |difference| below what seeds alone can resolve (more prompts)")
         print(f"  {p['a']:<14} - {p['b']:<14} {p['difference']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]  "
               f"hw {p['half_width']:.3f}  mdd {p['mdd']:.3f}  seeds {int(p['seeds'])} -> {_n(p['seeds_needed'])} "
               f"for hw <= {args.target}  {resolve}")
