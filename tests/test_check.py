@@ -76,7 +76,7 @@ def test_improvement_is_not_a_regression(tmp_path):
     results = run(tmp_path)
     baseline = tmp_path / "baseline.json"
     main(["baseline", str(results), "-o", str(baseline)])
-    shift_metric(results, "win_rate", +0.15)
+    shift_metric(results, "win_rate", +0.10)  # beyond the 0.06 tolerance, and still a probability (<= 1)
     shift_metric(results, "kl", -5.0)
     assert main(["check", str(results), "--baseline", str(baseline)]) == 0
     rows = json.loads((results / "check.json").read_text())["rows"]

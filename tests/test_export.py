@@ -51,8 +51,12 @@ def saved(tmp_path_factory):
         stages = SharedStages(load_suite(suite), tmp / "cache", device="cpu")
         recorded["pairs"] = stages.curve_pairs("heldout", 8)
         trl_common.save_policy = save_and_record
-        try:
-            assert main(base + ["--set", "train.save_policy=final"]) == 0
+        try:  # in this process (the library's launcher): `bench run` trains in a child, beyond this patch
+            from bench.runner import run_suite
+
+            outcome = run_suite(load_suite(suite, ["train.save_policy=final"]), results_root=tmp / "results",
+                                cache_dir=tmp / "cache", device="cpu")
+            assert not outcome.failed and len(outcome.finished) == 1  # dpo again, for its policy; sft keeps none
         finally:
             trl_common.save_policy = original
     run = run_dirs(tmp / "results" / "exp")["dpo"]

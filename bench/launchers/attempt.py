@@ -117,6 +117,7 @@ def run_in_child(plan, spec, plan_path: Path) -> tuple[str, str]:
             result.unlink()
         except FileNotFoundError:
             pass
+        before = _stamp(results_dir, spec.run_id)
         status, rss_kb = _spawn_and_wait(plan_path, spec.run_id)
         record = _read(result)
         if record is not None:
@@ -130,7 +131,8 @@ def run_in_child(plan, spec, plan_path: Path) -> tuple[str, str]:
                 return "failed", f"before training: {record['crash']}"
             return record["status"], record["error"]
         state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
-        if state.done or state.status == "failed":  # it recorded its result, then died (e.g. at exit)
+        fresh = _stamp(results_dir, spec.run_id) != before  # not a failed record left by an earlier `bench run`
+        if fresh and (state.done or state.status == "failed"):  # it recorded its result, then died (at exit)
             return state.status, state.reason if state.status == "failed" else ""
         causes.append(death_cause(status, rss_kb))
     same = len({c.split("; peak RSS")[0] for c in causes}) == 1
@@ -166,6 +168,15 @@ def stop(proc, grace: float = GRACE_S) -> None:
         proc.wait()
     except OSError:
         pass
+
+
+def _stamp(results_dir: Path, run_id: str) -> int | None:
+    from bench.results import run_dir
+
+    try:
+        return (run_dir(results_dir, run_id) / "metrics.json").stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _read(path: Path) -> dict | None:
