@@ -107,6 +107,7 @@ def win_readings(ctx, m, wins: np.ndarray, tok, per_prompt: dict) -> dict[str, A
     """What the win is made of (bench/evaluation/win_parts.py): the length-controlled win rate for every world,
     and, where the judge knows the grammar (`well_formed`), the grammar and sentiment parts. Adds their
     per-comparison columns (`lc_ref<j>`, `grammar_ref<j>`, `sentiment_ref<j>`) to `per_prompt`."""
+    from bench.evaluation.judges import judge_for_world
     from bench.evaluation.reference import reference_samples
     from bench.evaluation.win_parts import grammar_sentiment_parts, length_controlled
 
@@ -124,7 +125,7 @@ def win_readings(ctx, m, wins: np.ndarray, tok, per_prompt: dict) -> dict[str, A
     _, out["win_rate_lc_run_lo"], out["win_rate_lc_run_hi"] = crossed_ci(lc_units[None], bounds=(0.0, 1.0))
     out["win_rate_lc"], out["win_rate_length_slope"] = lc, phi
     per_prompt.update({f"lc_ref{j}": lc_units[:, j] for j in range(k)})
-    well_formed = getattr(stages.world().judge(), "well_formed", None)
+    well_formed = getattr(judge_for_world(stages.world()), "well_formed", None)
     if well_formed is not None:
         policy_ok = well_formed(m.prompts, m.completions)
         ref_ok = well_formed(flat_prompts, flat_refs).reshape(wins.shape)

@@ -14,6 +14,7 @@ import numpy as np
 def scripted_metrics(ctx, rule: str):
     """(SampleMetrics of the rule on the test prompts, π_ref's judge scores there [n, K])."""
     from bench.errors import UserError
+    from bench.evaluation.judges import judge_for_world
     from bench.evaluation.policy_metrics import SampleMetrics
     from bench.evaluation.reference import eval_prompts, reference_model, reference_samples
     from bench.modeling import load_tokenizer, sequence_logps
@@ -30,7 +31,7 @@ def scripted_metrics(ctx, rule: str):
     completions = [" " + scripted_completion(p, rule) for p in prompts]
     ref_logp, lengths = sequence_logps(reference_model(stages), tok, prompts, completions)
     kl = -np.asarray(ref_logp, dtype=np.float64)
-    scores = world.judge().score(prompts, completions)
+    scores = judge_for_world(world).score(prompts, completions)
     _, ref_scores = reference_samples(stages, ev.prompts, ev.max_new_tokens, ev.temperature)
     m = SampleMetrics(prompts, completions, scores, kl, kl.copy(), np.zeros(len(prompts)),
                       np.asarray(ref_logp, dtype=np.float64), np.zeros(len(prompts)),
