@@ -374,7 +374,7 @@ document.getElementById('f').addEventListener('load', () => {{
     report = json.loads(found.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
                         .replace("&quot;", '"'))
     assert report["title"] == "daa-bench · fixture"
-    assert len(report["imgs"]) == 5
+    assert len(report["imgs"]) == 6  # as test_every_image_is_embedded: the seed chart (issue 21) is the sixth
     for img in report["imgs"]:
         complete, size = img.split(":")
         w, h = (int(v) for v in size.split("x"))
@@ -446,7 +446,7 @@ def test_page_fits_the_screen(page, tmp_path, width, dark):
     assert m["vw"] == width
     assert m["scroll_width"] <= width and m["over"] == [], m["over"]
     assert m["text_cells"] and min(m["text_cells"]) >= 120, m["text_cells"]  # ~15 monospace characters or more
-    assert len(m["charts"]) == 5 and all(box <= width for box, _ in m["charts"])
+    assert len(m["charts"]) == 6 and all(box <= width for box, _ in m["charts"])
     if width >= 1000:
         assert all(img <= box for box, img in m["charts"]), m["charts"]  # scaled to fit, nothing to scroll
     assert m["dark"] is dark
