@@ -372,7 +372,7 @@ class Bench:
     # ---- bench: the registered adapter itself
     def bench_run(self, spec, warmup: int) -> dict:
         from bench.algorithms.registry import get_algorithm
-        from bench.runner import _seed_everything
+        from bench.execute import _seed_everything
 
         _seed_everything(spec.seed)
         timer = StepTimer(self.device)
@@ -409,7 +409,7 @@ class Bench:
         from bench.algorithms import trl_common as tc
         from bench.algorithms.registry import get_algorithm
         from bench.modeling import load_causal_lm
-        from bench.runner import _seed_everything
+        from bench.execute import _seed_everything
 
         _seed_everything(spec.seed)
         p = spec.param_dict
@@ -463,7 +463,7 @@ class Bench:
         from bench.algorithms import trl_common as tc
         from bench.algorithms.reward_model import rm_settings
         from bench.modeling import load_causal_lm, load_scalar_model, load_tokenizer
-        from bench.runner import _seed_everything
+        from bench.execute import _seed_everything
 
         _seed_everything(spec.seed)
         p = spec.param_dict
