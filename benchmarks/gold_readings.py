@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.columns import setting_groups
+
 READINGS = ("win_rate", "win_rate_lc", "win_rate_grammar", "win_rate_sentiment", "gold_reward", "length",
             "grammatical_fraction")
 
@@ -42,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     frame = pd.read_csv(summary)
     frame = frame[frame["status"] == "finished"]
     rows, shown, pool = [], [], []
-    for label, group in frame.groupby("label", sort=False):
+    # one row per setting (label + swept values and axes such as budget_view), named as the report names it: a label
+    # that runs under two budget views is two settings, each with its own interval
+    for label, run_ids in setting_groups(frame).items():
+        group = frame[frame["run_id"].isin(run_ids)]
         corrs, lens, golds = [], [], []
         for run_id in group["run_id"]:
             d = args.results / "runs" / run_id
