@@ -22,12 +22,13 @@ from tiny_suite import one_thread, run_dirs, stable_metrics, write_tiny_suite
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tracking")
-    os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="trackio-", dir=tmp))  # read at trackio's import
+    # Runs train in fresh child processes (bench.launchers.attempt), which read TRACKIO_DIR at their own import of
+    # trackio: the database is where this environment variable points, whatever this process imported earlier
+    # (reading trackio.utils.TRACKIO_DIR here gave the default ~/.cache path once another test had imported trackio).
+    trackio_dir = Path(tempfile.mkdtemp(prefix="trackio-", dir=tmp))
+    previous = os.environ.get("TRACKIO_DIR")
+    os.environ["TRACKIO_DIR"] = str(trackio_dir)
     os.environ["BENCH_QUIET"] = "1"
-    import trackio.utils  # TRACKIO_DIR is read at import: another test may have imported trackio already
-
-    stale = Path(trackio.utils.TRACKIO_DIR) / "trk.db"  # the project "trk" belongs to this test: an earlier
-    stale.unlink(missing_ok=True)                        # session's rows would be counted twice otherwise
     suite = write_tiny_suite(tmp, name="trk")
     cache = tmp / "cache"
     out = {}
@@ -37,7 +38,12 @@ def tracked(tmp_path_factory):
                          "--no-report", "--set", f"train.report_to={report_to}"])
             assert code == 0
             out[name] = run_dirs(tmp / name / "trk")["dpo"]
-    out["trackio_db"] = Path(trackio.utils.TRACKIO_DIR) / "trk.db"
+    if previous is None:
+        os.environ.pop("TRACKIO_DIR", None)
+    else:
+        os.environ["TRACKIO_DIR"] = previous
+    out["trackio_db"] = trackio_dir / "trk.db"
+    assert out["trackio_db"].is_file(), f"trackio wrote no database under {trackio_dir}"
     return out
 
 
