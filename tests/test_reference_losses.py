@@ -118,7 +118,7 @@ def test_eps_zero_is_dpo(fn):
 
 @pytest.mark.parametrize("eps", [0.05, 0.2, 0.4])
 def test_cdpo_is_trl_sigmoid_robust_combination(eps):
-    # TRL 1.12 sigmoid ignores label_smoothing; cDPO = 2(1−ε)·sigmoid − (1−2ε)·robust.
+    # TRL's sigmoid ignores label_smoothing (1.12 and 1.16); cDPO = 2(1−ε)·sigmoid − (1−2ε)·robust.
     beta = 0.3
     sigmoid, _, _ = dpo_loss(*logps_with_gap(H), beta=beta)
     robust, _, _ = rdpo_loss(*logps_with_gap(H), beta=beta, epsilon=eps)
@@ -144,7 +144,7 @@ def test_rewards_are_detached():
 
 
 def _trl_dpo_loss(loss_types, loss_weights, beta, label_smoothing, logits, input_ids, completion_mask, ref_c, ref_r):
-    """Call TRL 1.12's DPOTrainer._compute_loss on a stub trainer: fixed logits, precomputed ref logps."""
+    """Call TRL's DPOTrainer._compute_loss on a stub trainer: fixed logits, precomputed ref logps."""
     dpo_trainer = pytest.importorskip("trl.trainer.dpo_trainer")
     acc = SimpleNamespace(device=torch.device("cpu"), gather=lambda x: x, gather_for_metrics=lambda x: x)
     stub = SimpleNamespace(
@@ -161,6 +161,7 @@ def _trl_dpo_loss(loss_types, loss_weights, beta, label_smoothing, logits, input
         use_weighting=False,
         _metrics=defaultdict(lambda: defaultdict(list)),
         _total_train_tokens=0,
+        _tp_size=1,
     )
     inputs = {
         "input_ids": input_ids,
@@ -169,7 +170,20 @@ def _trl_dpo_loss(loss_types, loss_weights, beta, label_smoothing, logits, input
         "ref_chosen_logps": ref_c,
         "ref_rejected_logps": ref_r,
     }
-    model = lambda **kw: SimpleNamespace(logits=logits)  # noqa: E731
+    def model(labels=None, fused_lm_head=False, **kw):
+        """The fixed logits; TRL 1.16 asks for `fused_lm_head` log-probs (trl.trainer.utils.add_fused_lm_head): the
+        log-prob of each next token whose label is not -100, zero elsewhere, from the same logits."""
+        if not fused_lm_head:
+            return SimpleNamespace(logits=logits)
+        target, shifted = labels[:, 1:], logits[:, :-1].float()
+        all_logp = torch.log_softmax(shifted, -1)
+        logp = all_logp.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
+        zero = target == -100
+        return SimpleNamespace(log_probs=logp.masked_fill(zero, 0.0), aux_loss=None,  # the rest: TRL's logged metrics
+                               entropy=-(all_logp.exp() * all_logp).sum(-1).masked_fill(zero, 0.0),
+                               mean_logits=shifted.mean(-1).masked_fill(zero, 0.0),
+                               is_top1=(shifted.argmax(-1) == target).masked_fill(zero, False))
+
     return dpo_trainer.DPOTrainer._compute_loss(stub, model, inputs, return_outputs=False)
 
 
@@ -207,7 +221,8 @@ def test_trl_sigmoid_and_robust_match(toy_batch):
     b = toy_batch
     close(_trl(b, ["sigmoid"], [1.0], 0.1), dpo_loss(b.pc, b.pr, b.rc, b.rr, 0.1)[0].mean(), tol=1e-5)
     close(_trl(b, ["robust"], [1.0], 0.1, 0.2), rdpo_loss(b.pc, b.pr, b.rc, b.rr, 0.1, 0.2)[0].mean(), tol=1e-5)
-    # label_smoothing is ignored by TRL's sigmoid ...
+    # label_smoothing is ignored by TRL's sigmoid (1.12, and still in 1.16, though DPOConfig's doc reads it as
+    # "robust"/"exo_pair" only) ...
     close(_trl(b, ["sigmoid"], [1.0], 0.1, 0.2), dpo_loss(b.pc, b.pr, b.rc, b.rr, 0.1)[0].mean(), tol=1e-5)
     # ... so cDPO is the weighted sigmoid + robust combination
     eps = 0.2

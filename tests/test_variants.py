@@ -288,7 +288,7 @@ def test_variant_suites_validate_with_equal_grids():
     assert {"rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto"} <= names
     sweep = load_suite("suites/controlled-sweep.toml")
     sizes = {e.algorithm: _grid_size(e) for e in sweep.entries if e.algorithm != "sft"}
-    assert {"rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo", "xpo"} <= set(sizes)
+    assert {"rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo"} <= set(sizes)
     assert len(set(sizes.values())) == 1, sizes
 
 

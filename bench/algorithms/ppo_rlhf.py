@@ -1,5 +1,5 @@
-"""`ppo`: our own RLHF PPO, the harness's baseline (TRL removed its PPO trainer in 1.13; `ppo_trl` keeps TRL
-1.12's for parity). Written from the papers, not from TRL's source: Schulman et al. 2017 (PPO); Ziegler et al. 2019
+"""`ppo`: our own RLHF PPO, the harness's baseline (TRL removed its PPO trainer in 1.13; TRL 1.12's readings are kept
+as the parity fixture tests/data/ppo_parity.json). Written from the papers, not from TRL's source: Schulman et al. 2017 (PPO); Ziegler et al. 2019
 and Ouyang et al. 2022 (RLHF: per-token KL penalty to π_ref, the reward model's score at the end); Huang et al. 2024
 ("The N+ implementation details of RLHF with PPO"). The arithmetic lives in `ppo_core` (tested with hand numbers).
 
@@ -80,7 +80,10 @@ def update_flops(n_params: int, tokens: float, rollout: int, epochs: int, policy
 
 @register("ppo")
 class PPO(Algorithm):
-    version = "2"  # 2: our own PPO (1 was the adapter over TRL 1.12's PPOTrainer, now `ppo_trl`)
+    # 2: our own PPO (1 was the adapter over TRL 1.12's PPOTrainer); 3: data parallel, and a mini-batch's loss is its
+    # token mean (2 averaged micro-batch token means by rows: the same whenever a mini-batch is one micro-batch, as in
+    # the default suite)
+    version = "3"
     summary = "PPO (RLHF baseline, our own): reward model on the same pairs, GAE, clipped losses, KL penalty to π_ref"
     Params = OurPPOParams
     paper = ("Schulman et al. 2017 (PPO), arXiv:1707.06347; Ziegler et al. 2019, arXiv:1909.08593; Ouyang et al. 2022,"
