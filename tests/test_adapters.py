@@ -22,7 +22,7 @@ from tiny_suite import one_thread, tiny_suite_text
 BUDGET = 1.2e9  # dry run: ~18 DPO steps, ~3 PPO and ~8 Online DPO updates after their reward model (~3e8)
 BEST_OF_N = 4
 REFERENCES = ["sft", "best_of_n", "scripted"]
-TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "simpo", "orpo", "ppo",
+TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "simpo", "orpo", "ppo",
            "online_dpo", "rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo"]  # issue 14
 # xpo and ppo_trl went with TRL's XPOTrainer / PPOTrainer (bench/algorithms/removed.py; issue 26)
 EXPECTED = REFERENCES + TRAINED

@@ -13,12 +13,16 @@ import pytest
 import torch
 
 from bench.algorithms.reference_losses import (
+    apo_down_loss,
+    apo_zero_loss,
     cdpo_loss,
+    discopop_loss,
     dpo_loss,
     ipo_loss,
     log1mexp,
     orpo_loss,
     rdpo_loss,
+    sigmoid_norm_loss,
     simpo_loss,
 )
 
@@ -162,6 +166,7 @@ def _trl_dpo_loss(loss_types, loss_weights, beta, label_smoothing, logits, input
         _metrics=defaultdict(lambda: defaultdict(list)),
         _total_train_tokens=0,
         _tp_size=1,
+        args=SimpleNamespace(discopop_tau=0.05),
     )
     inputs = {
         "input_ids": input_ids,
@@ -170,20 +175,9 @@ def _trl_dpo_loss(loss_types, loss_weights, beta, label_smoothing, logits, input
         "ref_chosen_logps": ref_c,
         "ref_rejected_logps": ref_r,
     }
-    def model(labels=None, fused_lm_head=False, **kw):
-        """The fixed logits; TRL 1.16 asks for `fused_lm_head` log-probs (trl.trainer.utils.add_fused_lm_head): the
-        log-prob of each next token whose label is not -100, zero elsewhere, from the same logits."""
-        if not fused_lm_head:
-            return SimpleNamespace(logits=logits)
-        target, shifted = labels[:, 1:], logits[:, :-1].float()
-        all_logp = torch.log_softmax(shifted, -1)
-        logp = all_logp.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
-        zero = target == -100
-        return SimpleNamespace(log_probs=logp.masked_fill(zero, 0.0), aux_loss=None,  # the rest: TRL's logged metrics
-                               entropy=-(all_logp.exp() * all_logp).sum(-1).masked_fill(zero, 0.0),
-                               mean_logits=shifted.mean(-1).masked_fill(zero, 0.0),
-                               is_top1=(shifted.argmax(-1) == target).masked_fill(zero, False))
+    from trl_stub import fixed_logits_model  # TRL 1.16's fused-LM-head interface over the fixed logits
 
+    model = fixed_logits_model(logits)
     return dpo_trainer.DPOTrainer._compute_loss(stub, model, inputs, return_outputs=False)
 
 
@@ -322,3 +316,43 @@ def test_dpo_and_rdpo_gaps_keep_growing(fn):
     cdpo_optimum = math.log(0.8 / 0.2) / beta
     assert (gaps[n] > cdpo_optimum).all()
     assert (gaps[2 * n] > gaps[n] + 1.0).all()  # no fixed point: still climbing
+
+
+# --------------------------------------------------------------------------- apo_zero / apo_down / discopop / sigmoid_norm
+
+
+def test_apo_hand_computed():
+    # β = 0.5, r_c = 2, r_r = −2: zero → 1 − σ(1) + σ(−1) = 2σ(−1); down → σ(1) + 1 − σ(2)
+    args = (t(-3.0), t(-7.0), t(-5.0), t(-5.0))
+    close(apo_zero_loss(*args, beta=0.5)[0], [0.537882843])
+    close(apo_down_loss(*args, beta=0.5)[0], [0.850261501])
+    # apo_down pulls the chosen log-ratio *down* (its gradient on π_c is positive), apo_zero up
+    pc = t(-3.0).requires_grad_()
+    (g_down,) = torch.autograd.grad(apo_down_loss(pc, *args[1:], beta=0.5)[0].sum(), pc)
+    (g_zero,) = torch.autograd.grad(apo_zero_loss(pc, *args[1:], beta=0.5)[0].sum(), pc)
+    assert g_down.item() > 0 > g_zero.item()
+
+
+def test_discopop_hand_computed():
+    # β = 0.1, h = 2 → ρ = 0.2: (1 − σ(4))·(−log σ(0.2)) + σ(4)·e^−0.2; h = 0 → ½ log 2 + ½
+    losses, rc, rr = discopop_loss(*logps_with_gap([2.0, 0.0]), beta=0.1, tau=0.05)
+    close(losses, [0.814763141, 0.846573590])
+    # τ → large: σ(ρ/τ) → ½ everywhere (an even mix); τ → 0 at ρ < 0: pure logistic (DPO)
+    close(discopop_loss(*logps_with_gap([-3.0]), beta=1.0, tau=1e-6)[0], dpo_loss(*logps_with_gap([-3.0]), beta=1.0)[0])
+
+
+def test_sigmoid_norm_hand_computed():
+    # β = 1, r_c = 6 over 3 tokens, r_r = −2 over 2 tokens → h_norm = 3, log(1 + e^−3)
+    losses, rc, rr = sigmoid_norm_loss(t(-4.0), t(-12.0), t(-10.0), t(-10.0), t(3.0), t(2.0), beta=1.0)
+    close(losses, [0.048587352])
+    close(rc, [6.0])
+    close(rr, [-2.0])
+
+
+def test_trl_new_loss_types_match_reference(toy_batch):
+    b, beta = toy_batch, 0.3
+    close(_trl(b, ["apo_zero"], [1.0], beta), apo_zero_loss(b.pc, b.pr, b.rc, b.rr, beta)[0].mean(), tol=1e-5)
+    close(_trl(b, ["apo_down"], [1.0], beta), apo_down_loss(b.pc, b.pr, b.rc, b.rr, beta)[0].mean(), tol=1e-5)
+    close(_trl(b, ["discopop"], [1.0], beta), discopop_loss(b.pc, b.pr, b.rc, b.rr, beta, 0.05)[0].mean(), tol=1e-5)
+    close(_trl(b, ["sigmoid_norm"], [1.0], beta),
+          sigmoid_norm_loss(b.pc, b.pr, b.rc, b.rr, b.lc, b.lr, beta)[0].mean(), tol=1e-5)
