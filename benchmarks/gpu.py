@@ -456,7 +456,8 @@ class Bench:
         return out
 
     def bare_ppo(self, spec, warmup: int) -> dict:
-        """Bare TRL PPOTrainer, set up as bench/algorithms/ppo.py does (same arguments, models, reward model)."""
+        """Bare TRL 1.12 PPOTrainer, set up as the removed `ppo_trl` adapter did (same arguments, models, reward model);
+        trl 1.13 removed the trainer, so section_ppo_throughput skips this comparison on the pinned trl."""
         from datasets import Dataset
         from trl.experimental.ppo import PPOConfig, PPOTrainer
 
