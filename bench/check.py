@@ -420,6 +420,24 @@ def identity_problems(current: dict[str, Any], baseline: dict[str, Any]) -> list
     return out
 
 
+VERSIONED_PACKAGES = ("trl", "transformers", "torch")  # the stack whose releases move trained numbers
+
+
+def version_changes(current: dict[str, Any], baseline: dict[str, Any]) -> str | None:
+    """One warning line when the results were made with other TRL / transformers / torch versions than the
+    baseline ("trl 1.12.0 → 1.16.0"): numbers may move for that reason alone. A warning, never a failure (a paper's
+    CI upgrading its stack should see why a check moved, not be stopped by the upgrade itself); None when the same
+    or when either side recorded no versions."""
+    old = (baseline.get("provenance") or {}).get("packages") or {}
+    new = (current.get("provenance") or {}).get("packages") or {}
+    moved = [f"{name} {old[name]} → {new[name]}" for name in VERSIONED_PACKAGES
+             if old.get(name) and new.get(name) and old[name] != new[name]]
+    if not moved:
+        return None
+    return ("warning: package versions differ from the baseline's (" + ", ".join(moved) + "): numbers may move with "
+            "them; not a failure (regenerate the baseline on the new versions to pin them)")
+
+
 PROBLEMS = ("regression", "missing", "failed", "reversed")  # row statuses that fail a check
 
 
@@ -460,6 +478,9 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
     passed = not failed_rows and (allow_config_change or not identity)
     verdict = "PASS" if passed else "FAIL"
     notes = [f"identity: {p}" + (" (allowed)" if allow_config_change else "") for p in identity]
+    versions = version_changes(current, baseline)
+    if versions:
+        notes.append(versions)
     few = sorted({r.setting for r in rows if r.p_value is None and r.metric in METRICS})
     if few:
         notes.append("fewer than 2 seeds on a side: the floor alone decides for " + ", ".join(few))
@@ -482,7 +503,7 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
     out_dir = Path(out_dir or results_dir)
     write_json_atomic(out_dir / "check.json", {
         "passed": passed, "alpha": alpha, "baseline": str(baseline_path), "identity_problems": identity,
-        "allow_config_change": allow_config_change, "rows": [r.__dict__ for r in rows]})
+        "allow_config_change": allow_config_change, "package_versions": versions, "rows": [r.__dict__ for r in rows]})
     write_text_atomic(out_dir / "check.md", markdown)
     return passed, text
 
@@ -491,9 +512,11 @@ def run_compare(a: Path, b: Path) -> str:
     """The check table for two result sets, without a verdict: A plays the baseline, B the current results; the
     columns are headed with both folders' names, Δ = B − A and the status reads B against A."""
     a, b = Path(a), Path(b)
-    rows = compare(collect(b), collect(a))
+    cur, base = collect(b), collect(a)
+    rows = compare(cur, base)
     name_a, name_b = _column_names(a, b)
-    return (f"A = {a}\nB = {b}\n(Δ = B − A; status: B against A)\n\n"
+    versions = version_changes(cur, base)
+    return (f"A = {a}\nB = {b}\n(Δ = B − A; status: B against A)\n" + (f"{versions}\n" if versions else "") + "\n"
             + format_table(rows, names=(f"A: {name_a}", f"B: {name_b}")))
 
 

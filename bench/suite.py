@@ -331,7 +331,12 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
         return None
     name = table.get("algorithm", label)
     if not isinstance(name, str) or name not in registry:
-        if "algorithm" in table:
+        from bench.algorithms.removed import removed_reason
+
+        if isinstance(name, str) and removed_reason(name):  # a trainer TRL deleted: say so, not "unknown"
+            key = f"[{section}].algorithm" if "algorithm" in table else f"[{section}]"
+            problems.append(problem(where, key, f"algorithm {name!r} is no longer available: {removed_reason(name)}"))
+        elif "algorithm" in table:
             problems.append(problem(where, f"[{section}].algorithm", f"unknown algorithm {name!r}",
                                     did_you_mean(str(name), registry)
                                     + " (an algorithm of your own: list its module in [suite].plugins)"))

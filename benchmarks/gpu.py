@@ -139,16 +139,16 @@ def write_pairs(path: Path, n_train: int, n_test: int, prompt_tokens: int, compl
 
 def suite_text(name: str, model: Path, judge: Path, data: Path, *, prompt_tokens: int, completion_tokens: int,
                batch: int, max_steps: int, max_train_rows: int, heldout: int, eval_prompts: int, ppo: dict,
-               flops: float = 1e30, eval_small: bool = True, algorithms=("dpo", "simpo", "ppo", "ppo_trl"),
+               flops: float = 1e30, eval_small: bool = True, algorithms=("dpo", "simpo", "ppo"),
                max_new_tokens: int = 8, bf16: bool = True, checkpointing: bool = True) -> str:
     """A Hub-world suite over the local assets (bench's own TOML, validated by bench.suite)."""
     ppo_table = (f"kl_coef = 0.05\nnum_ppo_epochs = {ppo['num_ppo_epochs']}\n"
                      f"num_mini_batches = {ppo['num_mini_batches']}\nresponse_length = {ppo['response_length']}\n"
                      f"per_device_train_batch_size = {ppo['batch']}\nrm_epochs = 0.1\nrm_batch_size = {batch}\n"
                      "rm_learning_rate = 1e-5\n")
-    # ppo is our own PPO; ppo_trl TRL 1.12's, whose adapter the throughput section compares with bare TRL
-    algos = {"sft": "", "dpo": "beta = 0.1\n", "simpo": "beta = 2.5\nsimpo_gamma = 1.375\n", "ppo": ppo_table,
-             "ppo_trl": ppo_table}
+    # ppo is our own PPO (TRL 1.12's `ppo_trl`, which the PPO throughput section compared with bare TRL, went with
+    # trl 1.13: that section is skipped, see section_ppo_throughput)
+    algos = {"sft": "", "dpo": "beta = 0.1\n", "simpo": "beta = 2.5\nsimpo_gamma = 1.375\n", "ppo": ppo_table}
     body = "".join(f"\n[algorithms.{a}]\n{algos[a]}" for a in algorithms)
     return f"""
 [suite]
@@ -456,7 +456,8 @@ class Bench:
         return out
 
     def bare_ppo(self, spec, warmup: int) -> dict:
-        """Bare TRL PPOTrainer, set up as bench/algorithms/ppo.py does (same arguments, models, reward model)."""
+        """Bare TRL 1.12 PPOTrainer, set up as the removed `ppo_trl` adapter did (same arguments, models, reward model);
+        trl 1.13 removed the trainer, so section_ppo_throughput skips this comparison on the pinned trl."""
         from datasets import Dataset
         from trl.experimental.ppo import PPOConfig, PPOTrainer
 
@@ -553,6 +554,10 @@ def section_offline_throughput(b: Bench, shape: dict, peak: float | None, label:
 
 
 def section_ppo_throughput(b: Bench, shape: dict, peak: float | None) -> dict:
+    from bench.algorithms.registry import all_algorithms
+
+    if "ppo_trl" not in all_algorithms():  # issue 26: TRL's PPOTrainer is gone (trl >= 1.13), nothing to compare
+        return {"skipped": "TRL's PPOTrainer (the bare-TRL side of this comparison) was removed in trl 1.13"}
     ppo = shape["ppo"]
     spec = b.spec("ppo_trl", max_steps=ppo["steps"] + ppo["warmup"])  # TRL's adapter against bare TRL
     ours = b.bench_run(spec, ppo["warmup"])  # first: trains (and caches) the reward model bare PPO reuses

@@ -112,6 +112,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "tests" / "data" / "ppo_parity.json"))
     args = ap.parse_args()
     data = collect(Path(args.results))
+    if not any(g["algorithm"] == "ppo_trl" for g in data["groups"].values()):
+        # TRL's PPO no longer runs (trl >= 1.13, issue 26): keep its readings recorded on trl 1.12, on the same world
+        old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+        if (old.get("world") or {}).get("key") != (data.get("world") or {}).get("key"):
+            raise SystemExit(f"{args.out}: TRL 1.12's PPO readings were recorded on another controlled world (key "
+                             f"{(old.get('world') or {}).get('key')}); they cannot be re-recorded without trl 1.12")
+        data["groups"].update({k: g for k, g in old["groups"].items() if g["algorithm"] == "ppo_trl"})
+        data["packages_ours"], data["packages"] = data["packages"], old["packages"]  # "packages": TRL's recording
     data["comparison"] = compare(data)
     data["note"] = ("Recorded by benchmarks/ppo_parity.py from suites/controlled-ppo-parity.toml (3 seeds; trl 1.12 "
                     "installed). Re-record when the controlled world changes (world.key / world.revisions).")

@@ -76,6 +76,11 @@ def one(algorithm: str, repeat: int, updates: int, cache: Path, out: Path) -> di
 
 
 def main() -> None:
+    from bench.algorithms.registry import all_algorithms
+
+    if "ppo_trl" not in all_algorithms():
+        raise SystemExit("benchmarks/ppo_speed.py times our ppo against TRL 1.12's PPO (`ppo_trl`), which trl 1.13 "
+                         "removed; its last measurement (trl 1.12) is benchmarks/results/ppo_speed.json")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--updates", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2)

@@ -22,19 +22,18 @@ from tiny_suite import one_thread, tiny_suite_text
 BUDGET = 1.2e9  # dry run: ~18 DPO steps, ~3 PPO and ~8 Online DPO updates after their reward model (~3e8)
 BEST_OF_N = 4
 REFERENCES = ["sft", "best_of_n", "scripted"]
-TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "simpo", "orpo", "ppo", "ppo_trl",
-           "online_dpo", "rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo", "xpo"]  # issue 14
+TRAINED = ["dpo", "ipo", "cdpo", "rdpo", "slic", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "simpo", "orpo", "ppo",
+           "online_dpo", "rpo", "bco", "tr_dpo", "odpo", "cal_dpo", "rebel", "alphapo", "kto", "rloo", "grpo"]  # issue 14
+# xpo and ppo_trl went with TRL's XPOTrainer / PPOTrainer (bench/algorithms/removed.py; issue 26)
 EXPECTED = REFERENCES + TRAINED
 NOT_HERE = {"fake", "toy"}  # torch-free stand-ins (tests/conftest.py registers `toy`)
 ENTRY_SETTINGS = {  # the reward model gets a small share of the budget so PPO / Online DPO still update
     "best_of_n": f"n = {BEST_OF_N}",
     "ppo": "rm_epochs = 0.5\nrm_batch_size = 8",
-    "ppo_trl": "rm_epochs = 0.5\nrm_batch_size = 8",
     "online_dpo": "rm_epochs = 0.5\nrm_batch_size = 8",
     "rebel": "rm_epochs = 0.5\nrm_batch_size = 8",
     "rloo": "rm_epochs = 0.5\nrm_batch_size = 8",
     "grpo": "rm_epochs = 0.5\nrm_batch_size = 8",
-    "xpo": "rm_epochs = 0.5\nrm_batch_size = 8",
     "tr_dpo": "ref_model_sync_steps = 4",  # ~18 steps: the reference is synced 4 times
 }
 
@@ -174,10 +173,10 @@ def test_online_dpo_compute_record_includes_reward_model(adapter_runs):
 
 
 def test_reward_model_users_are_charged_the_same_reward_model(adapter_runs):
-    """rebel, rloo, grpo and xpo pay the shared reward model's training like ppo (the same settings: the same charge),
+    """rebel, rloo and grpo pay the shared reward model's training like ppo (the same settings: the same charge),
     and meter its scoring passes; rloo/grpo also meter their reference, rebel its reference."""
     ppo = finished(adapter_runs, "ppo")["compute"]["flops_by_component"]
-    for name in ("rebel", "rloo", "grpo", "xpo"):
+    for name in ("rebel", "rloo", "grpo"):
         m = finished(adapter_runs, name)
         by = m["compute"]["flops_by_component"]
         for component in ("reward_model_training", "reward_model", "reference", "policy"):

@@ -127,6 +127,27 @@ def test_changed_suite_fails_unless_allowed(tmp_path, capsys):
     assert main(["check", str(results), "--baseline", str(baseline), "--allow-config-change"]) == 0
 
 
+def test_other_package_versions_are_a_warning_line_not_a_failure(tmp_path, capsys):
+    results = run(tmp_path)
+    baseline = tmp_path / "baseline.json"
+    main(["baseline", str(results), "-o", str(baseline)])
+    data = json.loads(baseline.read_text())
+    packages = data["provenance"]["packages"]
+    assert packages.get("trl") and packages.get("torch")  # the runs recorded the stack's versions
+    capsys.readouterr()
+    assert main(["check", str(results), "--baseline", str(baseline)]) == 0
+    assert "package versions differ" not in capsys.readouterr().out  # same versions: no line
+    data["provenance"]["packages"] = {**packages, "trl": "1.12.0", "torch": "0.0.1", "numpy": "0.1"}
+    baseline.write_text(json.dumps(data))
+    assert main(["check", str(results), "--baseline", str(baseline)]) == 0  # still a pass
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "package versions differ" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning:")
+    assert f"trl 1.12.0 → {packages['trl']}" in lines[0] and "torch 0.0.1 →" in lines[0]
+    assert "numpy" not in lines[0] and "transformers" not in lines[0]  # only the stack, only what moved
+    assert json.loads((results / "check.json").read_text())["package_versions"] == lines[0]
+
+
 @pytest.mark.parametrize("content, message", [
     ('{"schema_version": 99, "settings": {}}', "schema_version 99 is not supported"),
     ("not json", "not valid JSON"),

@@ -1,6 +1,6 @@
 """Multi-process runs on CPU (torchrun, gloo): every rank trains, rank 0 alone writes; FLOPs are summed over ranks
-so the budget means the same thing as in a single process, and nobody hangs at the stop decision. PPO runs as
-`ppo_trl` here: our own `ppo` trains in one process (it refuses torchrun with one line, issue 26)."""
+so the budget means the same thing as in a single process, and nobody hangs at the stop decision. PPO is our own
+`ppo`, data parallel (its update's equality with one process: tests/test_ppo_distributed.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tiny_suite import tiny_suite_text
 SUITE = tiny_suite_text("mp", flops=3e9, heldout_prompts=64, eval={"best_of_n": None}, algorithms="""
 [algorithms.dpo]
 beta = 0.1
-[algorithms.ppo_trl]
+[algorithms.ppo]
 rm_epochs = 0.5
 rm_batch_size = 8
 """)

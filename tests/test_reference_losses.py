@@ -13,12 +13,16 @@ import pytest
 import torch
 
 from bench.algorithms.reference_losses import (
+    apo_down_loss,
+    apo_zero_loss,
     cdpo_loss,
+    discopop_loss,
     dpo_loss,
     ipo_loss,
     log1mexp,
     orpo_loss,
     rdpo_loss,
+    sigmoid_norm_loss,
     simpo_loss,
 )
 
@@ -118,7 +122,7 @@ def test_eps_zero_is_dpo(fn):
 
 @pytest.mark.parametrize("eps", [0.05, 0.2, 0.4])
 def test_cdpo_is_trl_sigmoid_robust_combination(eps):
-    # TRL 1.12 sigmoid ignores label_smoothing; cDPO = 2(1−ε)·sigmoid − (1−2ε)·robust.
+    # TRL's sigmoid ignores label_smoothing (1.12 and 1.16); cDPO = 2(1−ε)·sigmoid − (1−2ε)·robust.
     beta = 0.3
     sigmoid, _, _ = dpo_loss(*logps_with_gap(H), beta=beta)
     robust, _, _ = rdpo_loss(*logps_with_gap(H), beta=beta, epsilon=eps)
@@ -144,7 +148,7 @@ def test_rewards_are_detached():
 
 
 def _trl_dpo_loss(loss_types, loss_weights, beta, label_smoothing, logits, input_ids, completion_mask, ref_c, ref_r):
-    """Call TRL 1.12's DPOTrainer._compute_loss on a stub trainer: fixed logits, precomputed ref logps."""
+    """Call TRL's DPOTrainer._compute_loss on a stub trainer: fixed logits, precomputed ref logps."""
     dpo_trainer = pytest.importorskip("trl.trainer.dpo_trainer")
     acc = SimpleNamespace(device=torch.device("cpu"), gather=lambda x: x, gather_for_metrics=lambda x: x)
     stub = SimpleNamespace(
@@ -161,6 +165,8 @@ def _trl_dpo_loss(loss_types, loss_weights, beta, label_smoothing, logits, input
         use_weighting=False,
         _metrics=defaultdict(lambda: defaultdict(list)),
         _total_train_tokens=0,
+        _tp_size=1,
+        args=SimpleNamespace(discopop_tau=0.05),
     )
     inputs = {
         "input_ids": input_ids,
@@ -169,7 +175,9 @@ def _trl_dpo_loss(loss_types, loss_weights, beta, label_smoothing, logits, input
         "ref_chosen_logps": ref_c,
         "ref_rejected_logps": ref_r,
     }
-    model = lambda **kw: SimpleNamespace(logits=logits)  # noqa: E731
+    from trl_stub import fixed_logits_model  # TRL 1.16's fused-LM-head interface over the fixed logits
+
+    model = fixed_logits_model(logits)
     return dpo_trainer.DPOTrainer._compute_loss(stub, model, inputs, return_outputs=False)
 
 
@@ -207,7 +215,8 @@ def test_trl_sigmoid_and_robust_match(toy_batch):
     b = toy_batch
     close(_trl(b, ["sigmoid"], [1.0], 0.1), dpo_loss(b.pc, b.pr, b.rc, b.rr, 0.1)[0].mean(), tol=1e-5)
     close(_trl(b, ["robust"], [1.0], 0.1, 0.2), rdpo_loss(b.pc, b.pr, b.rc, b.rr, 0.1, 0.2)[0].mean(), tol=1e-5)
-    # label_smoothing is ignored by TRL's sigmoid ...
+    # label_smoothing is ignored by TRL's sigmoid (1.12, and still in 1.16, though DPOConfig's doc reads it as
+    # "robust"/"exo_pair" only) ...
     close(_trl(b, ["sigmoid"], [1.0], 0.1, 0.2), dpo_loss(b.pc, b.pr, b.rc, b.rr, 0.1)[0].mean(), tol=1e-5)
     # ... so cDPO is the weighted sigmoid + robust combination
     eps = 0.2
@@ -307,3 +316,43 @@ def test_dpo_and_rdpo_gaps_keep_growing(fn):
     cdpo_optimum = math.log(0.8 / 0.2) / beta
     assert (gaps[n] > cdpo_optimum).all()
     assert (gaps[2 * n] > gaps[n] + 1.0).all()  # no fixed point: still climbing
+
+
+# --------------------------------------------------------------------------- apo_zero / apo_down / discopop / sigmoid_norm
+
+
+def test_apo_hand_computed():
+    # β = 0.5, r_c = 2, r_r = −2: zero → 1 − σ(1) + σ(−1) = 2σ(−1); down → σ(1) + 1 − σ(2)
+    args = (t(-3.0), t(-7.0), t(-5.0), t(-5.0))
+    close(apo_zero_loss(*args, beta=0.5)[0], [0.537882843])
+    close(apo_down_loss(*args, beta=0.5)[0], [0.850261501])
+    # apo_down pulls the chosen log-ratio *down* (its gradient on π_c is positive), apo_zero up
+    pc = t(-3.0).requires_grad_()
+    (g_down,) = torch.autograd.grad(apo_down_loss(pc, *args[1:], beta=0.5)[0].sum(), pc)
+    (g_zero,) = torch.autograd.grad(apo_zero_loss(pc, *args[1:], beta=0.5)[0].sum(), pc)
+    assert g_down.item() > 0 > g_zero.item()
+
+
+def test_discopop_hand_computed():
+    # β = 0.1, h = 2 → ρ = 0.2: (1 − σ(4))·(−log σ(0.2)) + σ(4)·e^−0.2; h = 0 → ½ log 2 + ½
+    losses, rc, rr = discopop_loss(*logps_with_gap([2.0, 0.0]), beta=0.1, tau=0.05)
+    close(losses, [0.814763141, 0.846573590])
+    # τ → large: σ(ρ/τ) → ½ everywhere (an even mix); τ → 0 at ρ < 0: pure logistic (DPO)
+    close(discopop_loss(*logps_with_gap([-3.0]), beta=1.0, tau=1e-6)[0], dpo_loss(*logps_with_gap([-3.0]), beta=1.0)[0])
+
+
+def test_sigmoid_norm_hand_computed():
+    # β = 1, r_c = 6 over 3 tokens, r_r = −2 over 2 tokens → h_norm = 3, log(1 + e^−3)
+    losses, rc, rr = sigmoid_norm_loss(t(-4.0), t(-12.0), t(-10.0), t(-10.0), t(3.0), t(2.0), beta=1.0)
+    close(losses, [0.048587352])
+    close(rc, [6.0])
+    close(rr, [-2.0])
+
+
+def test_trl_new_loss_types_match_reference(toy_batch):
+    b, beta = toy_batch, 0.3
+    close(_trl(b, ["apo_zero"], [1.0], beta), apo_zero_loss(b.pc, b.pr, b.rc, b.rr, beta)[0].mean(), tol=1e-5)
+    close(_trl(b, ["apo_down"], [1.0], beta), apo_down_loss(b.pc, b.pr, b.rc, b.rr, beta)[0].mean(), tol=1e-5)
+    close(_trl(b, ["discopop"], [1.0], beta), discopop_loss(b.pc, b.pr, b.rc, b.rr, beta, 0.05)[0].mean(), tol=1e-5)
+    close(_trl(b, ["sigmoid_norm"], [1.0], beta),
+          sigmoid_norm_loss(b.pc, b.pr, b.rc, b.rr, b.lc, b.lr, beta)[0].mean(), tol=1e-5)

@@ -10,6 +10,12 @@
     rdpo      robust DPO, Chowdhury et al. 2024      loss_type "robust" (unbiased; no finite optimum)
     slic      SLiC-HF, Zhao et al. 2023              loss_type "hinge"
     apo_zero  APO-zero, D'Oosterlinck et al. 2024    loss_type "apo_zero"
+    apo_down  APO-down, D'Oosterlinck et al. 2024    loss_type "apo_down" (chosen worse than the model's own answers)
+    discopop  DiscoPOP, Lu et al. 2024, Eq. 5        loss_type "discopop" (`discopop_tau`)
+    sigmoid_norm  LN-DPO, Ahrabian et al. 2024       loss_type "sigmoid_norm" (DPO on per-token log-ratios)
+
+Each has its pure loss in bench/algorithms/reference_losses.py, checked against hand numbers and against TRL's own
+`_compute_loss` (tests/test_reference_losses.py).
 
 Adding a variant TRL already computes is one `_variant(...)` line below.
 """
@@ -137,11 +143,17 @@ class DPOFamily(Algorithm):
         return {}
 
 
+@dataclass(frozen=True)
+class DiscoPOPParams(DPOParams):
+    discopop_tau: float = field(default=0.05, metadata={"gt": 0, "doc": "τ: temperature of the logistic/exponential "
+                                                        "mix σ(βh/τ) (TRL DPOConfig.discopop_tau; the paper's 0.05)"})
+
+
 def _variant(name: str, summary: str, loss_type: str, params=DPOParams, version: str = "1",
              implicit_reward: str = "log_ratio", margin_target=None, paper: str = ""):
     def loss_kwargs(self, p: dict) -> dict:
-        smoothing = {"label_smoothing": p["label_smoothing"]} if "label_smoothing" in p else {}
-        return {"loss_type": [loss_type], **smoothing}
+        passed = {k: p[k] for k in ("label_smoothing", "discopop_tau") if k in p}  # DPOConfig fields of the loss
+        return {"loss_type": [loss_type], **passed}
 
     attrs = {"summary": summary, "paper": paper, "Params": params, "version": version, "loss_kwargs": loss_kwargs,
              "implicit_reward": implicit_reward}
@@ -163,6 +175,17 @@ _variant("slic", "SLiC-HF (Zhao et al. 2023): hinge loss on the log-ratio margin
 _variant("apo_zero", "APO-zero (D'Oosterlinck et al. 2024): anchored preference optimisation, TRL", "apo_zero",
          paper="D'Oosterlinck et al. 2024, Anchored Preference Optimization and Contrastive Revisions, "
                "arXiv:2408.06266")
+
+_variant("apo_down", "APO-down (D'Oosterlinck et al. 2024): chosen and rejected both pushed down, rejected more, TRL",
+         "apo_down", paper="D'Oosterlinck et al. 2024, Anchored Preference Optimization and Contrastive Revisions, "
+                           "arXiv:2408.06266")
+_variant("discopop", "DiscoPOP (Lu et al. 2024): logistic/exponential loss mix modulated by the log-ratio gap, TRL",
+         "discopop", DiscoPOPParams,
+         paper="Lu et al. 2024, Discovering Preference Optimization Algorithms with and for Large Language Models, "
+               "arXiv:2406.08414")
+_variant("sigmoid_norm", "LN-DPO (Ahrabian et al. 2024): DPO on per-token (length-normalised) log-ratios, TRL",
+         "sigmoid_norm", implicit_reward="avg_log_ratio",
+         paper="Ahrabian et al. 2024, A Practical Analysis of Human Alignment with *PO")
 
 
 @register("cdpo")

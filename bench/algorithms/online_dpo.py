@@ -71,7 +71,7 @@ def judged_step_flops(policy_factor: int, n_params: int, tokens: float, sequence
 
 @dataclass
 class Judged:
-    """What every reward-model-judged online trainer (online_dpo, xpo, rloo, grpo) loads before building its TRL
+    """What every reward-model-judged online trainer (online_dpo, rloo, grpo) loads before building its TRL
     trainer: the shared reward model (its training charged to the run), the tokenizer, the world's training pairs
     and their prompts as the trainer's dataset, the policy, and the sizes that price a step."""
 
@@ -106,7 +106,7 @@ def load_judged(ctx) -> Judged:
 
 
 def estimate_judged(spec, sizes: dict, sequences_per_row: int) -> dict:
-    """The dry-run forecast of an online trainer judged by the shared reward model (online_dpo, xpo, rloo, grpo):
+    """The dry-run forecast of an online trainer judged by the shared reward model (online_dpo, rloo, grpo):
     each batch row's `sequences_per_row` completions are generated, trained on (forward + backward), and scored by
     the reference and the reward model, after the reward model's training is charged."""
     p = spec.param_dict
@@ -132,17 +132,16 @@ class OnlineDPO(Algorithm):
         return estimate_judged(spec, sizes, sequences_per_row=2)  # two completions per prompt form a pair
 
     def trl_classes(self):
-        """(config, trainer) pair; subclasses over OnlineDPOTrainer (Nash-MD, XPO) return theirs."""
-        from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+        """(config, trainer) pair; a subclass over another trainer returns its own."""
+        from bench.algorithms.trl_common import experimental
 
-        return OnlineDPOConfig, OnlineDPOTrainer
+        return experimental(self.name, "online_dpo", "OnlineDPOConfig", "OnlineDPOTrainer")
 
     def config_kwargs(self, p: dict) -> dict:
         return {}
 
     def reward_kwargs(self, ctx, tok, reward) -> dict:
-        """How the trainer gets the shared reward model: Online DPO through a text-level function (see module
-        docstring); Nash-MD / XPO only take a sequence-classification model, which they call on token ids."""
+        """How the trainer gets the shared reward model: through a text-level function (see module docstring)."""
         return {"reward_funcs": reward_function(ctx, tok, reward), "reward_processing_classes": None}
 
     def train(self, ctx) -> TrainOutcome:
@@ -171,7 +170,7 @@ class OnlineDPO(Algorithm):
 
 
 def train_judged(ctx, trainer, j: Judged, budget_cb, epoch_steps: float, saved=None) -> TrainOutcome:
-    """The part every reward-model-judged online trainer shares (Online DPO, XPO, RLOO, GRPO): meter the policy,
+    """The part every reward-model-judged online trainer shares (Online DPO, RLOO, GRPO): meter the policy,
     the reference (when the trainer has one) and the reward model, train unless the reward model's charge already
     spent the budget, save `saved` (default: the policy) and report the outcome."""
     from bench.algorithms import trl_common as tc

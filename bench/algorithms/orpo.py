@@ -30,6 +30,8 @@ class ORPO(Algorithm):
     estimate = classmethod(lambda cls, spec, sizes: estimate_reference_free(spec, sizes))
 
     def train(self, ctx):
-        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+        from bench.algorithms.trl_common import experimental
+
+        ORPOConfig, ORPOTrainer = experimental(self.name, "orpo", "ORPOConfig", "ORPOTrainer")
 
         return train_reference_free(ctx, ORPOTrainer, ORPOConfig, beta=ctx.params["beta"])

@@ -9,6 +9,11 @@ arXiv:1506.02438, Eq. 16); Ziegler et al. 2019 (arXiv:1909.08593, Sec. 2.2: per-
 controller); Ouyang et al. 2022 (InstructGPT, Eq. 2); Huang et al. 2024 ("The N+ implementation details of RLHF
 with PPO", arXiv:2403.17031: reward whitening without the mean shift, advantage whitening, value clipping);
 Schulman 2020, "Approximating KL divergence" (the k1 / k3 estimators).
+
+Data parallel (several processes, each holding a shard of the rollout): the whitening statistics take an
+`all_reduce` (a sum over processes, identity in one process) and the losses a `n_tokens` (the mini-batch's token
+count over every process), so each shard's gradient is its part of the one-process gradient and a sum over
+processes gives that gradient up to float order (tests/test_ppo_distributed.py).
 """
 
 from __future__ import annotations
@@ -20,12 +25,19 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8,
+                  all_reduce=_identity) -> torch.Tensor:
     """(x − mean) / sqrt(var + eps) over the masked entries (population variance, as OpenAI's lm-human-preferences
     `whiten`, Huang et al. 2024 detail 8). `shift_mean=False` keeps the mean (reward whitening: a constant shift of
-    every token's reward would change the advantage of long versus short responses). Padding comes back as 0."""
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+    every token's reward would change the advantage of long versus short responses). Padding comes back as 0.
+    `all_reduce` sums a tensor over processes: the statistics are then the whole rollout's, not this shard's."""
+    count = all_reduce(mask.sum().to(torch.float64)).clamp(min=1.0)
+    mean = (all_reduce((x * mask).sum().to(torch.float64)) / count).to(x.dtype)
+    var = (all_reduce((((x - mean) ** 2) * mask).sum().to(torch.float64)) / count).to(x.dtype)
     out = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         out = out + mean
@@ -69,28 +81,36 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return adv, (adv + values) * mask
 
 
+def _token_mean(x: torch.Tensor, mask: torch.Tensor, n_tokens) -> torch.Tensor:
+    """Masked mean; with `n_tokens` the masked sum over that count (a shard's part of a larger batch's mean)."""
+    return masked_mean(x, mask) if n_tokens is None else (x * mask).sum() / n_tokens
+
+
 def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-                cliprange: float):
+                cliprange: float, n_tokens=None):
     """PPO's clipped surrogate (Schulman et al. 2017, Eq. 7) as a loss: mean over response tokens of
-    max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)), ρ = π/π_old. Returns (loss, clip fraction, approx KL ½·E[(log ρ)²])."""
+    max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)), ρ = π/π_old. Returns (loss, clip fraction, approx KL ½·E[(log ρ)²]).
+    `n_tokens`: divide the token sum by the whole mini-batch's count instead (micro-batches and shards then add up
+    to the mini-batch's mean; the statistics stay this part's own means)."""
     log_ratio = logp - old_logp
     ratio = torch.exp(log_ratio)
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    loss = _token_mean(torch.maximum(unclipped, clipped), mask, n_tokens)
     clipfrac = masked_mean((clipped > unclipped).float(), mask)
     approx_kl = 0.5 * masked_mean(log_ratio ** 2, mask)
     return loss, clipfrac.detach(), approx_kl.detach()
 
 
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               cliprange_value: float):
+               cliprange_value: float, n_tokens=None):
     """Clipped value loss (Huang et al. 2024 detail 11, from OpenAI's baselines): ½·max((V − R)², (V_clip − R)²)
-    with V_clip = V_old + clip(V − V_old, −ε_v, ε_v), averaged over response tokens. Returns (loss, clip fraction)."""
+    with V_clip = V_old + clip(V − V_old, −ε_v, ε_v), averaged over response tokens (`n_tokens`: as in policy_loss).
+    Returns (loss, clip fraction)."""
     clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
     loss_unclipped = (values - returns) ** 2
     loss_clipped = (clipped_values - returns) ** 2
-    loss = 0.5 * masked_mean(torch.maximum(loss_unclipped, loss_clipped), mask)
+    loss = 0.5 * _token_mean(torch.maximum(loss_unclipped, loss_clipped), mask, n_tokens)
     return loss, masked_mean((loss_clipped > loss_unclipped).float(), mask).detach()
 
 

@@ -1,5 +1,5 @@
-"""`ppo`: our own RLHF PPO, the harness's baseline (TRL removed its PPO trainer in 1.13; `ppo_trl` keeps TRL
-1.12's for parity). Written from the papers, not from TRL's source: Schulman et al. 2017 (PPO); Ziegler et al. 2019
+"""`ppo`: our own RLHF PPO, the harness's baseline (TRL removed its PPO trainer in 1.13; TRL 1.12's readings are kept
+as the parity fixture tests/data/ppo_parity.json). Written from the papers, not from TRL's source: Schulman et al. 2017 (PPO); Ziegler et al. 2019
 and Ouyang et al. 2022 (RLHF: per-token KL penalty to π_ref, the reward model's score at the end); Huang et al. 2024
 ("The N+ implementation details of RLHF with PPO"). The arithmetic lives in `ppo_core` (tested with hand numbers).
 
@@ -22,7 +22,15 @@ layout TRL and OpenRLHF use); "policy_head" is a linear value head on the policy
 from the reward model's head (the value loss then also trains the policy's trunk; no second network, about 45%
 fewer FLOPs after the reward model). LoRA (`[train] peft`): peft wraps the policy; π_ref is the adapter-disabled
 policy; the separate critic trains fully. Every model pass goes through the FLOP meter: generation and scoring as
-`policy`, then `reference`, `reward_model`, `value_model`. One process only (multi-GPU PPO: `ppo_trl` for now).
+`policy`, then `reference`, `reward_model`, `value_model`.
+
+Several processes (`accelerate launch` / `torchrun`: data parallel, as TRL's trainers): the global rollout is
+`per_device_train_batch_size × gradient_accumulation_steps × processes` prompts (TRL's batch semantics), drawn in
+the same order on every process; each process samples and scores its own slice (its own sampling seed), whitening
+uses the whole rollout's statistics, every mini-batch is the same global draw of rows, each process backpropagates
+its rows' share of the mini-batch's token mean and the gradients are summed over processes (all_reduce) before
+clipping and the optimizer step: the update equals one process's on the same global rollout up to float order
+(tests/test_ppo_distributed.py). The KL controller and the logged statistics read the whole rollout.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from bench.algorithms.reward_model import RewardModelParams, rm_forecast
 
 @dataclass(frozen=True)
 class PPOParams(RewardModelParams, TrainParams):
-    """TRL's PPOConfig fields (and meanings), shared with `ppo_trl`."""
+    """TRL 1.12 PPOConfig's fields and meanings (TRL has no PPO since 1.13; suites written for it keep working)."""
 
     kl_coef: float = field(default=0.05, metadata={"min": 0, "doc": "KL penalty coefficient (TRL kl_coef)"})
     num_ppo_epochs: int = field(default=4, metadata={"min": 1})
@@ -72,7 +80,10 @@ def update_flops(n_params: int, tokens: float, rollout: int, epochs: int, policy
 
 @register("ppo")
 class PPO(Algorithm):
-    version = "2"  # 2: our own PPO (1 was the adapter over TRL 1.12's PPOTrainer, now `ppo_trl`)
+    # 2: our own PPO (1 was the adapter over TRL 1.12's PPOTrainer); 3: data parallel, and a mini-batch's loss is its
+    # token mean (2 averaged micro-batch token means by rows: the same whenever a mini-batch is one micro-batch, as in
+    # the default suite)
+    version = "3"
     summary = "PPO (RLHF baseline, our own): reward model on the same pairs, GAE, clipped losses, KL penalty to π_ref"
     Params = OurPPOParams
     paper = ("Schulman et al. 2017 (PPO), arXiv:1707.06347; Ziegler et al. 2019, arXiv:1909.08593; Ouyang et al. 2022,"
@@ -99,13 +110,9 @@ class PPO(Algorithm):
         from bench.algorithms import trl_common as tc
         from bench.algorithms.online_dpo import load_judged
         from bench.algorithms.ppo_core import AdaptiveKLController, FixedKLController
-        from bench.distributed import world_size
-        from bench.errors import UserError
+        from bench.distributed import rank, world_size
         from bench.modeling import load_causal_lm, load_scalar_model
 
-        if world_size() > 1:
-            raise UserError(f"[algorithms.{ctx.spec.label}]: our ppo runs in one process; use algorithm = "
-                            "\"ppo_trl\" for multi-GPU PPO, or launch without accelerate")
         p = ctx.params
         j = load_judged(ctx)  # reward model (its training charged), tokenizer, prompts, policy, sizes
         torch.manual_seed(ctx.spec.seed)
@@ -128,9 +135,10 @@ class PPO(Algorithm):
         if critic.model is not None:
             tc.attach(ctx.meter, critic.model, "value_model")
 
-        rollout = j.batch
+        rollout, shard = j.batch * world_size(), slice(rank() * j.batch, (rank() + 1) * j.batch)
+        sync = Sync()
         prompts = list(j.prompts["prompt"])
-        step_flops = update_flops(j.n_params, j.tokens, rollout, p["num_ppo_epochs"],
+        step_flops = update_flops(j.n_params, j.tokens, j.batch, p["num_ppo_epochs"],  # this process's share
                                   tc.policy_step_factor(ctx, reference=False), p["critic"])
         args, epoch_steps = tc.training_args(ctx, TrainingArguments, rows=len(prompts),
                                              step_flops=step_flops, margin=3.0)
@@ -152,10 +160,10 @@ class PPO(Algorithm):
             while state.global_step < args.max_steps and not control.should_training_stop:
                 while len(queue) < rollout:  # a fresh permutation of the prompts per pass (data order by seed)
                     queue += torch.randperm(len(prompts), generator=order).tolist()
-                batch, queue = [prompts[i] for i in queue[:rollout]], queue[rollout:]
-                seed = ctx.spec.seed * 1_000_003 + state.global_step
-                ro = make_rollout(policy, ref, reward, critic, tok, batch, p, kl_ctl.value, seed, ctx.device)
-                stats = ppo_epochs(policy, critic, opt, ro, p, order)
+                batch, queue = [prompts[i] for i in queue[:rollout]][shard], queue[rollout:]
+                seed = ctx.spec.seed * 1_000_003 + state.global_step + 7_919 * rank()
+                ro = make_rollout(policy, ref, reward, critic, tok, batch, p, kl_ctl.value, seed, ctx.device, sync)
+                stats = ppo_epochs(policy, critic, opt, ro, p, order, sync)
                 lr = opt.param_groups[0]["lr"]  # the rate this update used (the schedule steps once per update)
                 sched.step()
                 kl_ctl.update(stats["objective/kl"], rollout)
@@ -173,6 +181,53 @@ class PPO(Algorithm):
         return TrainOutcome(policy_dir=out, steps=steps, epochs=steps * rollout / max(len(prompts), 1),
                             stop_reason=tc.stop_reason(budget_cb, ctx, steps), proxy_reward_dir=j.rm_dir,
                             logs=[dict(h) for h in state.log_history], extra={"reward_model": j.rm_record})
+
+
+class Sync:
+    """Sums over the processes of a data-parallel run (torch.distributed all_reduce); identity in one process."""
+
+    def __init__(self):
+        import torch.distributed as dist
+
+        from bench.distributed import world_size
+
+        self.dist = dist if world_size() > 1 and dist.is_available() and dist.is_initialized() else None
+        self.size = self.dist.get_world_size() if self.dist else 1
+        self.rank = self.dist.get_rank() if self.dist else 0
+
+    def __call__(self, t):
+        """The sum of `t` over processes (a new tensor; `t` is left as it is)."""
+        if self.dist is None:
+            return t
+        t = t.detach().clone()
+        self.dist.all_reduce(t)
+        return t
+
+    def grads(self, params) -> None:
+        """Sum every parameter's gradient over processes (a process with no rows in a mini-batch adds zeros)."""
+        if self.dist is None:
+            return
+        import torch
+
+        for x in params:
+            if x.grad is None:
+                x.grad = torch.zeros_like(x)
+            self.dist.all_reduce(x.grad)
+
+    def mean(self, stats: dict[str, float]) -> dict[str, float]:
+        """Per-process statistics averaged over processes (equal shards: the rollout's means)."""
+        if self.dist is None:
+            return stats
+        import torch
+
+        keys = sorted(stats)
+        t = self(torch.tensor([stats[k] for k in keys], dtype=torch.float64, device=self.device_of()))
+        return {k: float(v) / self.size for k, v in zip(keys, t.tolist())}
+
+    def device_of(self):
+        import torch
+
+        return "cuda" if self.dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 class Events:
@@ -295,8 +350,9 @@ def reward_scores(reward, lay: Layout):
 
 
 def make_rollout(policy, ref, reward, critic: Critic, tok, prompts: list[str], p: dict, kl_coef: float, seed: int,
-                 device) -> dict:
-    """Steps 1–3 of the module docstring: sample, score, and turn scores into whitened advantages."""
+                 device, sync=None) -> dict:
+    """Steps 1–3 of the module docstring: sample, score, and turn scores into whitened advantages (`sync`: the
+    whitening statistics are summed over processes)."""
     import contextlib
 
     import torch
@@ -307,6 +363,7 @@ def make_rollout(policy, ref, reward, critic: Critic, tok, prompts: list[str], p
     samples = sample(policy, tok, prompts, max_new_tokens=p["response_length"], temperature=1.0, seed=seed,
                      batch_size=len(prompts))
     lay = layout(tok, prompts, samples.completion_ids, device)
+    reduce = sync if sync is not None else (lambda t: t)
     with torch.no_grad():
         was = policy.training
         policy.eval()
@@ -322,24 +379,29 @@ def make_rollout(policy, ref, reward, critic: Critic, tok, prompts: list[str], p
         kl = core.kl_per_token(logp, ref_logp, p["kl_estimator"]) * lay.mask
         rewards = core.token_rewards(score, kl, lay.mask, kl_coef)
         if p["whiten_rewards"]:
-            rewards = core.masked_whiten(rewards, lay.mask, shift_mean=False)
+            rewards = core.masked_whiten(rewards, lay.mask, shift_mean=False, all_reduce=reduce)
         adv, returns = core.gae(rewards, values, lay.mask, p["gamma"], p["lam"])
-        adv = core.masked_whiten(adv, lay.mask)
+        adv = core.masked_whiten(adv, lay.mask, all_reduce=reduce)
     return {"layout": lay, "logp": logp, "values": values, "adv": adv, "returns": returns, "score": score,
             "kl": kl.sum(1), "k1": ((logp - ref_logp) * lay.mask).sum(1)}
 
 
-def ppo_epochs(policy, critic: Critic, opt, ro: dict, p: dict, order) -> dict:
+def ppo_epochs(policy, critic: Critic, opt, ro: dict, p: dict, order, sync=None) -> dict:
     """Step 4: `num_ppo_epochs` passes over `num_mini_batches` shuffled mini-batches of the rollout (micro-batches
-    of at most `per_device_train_batch_size` accumulate into one optimizer step per mini-batch). Returns the
-    update's stats."""
+    of at most `per_device_train_batch_size` accumulate into one optimizer step per mini-batch; each micro-batch's
+    loss is its token sum over the mini-batch's token count, so the accumulated gradient is the mini-batch's token
+    mean). With `sync` (several processes) this process holds rows [rank·n, (rank+1)·n) of the global rollout: the
+    mini-batches are drawn over the global rows (the same `order` on every process), each process backpropagates its
+    rows and the gradients are summed over processes. Returns the update's stats (averaged over processes)."""
     import torch
 
     from bench.algorithms import ppo_core as core
 
+    sync = sync if sync is not None else Sync()
     lay = ro["layout"]
     n = lay.ids.shape[0]
-    mini_batch = math.ceil(n / p["num_mini_batches"])
+    n_global, offset = n * sync.size, n * sync.rank
+    mini_batch = math.ceil(n_global / p["num_mini_batches"])
     micro = min(p["per_device_train_batch_size"], mini_batch)
     params = [x for group in opt.param_groups for x in group["params"]]
     policy.train()
@@ -347,29 +409,34 @@ def ppo_epochs(policy, critic: Critic, opt, ro: dict, p: dict, order) -> dict:
         critic.model.train()
     stats: dict[str, list[float]] = {k: [] for k in ("pg_loss", "vf_loss", "clipfrac", "vf_clipfrac", "approxkl")}
     for _ in range(p["num_ppo_epochs"]):
-        perm = torch.randperm(n, generator=order).to(lay.ids.device)
+        perm = torch.randperm(n_global, generator=order).to(lay.ids.device)
         for mb in perm.split(mini_batch):
+            mine = mb[(mb >= offset) & (mb < offset + n)] - offset
+            n_tokens = sync(lay.mask[mine].sum().to(torch.float64)).clamp(min=1.0).float()
             opt.zero_grad(set_to_none=True)
-            for idx in mb.split(micro):
+            for idx in mine.split(micro):
                 sub = lay.rows(idx)
                 width = sub.mask.shape[1]
                 logp, hidden = response_logps(policy, sub, hidden=critic.kind == "policy_head")
                 values = critic.values(hidden, sub).float()
                 pg, clipfrac, approxkl = core.policy_loss(logp, ro["logp"][idx, :width], ro["adv"][idx, :width],
-                                                          sub.mask, p["cliprange"])
+                                                          sub.mask, p["cliprange"], n_tokens)
                 vf, vf_clipfrac = core.value_loss(values, ro["values"][idx, :width], ro["returns"][idx, :width],
-                                                  sub.mask, p["cliprange_value"])
-                ((pg + p["vf_coef"] * vf) * len(idx) / len(mb)).backward()
-                for k, v in (("pg_loss", pg), ("vf_loss", vf), ("clipfrac", clipfrac), ("vf_clipfrac", vf_clipfrac),
-                             ("approxkl", approxkl)):
+                                                  sub.mask, p["cliprange_value"], n_tokens)
+                (pg + p["vf_coef"] * vf).backward()
+                share = float(n_tokens) / float(sub.mask.sum().clamp(min=1.0))  # the micro-batch's own means
+                for k, v in (("pg_loss", pg * share), ("vf_loss", vf * share), ("clipfrac", clipfrac),
+                             ("vf_clipfrac", vf_clipfrac), ("approxkl", approxkl)):
                     stats[k].append(float(v.detach()))
+            sync.grads(params)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, p["max_grad_norm"])
             opt.step()
-    mean = {k: sum(v) / len(v) for k, v in stats.items()}
+    mean = {k: sum(v) / max(len(v), 1) for k, v in stats.items()}
     length = lay.mask.sum(1)
-    return {"loss": mean["pg_loss"] + p["vf_coef"] * mean["vf_loss"], "policy/pg_loss": mean["pg_loss"],
-            "value/vf_loss": mean["vf_loss"], "policy/clipfrac": mean["clipfrac"],
-            "value/clipfrac": mean["vf_clipfrac"], "policy/approxkl": mean["approxkl"], "grad_norm": float(grad_norm),
-            "objective/scores": float(ro["score"].mean()), "objective/kl": float(ro["kl"].mean()),
-            "objective/k1": float(ro["k1"].mean()), "val/response_length": float(length.mean()),
-            "val/ended": float(lay.ended.float().mean())}
+    out = {"loss": mean["pg_loss"] + p["vf_coef"] * mean["vf_loss"], "policy/pg_loss": mean["pg_loss"],
+           "value/vf_loss": mean["vf_loss"], "policy/clipfrac": mean["clipfrac"],
+           "value/clipfrac": mean["vf_clipfrac"], "policy/approxkl": mean["approxkl"], "grad_norm": float(grad_norm),
+           "objective/scores": float(ro["score"].mean()), "objective/kl": float(ro["kl"].mean()),
+           "objective/k1": float(ro["k1"].mean()), "val/response_length": float(length.mean()),
+           "val/ended": float(lay.ended.float().mean())}
+    return sync.mean(out)

@@ -464,3 +464,106 @@ def kto_loss(
                          undesirable_weight * (1 - torch.sigmoid(beta * (z0 - r))))
     rewards = (beta * r).detach()
     return losses, rewards, rewards
+
+
+def apo_zero_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float,
+) -> Losses:
+    """APO-zero, D'Oosterlinck et al. 2024 ("Anchored Preference Optimization and Contrastive Revisions"), Eq. 7:
+    for chosen answers better than the model's own, push the chosen log-ratio up and the rejected one down,
+
+        L = (1 − σ(β·r_c)) + σ(β·r_r),   r = log π − log π_ref.
+
+    TRL ``DPOTrainer(loss_type=["apo_zero"])`` (1.12 and 1.16).
+
+    Example: β = 0.5, r_c = 2, r_r = −2 → 1 − σ(1) + σ(−1) = 2·σ(−1) = 0.537882843.
+    """
+    _, chosen_lr, rejected_lr = _log_ratio_gap(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
+    losses = 1 - torch.sigmoid(beta * chosen_lr) + torch.sigmoid(beta * rejected_lr)
+    return losses, beta * chosen_lr.detach(), beta * rejected_lr.detach()
+
+
+def apo_down_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float,
+) -> Losses:
+    """APO-down, D'Oosterlinck et al. 2024, Eq. 8: for chosen answers *worse* than the model's own, push the chosen
+    log-ratio down, and the rejected one further down (the gap h still rises),
+
+        L = σ(β·r_c) + (1 − σ(β·h)),   h = r_c − r_r.
+
+    TRL ``DPOTrainer(loss_type=["apo_down"])`` (1.12 and 1.16).
+
+    Example: β = 0.5, r_c = 2, r_r = −2 → σ(1) + 1 − σ(2) = 0.731058579 + 0.119202922 = 0.850261501.
+    """
+    h, chosen_lr, rejected_lr = _log_ratio_gap(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
+    losses = torch.sigmoid(beta * chosen_lr) + 1 - torch.sigmoid(beta * h)
+    return losses, beta * chosen_lr.detach(), beta * rejected_lr.detach()
+
+
+def discopop_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float,
+    tau: float = 0.05,
+) -> Losses:
+    """DiscoPOP / log-ratio modulated loss (LRML), Chris Lu et al. 2024 ("Discovering Preference Optimization
+    Algorithms with and for Large Language Models"), Eq. 5: with ρ = β·h, a blend of DPO's logistic loss and an
+    exponential loss, mixed by σ(ρ/τ),
+
+        L = (1 − σ(ρ/τ))·(−log σ(ρ)) + σ(ρ/τ)·exp(−ρ).
+
+    TRL ``DPOTrainer(loss_type=["discopop"], discopop_tau=τ)`` (1.12 and 1.16; τ = 0.05 as the paper).
+
+    Example: β = 0.1, h = 2, τ = 0.05 → ρ = 0.2, σ(4) = 0.982013790, −log σ(0.2) = 0.598138869,
+    e^−0.2 = 0.818730753 → 0.017986210·0.598138869 + 0.982013790·0.818730753 = 0.814763141.
+    At h = 0: ½·log 2 + ½ = 0.846573590.
+    """
+    h, chosen_lr, rejected_lr = _log_ratio_gap(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
+    rho = beta * h
+    mix = torch.sigmoid(rho / tau)
+    losses = (1 - mix) * -F.logsigmoid(rho) + mix * torch.exp(-rho)
+    return losses, beta * chosen_lr.detach(), beta * rejected_lr.detach()
+
+
+def sigmoid_norm_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    chosen_lengths: torch.Tensor,
+    rejected_lengths: torch.Tensor,
+    beta: float,
+) -> Losses:
+    """Length-normalised DPO (LN-DPO; Ahrabian et al. 2024, "A Practical Analysis of Human Alignment with *PO"):
+    DPO on per-token log-ratios, so a long completion's summed log-ratio does not dominate the margin,
+
+        L = −log σ(β·(r_c/|y_c| − r_r/|y_r|)).
+
+    TRL ``DPOTrainer(loss_type=["sigmoid_norm"])`` (1.12 and 1.16; lengths = completion tokens, end token included).
+    Rewards are TRL's logged ones, β·r (not normalised).
+
+    Example: β = 1, r_c = 6 over 3 tokens, r_r = −2 over 2 tokens → h_norm = 2 + 1 = 3,
+    loss = log(1 + e^−3) = 0.048587352.
+    """
+    _, chosen_lr, rejected_lr = _log_ratio_gap(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
+    delta = chosen_lr / chosen_lengths.clamp(min=1.0) - rejected_lr / rejected_lengths.clamp(min=1.0)
+    losses = -F.logsigmoid(beta * delta)
+    return losses, beta * chosen_lr.detach(), beta * rejected_lr.detach()

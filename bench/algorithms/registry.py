@@ -30,13 +30,11 @@ ALGORITHM_MODULES = (
     "bench.algorithms.dpo_family",   # dpo, ipo, cdpo, rdpo, slic, apo_zero
     "bench.algorithms.simpo",        # simpo (CPOTrainer)
     "bench.algorithms.orpo",         # orpo
-    "bench.algorithms.ppo",          # ppo_trl (RewardTrainer + TRL 1.12's PPOTrainer: the parity reference)
     "bench.algorithms.ppo_rlhf",     # ppo (our own RLHF PPO over the shared reward model)
     "bench.algorithms.online_dpo",   # online_dpo
     "bench.algorithms.dpo_variants", # rpo, bco, tr_dpo, odpo, cal_dpo, rebel
     "bench.algorithms.kto",          # kto (unpaired)
     "bench.algorithms.rl_no_critic", # rloo, grpo (policy gradient without a value model)
-    "bench.algorithms.nash",         # xpo (online preference optimisation over OnlineDPOTrainer)
     "bench.algorithms.fake",         # fake (torch-free, for instant end-to-end tests)
 )
 
@@ -170,6 +168,10 @@ def all_algorithms() -> dict[str, type[Algorithm]]:
 def get_algorithm(name: str) -> type[Algorithm]:
     _load()
     if name not in _REGISTRY:
+        from bench.algorithms.removed import removed_reason
+
+        if removed_reason(name):
+            raise UserError(f"algorithm {name!r} is no longer available: {removed_reason(name)}")
         raise UserError(f"unknown algorithm {name!r}; {did_you_mean(name, _REGISTRY)}")
     return _REGISTRY[name]
 

@@ -32,7 +32,9 @@ class SimPO(Algorithm):
     estimate = classmethod(lambda cls, spec, sizes: estimate_reference_free(spec, sizes))
 
     def train(self, ctx):
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
+        from bench.algorithms.trl_common import experimental
+
+        CPOConfig, CPOTrainer = experimental(self.name, "cpo", "CPOConfig", "CPOTrainer")
 
         p = ctx.params
         return train_reference_free(ctx, CPOTrainer, CPOConfig, loss_type="simpo", cpo_alpha=0.0, beta=p["beta"],
@@ -61,7 +63,9 @@ class AlphaPO(Algorithm):
     estimate = classmethod(lambda cls, spec, sizes: estimate_reference_free(spec, sizes))
 
     def train(self, ctx):
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
+        from bench.algorithms.trl_common import experimental
+
+        CPOConfig, CPOTrainer = experimental(self.name, "cpo", "CPOConfig", "CPOTrainer")
 
         p = ctx.params
         return train_reference_free(ctx, CPOTrainer, CPOConfig, loss_type="alphapo", alpha=p["alpha"],

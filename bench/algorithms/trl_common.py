@@ -1,6 +1,6 @@
 """What every TRL adapter shares: training arguments, the budget/curve callbacks, meters, and the step estimate.
 
-TRL pitfalls handled here once (measured with TRL 1.12 / transformers 5.24):
+TRL pitfalls handled here once (measured with TRL 1.12 / transformers 5.24, checked again on TRL 1.16 / 5.25):
 - TRL's base config defaults to bf16 = True and gradient checkpointing on; both are switched off on CPU;
 - TRL's 1e-6-class default learning rates suit billion-parameter models; ours come from the suite;
 - the training length: `max_steps` is laid out for the budget (estimated from the model size and the data's
@@ -16,6 +16,31 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def experimental(algorithm: str, module: str, *names: str) -> tuple:
+    """`names` from `trl.experimental.<module>`, imported when `algorithm` trains (never at `import bench`).
+
+    TRL says its experimental trainers may go without deprecation (CPO, ORPO and Online DPO are removal candidates,
+    RFC #7182): when one has, only that algorithm stops, with one line naming it. TRL's TRLExperimentalWarning (a
+    notice that the module is experimental, printed once per process) is silenced here: the library never prints,
+    and README lists which algorithms stand on experimental trainers."""
+    import importlib
+    import warnings
+
+    from bench.errors import UserError
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*trl.experimental")
+        try:
+            mod = importlib.import_module(f"trl.experimental.{module}")
+            return tuple(getattr(mod, n) for n in names)
+        except (ImportError, AttributeError) as exc:
+            from importlib.metadata import version
+
+            raise UserError(f"algorithm {algorithm!r} needs trl.experimental.{module}.{'/'.join(names)}, which the "
+                            f"installed trl {version('trl')} does not provide ({exc}); install the trl release "
+                            "pyproject.toml names (trl>=1.16,<1.17) or drop it from the suite") from None
 
 
 def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, margin: float = 1.25,
