@@ -161,3 +161,26 @@ def test_ches_by_hand():
     assert ches(np.array([[2.0, 0.0]]), np.array([[4.0, 2.0]]))[0] == pytest.approx(8.0 - 4.0)
     # length-normalised: each sum divided by its length
     assert ches(np.array([[2.0, 0.0]]), np.array([[4.0, 2.0]]), [2], [2])[0] == pytest.approx(2.0 - 1.0)
+
+
+def test_limit_shape_raises_samples_and_keeps_the_sampling_cost():
+    from types import SimpleNamespace
+
+    from bench.evaluation.limits import limit_shape
+
+    ev = SimpleNamespace(limit_samples=64, limit_prompts=128)
+    assert limit_shape(ev) == (128, 64)
+    assert limit_shape(ev, 3.0) == (128, 64)          # best-of-64 already reaches KL 3.17
+    assert limit_shape(ev, 5.0) == (16, 512)          # best-of-512: KL 5.24; 128 × 64 draws kept
+    assert limit_shape(ev, 40.0) == (16, 1024)        # capped; never fewer than 16 prompts
+
+
+def test_runs_reach_kl_reads_metrics_and_curves(tmp_path):
+    from bench.runner import runs_reach_kl
+
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text('{"kl_tokenwise": 1.5}')
+    (run / "curves.csv").write_text("step,kl_tokenwise\n0,0\n5,2.75\n6,\n")
+    assert runs_reach_kl(tmp_path) == pytest.approx(2.75)
+    assert runs_reach_kl(tmp_path / "missing") == 0.0

@@ -8,7 +8,10 @@ Conventions shared by every chart: one colour and marker per label (Okabe–Ito 
 markers and line styles keep labels apart in greyscale print), training compute in FLOPs with a readable unit,
 log-probabilities and KL in nats. Uncertainty follows the one model (bench/evaluation/uncertainty.py): final
 points carry the leaderboard's 95% interval over seeds and prompts; bands along curves are the 95% t
-interval over seeds of each curve point (the curve's own prompts are fewer and shared by all seeds).
+interval over seeds of each curve point (the curve's own prompts are shared by all seeds). The frontier chart
+draws each checkpoint's interval in tokenwise KL and in reward, the limits only where they are valid (best-of-n
+for n ≤ m, π* where ESS ≥ 10% of m: bench/evaluation/frontier.py) with their interval over prompts, "no limit
+estimate" beyond them, and each selected setting's frontier efficiency in its label.
 """
 
 from __future__ import annotations
