@@ -21,10 +21,9 @@ Rows (`curves.csv`), one per (point, split):
     length) are kept in `pair_rows` and written to curve_pair_drift.csv (point, split, group, unit, delta, length,
     gold): the quality-adjusted displacement at any checkpoint, e.g. PPO's at a DPO run's KL.
 
-How many prompts a checkpoint needs (issue 25): the within-run 95% half-width of gold is 1.96·SD/√P with a
-per-prompt SD of ≈ 1.1–1.3 on the controlled world, so 64 prompts give ±0.3 — wider than the typical
-between-algorithm gap (0.1–0.3) — and 256 (the full test set, the suite default) ±0.15; tokenwise KL's
-per-prompt SD is roughly half its mean, so 256 prompts give ≈ ±6% of the KL.
+How many prompts a checkpoint needs (issue 25): a checkpoint's within-run half-width shrinks as 1/√P; the default
+suite's checkpoints use the full test set (256 prompts) so that an algorithm's own consecutive points are resolved
+at the scale of the gaps between algorithms (measured: benchmarks/frontier_readings.py prints both).
 """
 
 from __future__ import annotations
