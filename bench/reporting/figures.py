@@ -344,7 +344,9 @@ def _frontier(board, runs, limits, style, reward_name, curves):
         for r in (0, 1):
             a = axes[r, c]
             if limits and reach < kl_max:  # where the limit estimates stop being valid: say so, draw nothing
-                a.axvspan(transform(reach), transform(kl_max * 1.05), color="#f2f2f2", zorder=0, lw=0)
+                right = max(a.get_xlim()[1], transform(kl_max * 1.05))  # to the axis' edge (error bars reach it)
+                a.axvspan(transform(reach), right, color="#f2f2f2", zorder=0, lw=0)
+                a.set_xlim(right=right)
                 if r == 0:
                     a.text(transform(reach), 0.98, " no limit estimate →", transform=a.get_xaxis_transform(),
                            ha="left", va="top", fontsize=7, color="#555555")
