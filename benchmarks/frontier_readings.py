@@ -23,7 +23,7 @@ import pandas as pd
 from bench.columns import setting_groups
 from bench.evaluation.displacement import adjusted_units, displacement_readings
 from bench.evaluation.estimators import crossed_ci
-from bench.evaluation.frontier import limit_reach
+from bench.evaluation.frontier import efficiency_units, limit_reach
 from bench.evaluation.gao import fit_seeds
 
 
@@ -162,6 +162,20 @@ def main(argv: list[str] | None = None) -> int:
                 rec[col] = (float(v.mean()), float(lo), float(hi))
                 print(f"  {col:<24} {_fmt(rec[col])}   seeds: {', '.join(f'{x:.3f}' for x in v)}")
         finals[setting] = rec.get("gold_reward", (math.nan,))[0]
+        if limits:  # recomputed against the suite's limits.json (one limit for every run of the suite)
+            for which, name in (("optimum", "pi*"), ("best_of_n", "best-of-n")):
+                units = []
+                for d in ds:
+                    pp, m = _read(d, "per_prompt.csv"), json.loads((d / "metrics.json").read_text())
+                    if pp is not None and "reference_gold" in pp.columns:
+                        units.append(efficiency_units(pp["gold_reward"], pp["reference_gold"],
+                                                      float(m["kl_tokenwise"]), limits, which))
+                if units and np.isfinite(np.stack(units)).all():
+                    rec[f"efficiency_{which}_suite_limits"] = crossed_ci(np.stack(units))
+                    print(f"  efficiency vs {name:<9} (suite limits) {_fmt(rec[f'efficiency_{which}_suite_limits'])}"
+                          f"   seeds: {', '.join(f'{u.mean():.3f}' for u in units)}")
+                elif units:
+                    print(f"  efficiency vs {name:<9} (suite limits) no valid limit at some seed's KL")
         w = checkpoint_widths(ds)
         if len(w):
             w64 = checkpoint_widths(ds, prompts=64)

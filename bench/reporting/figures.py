@@ -189,7 +189,8 @@ SETTING_COLUMNS = ("kl_tokenwise", "frontier_efficiency", "frontier_efficiency_b
 
 def _with_setting_columns(row: pd.Series, runs: pd.DataFrame) -> pd.Series:
     """The board row plus the setting's tokenwise KL and frontier efficiencies from summary.csv (mean over its
-    finished seeds; `_lo/_hi` are the setting's interval, the same on every seed's row)."""
+    finished seeds; `_lo/_hi` are the setting's interval, the same on every seed's row; where the frame has none,
+    the one model's t over the seed values)."""
     sub = runs[(runs["setting"] == row["setting"]) & (runs["status"] == "finished")]
     extra = {}
     for col in SETTING_COLUMNS:
@@ -197,10 +198,33 @@ def _with_setting_columns(row: pd.Series, runs: pd.DataFrame) -> pd.Series:
             v = _numbers(sub[col])
             if np.isfinite(v).all():
                 extra[col] = float(v.mean())
-                for suffix in ("_lo", "_hi"):
-                    if f"{col}{suffix}" in sub.columns:
-                        extra[f"{col}{suffix}"] = _numbers(sub[f"{col}{suffix}"])[0]
+                lo = _numbers(sub[f"{col}_lo"])[0] if f"{col}_lo" in sub.columns else math.nan
+                hi = _numbers(sub[f"{col}_hi"])[0] if f"{col}_hi" in sub.columns else math.nan
+                if not (math.isfinite(lo) and math.isfinite(hi)) and v.size > 1:
+                    _, lo, hi = crossed_ci(v[:, None])  # summary.csv without setting intervals: t over seeds
+                extra[f"{col}_lo"], extra[f"{col}_hi"] = lo, hi
     return pd.concat([row, pd.Series(extra, dtype=object)]) if extra else row
+
+
+def _clip_to_means(axes, means_y: dict[int, list[float]], limits: dict, kl_max: float, reach: float) -> None:
+    """Fit each row's y axis to the drawn means and limits (plus a margin), the x axes to the KL the means and the
+    limits reach: an interval that runs past the axes (one seed that left the language: the t interval over 3 seeds
+    is then ±5 nats wide) is cut at the edge instead of flattening every curve."""
+    lim_y = [float(r["gold_reward"]) for r in (limits.get("best_of_n") or []) + (limits.get("kl_optimal") or [])
+             if finite_number(r.get("gold_reward"))] if limits else []
+    for r in (0, 1):
+        ys = [v for v in means_y[r] + (lim_y if r == 0 else [0.5]) if math.isfinite(v)]
+        if len(ys) < 2:
+            continue
+        lo, hi = min(ys), max(ys)
+        pad = 0.2 * (hi - lo) if hi > lo else 0.5
+        for c in (0, 1):
+            axes[r, c].set_ylim(lo - pad, hi + pad)
+    for c, transform in enumerate((lambda v: v, np.sqrt)):
+        right = transform(max(kl_max, reach) * 1.1)
+        for r in (0, 1):
+            if axes[r, c].get_xlim()[1] > right:
+                axes[r, c].set_xlim(right=right)
 
 
 def _efficiency_note(row) -> str:
@@ -265,6 +289,7 @@ def _frontier(board, runs, limits, style, reward_name, curves):
     axes = fig.subplots(2, 2, sharey="row")
     bon, opt, reach = _valid_limits(limits)
     top_kl = [1.0]
+    means_y: dict[int, list[float]] = {0: [], 1: []}  # per row: every drawn mean (the axes are fitted to them)
     handles = []
     for label, rows in board.groupby("label", sort=False):
         st = style[label]
@@ -292,6 +317,7 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                             ty, ty_lo, ty_hi = ty3
                             ok = np.isfinite(tk) & np.isfinite(ty)
                             xs = transform(np.maximum(tk[ok], 0.0))
+                            means_y[r].extend(float(v) for v in ty[ok])
                             ax.plot(xs, ty[ok], color=st.color, ls="-" if full else ":", lw=1.3 if full else 0.8,
                                     marker=st.marker, ms=2.5 if full else 1.5, alpha=0.9 if full else 0.5, zorder=3)
                             if full:  # every checkpoint's 95% interval, in KL and in reward
@@ -318,6 +344,7 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                     xerr = None
                     if finite_number(klo) and finite_number(khi):
                         xerr = _bars(transform(kx), transform(max(float(klo), 0.0)), transform(max(float(khi), 0.0)))
+                    means_y[r].append(float(y))
                     ax.errorbar(transform(kx), y, xerr=xerr, yerr=yerr, fmt=st.marker, color=st.color,
                                 ms=7 if full else 5, mfc=st.color if full else "white", capsize=2, elinewidth=1,
                                 zorder=5)
@@ -328,6 +355,7 @@ def _frontier(board, runs, limits, style, reward_name, curves):
         if drawn:
             handles.append(Line2D([], [], marker=st.marker, color=st.color, ms=6, label=_text(label)))
     kl_max = max(top_kl)
+    _clip_to_means(axes, means_y, limits, kl_max, reach)
     for c, transform in enumerate((lambda v: v, np.sqrt)):
         ax = axes[0, c]
         for rows_, colour, ls in ((bon, "#888888", "-"), (opt, "#000000", "--")):
