@@ -280,13 +280,13 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def frontier_efficiency(ctx, m, ref_scores, per_prompt: dict) -> dict[str, Any]:
     """Gold gain over π_ref as a fraction of π*'s (and best-of-n's) gain at the run's tokenwise KL
-    (bench/evaluation/frontier.py); the limits' π_ref samples are raised to cover that KL (and every curve point's).
-    Per-prompt values go to per_prompt.csv (`efficiency`, `efficiency_bon`): the units of the suite interval."""
+    (bench/evaluation/frontier.py); the limits' π_ref samples are raised to cover that KL (the suite's limits.json
+    covers every curve point too: bench/runner.py runs_reach_kl). Per-prompt values go to per_prompt.csv
+    (`efficiency`, `efficiency_bon`): the units of the suite interval."""
     from bench.evaluation.frontier import efficiency_units
 
-    kls = [float(m.kl_tokenwise.mean())] + [float(r["kl_tokenwise"]) for r in ctx.curves.rows
-                                            if np.isfinite(r.get("kl_tokenwise", np.nan))]
-    limits = ctx.stages.limits(reach_kl=max(kls))
+    kls = [float(m.kl_tokenwise.mean())]
+    limits = ctx.stages.limits(reach_kl=kls[0])
     out: dict[str, Any] = {"limit_samples_used": int(limits["samples_per_prompt"])}
     for which, col in (("optimum", "efficiency"), ("best_of_n", "efficiency_bon")):
         units = efficiency_units(m.scores, ref_scores, kls[0], limits, which)
