@@ -221,7 +221,7 @@ def _clip_to_means(axes, means_y: dict[int, list[float]], limits: dict, kl_max: 
         for c in (0, 1):
             axes[r, c].set_ylim(lo - pad, hi + pad)
     for c, transform in enumerate((lambda v: v, np.sqrt)):
-        right = transform(max(kl_max, reach) * 1.1)
+        right = transform(kl_max * 1.25)  # the runs, not the limits, set the range (limits may reach far beyond)
         for r in (0, 1):
             if axes[r, c].get_xlim()[1] > right:
                 axes[r, c].set_xlim(right=right)
