@@ -184,3 +184,17 @@ def test_runs_reach_kl_reads_metrics_and_curves(tmp_path):
     (run / "curves.csv").write_text("step,kl_tokenwise\n0,0\n5,2.75\n6,\n")
     assert runs_reach_kl(tmp_path) == pytest.approx(2.75)
     assert runs_reach_kl(tmp_path / "missing") == 0.0
+
+
+def test_run_fit_metrics_from_curve_rows():
+    from bench.evaluation.gao import run_fit_metrics
+
+    d = np.linspace(0.3, 2.5, 8)
+    rows = [{"split": "heldout", "kl_tokenwise": float(x * x), "gold_reward": float(x * (1.2 - 0.4 * x)) - 1.0,
+             "reference_gold_reward": -1.0} for x in d]
+    rows += [{"split": "train", "kl_tokenwise": 9.0, "gold_reward": 9.0, "reference_gold_reward": 0.0},
+             {"split": "heldout", "chosen_logp": -3.0}]  # drift-only rows are skipped
+    out = run_fit_metrics(rows)
+    assert out["gao_bon_alpha"] == pytest.approx(1.2) and out["gao_bon_beta"] == pytest.approx(0.4)
+    assert out["gao_bon_peak_sqrt_kl"] == pytest.approx(1.5) and out["gao_better"] == "bon"
+    assert run_fit_metrics(rows[:2]) == {}

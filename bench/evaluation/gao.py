@@ -96,3 +96,25 @@ def fit_seeds(curves: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, dict]:
     out["seeds_preferring"] = {form: sum(better_form({"bon": a, "rl": b}) == form
                                          for a, b in zip(per_form["bon"], per_form["rl"])) for form in FORMS}
     return out
+
+
+def run_fit_metrics(rows: list[dict]) -> dict[str, float | str]:
+    """A run's own fits through training, from its held-out generation curve rows (curves.csv: `kl_tokenwise`,
+    `gold_reward`, `reference_gold_reward`): gao_<form>_alpha / _beta / _peak_sqrt_kl / _r2 for both forms and
+    `gao_better` (the form with the smaller SSE). Empty when fewer than 3 generation points."""
+    pts = [(float(r["kl_tokenwise"]), float(r["gold_reward"]) - float(r["reference_gold_reward"]))
+           for r in rows if r.get("split", "heldout") == "heldout" and all(
+               isinstance(r.get(k), (int, float)) and math.isfinite(float(r[k]))
+               for k in ("kl_tokenwise", "gold_reward", "reference_gold_reward"))]
+    if len(pts) < 3:
+        return {}
+    kl, gain = np.array(pts).T
+    fits = {form: fit_form(kl, gain, form) for form in FORMS}
+    out: dict[str, float | str] = {}
+    for form, f in fits.items():
+        out.update({f"gao_{form}_alpha": f.alpha, f"gao_{form}_beta": f.beta,
+                    f"gao_{form}_peak_sqrt_kl": f.peak_d, f"gao_{form}_r2": f.r2})
+    better = better_form(fits)
+    if better is not None:
+        out["gao_better"] = better
+    return out
