@@ -101,7 +101,8 @@ def matched_kl(dirs_a: list[Path], dirs_ref: list[Path], split: str) -> dict:
         pa, pr = _read(da, "curve_pair_drift.csv"), _read(dr, "curve_pair_drift.csv")
         if any(x is None for x in (ca, cr, pa, pr)):
             continue
-        ha, hr = ca[ca["split"] == "heldout"].reset_index(drop=True), cr[cr["split"] == "heldout"].reset_index(drop=True)
+        ha = ca[ca["split"] == "heldout"].reset_index(drop=True)
+        hr = cr[cr["split"] == "heldout"].reset_index(drop=True)
         last = int(pa["point"].max())
         kl = float(ha["kl_tokenwise"].dropna().iloc[-1])
         gen = hr[np.isfinite(pd.to_numeric(hr["kl_tokenwise"], errors="coerce"))]
