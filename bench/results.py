@@ -356,7 +356,8 @@ def damaged_line(damaged: list[tuple[str, str]]) -> str:
     return f"{len(damaged)} run folder(s) damaged, to be re-run: {names}"
 
 
-SETTING_INTERVALS = ("win_rate", "win_rate_lc", "win_rate_grammar", "win_rate_sentiment", "gold_reward", "kl")  # summary.csv's over-seeds `_lo/_hi` columns
+SETTING_INTERVALS = ("win_rate", "win_rate_lc", "win_rate_grammar", "win_rate_sentiment", "gold_reward", "kl",
+                     "kl_tokenwise", "frontier_efficiency", "frontier_efficiency_bon")  # summary.csv's over-seeds `_lo/_hi` columns
 
 
 def summary_frame(results_dir: Path, intervals: bool = True):

@@ -116,7 +116,10 @@ class SharedStages:
 
         return self._timed("base_logps", ("base_logps", split, n), build)
 
-    def limits(self) -> dict[str, Any]:
-        from bench.evaluation.limits import world_limits
+    def limits(self, reach_kl: float = 0.0) -> dict[str, Any]:
+        """The world's limits; `reach_kl` > 0 raises the π_ref samples per prompt until best-of-m covers it."""
+        from bench.evaluation.limits import limit_shape, world_limits
 
-        return self._timed("limits", "limits", lambda: world_limits(self, self.suite.eval))
+        shape = limit_shape(self.suite.eval, reach_kl)
+        key = "limits" if shape == limit_shape(self.suite.eval) else ("limits", *shape)
+        return self._timed("limits", key, lambda: world_limits(self, self.suite.eval, reach_kl))

@@ -11,7 +11,19 @@ Rows (`curves.csv`), one per (point, split):
     margin_delta (from the π_ref value, i.e. step 0), *_per_token,
     control_logp_delta(_per_token) (split = heldout: the same change on fresh π_ref samples, the drift control),
     and on generation points (split = heldout only, every `curve_generation_every`, default 10% of the budget):
-    win_rate (vs K π_ref draws per prompt), tie_rate, gold_reward, kl, kl_tokenwise, length.
+    win_rate (vs K π_ref draws per prompt), tie_rate, gold_reward, kl, kl_tokenwise, length, with within-run
+    95% intervals over the checkpoint's prompts (`win_rate_run_lo/_hi`, `gold_reward_run_lo/_hi`,
+    `kl_tokenwise_run_lo/_hi`), `curve_prompts` (how many) and `reference_gold_reward` (π_ref's gold on the same
+    prompts, the zero of the frontier efficiency). The per-prompt values of every generation point are kept in
+    `prompt_rows` and written to curve_prompts.csv (point, prompt_index, gold_reward, reference_gold,
+    kl_tokenwise, kl, win_rate, length): the units of an interval over seeds and prompts per checkpoint.
+    The per-pair changes of every point (tracked held-out and training pairs, and the control set, with gold and
+    length) are kept in `pair_rows` and written to curve_pair_drift.csv (point, split, group, unit, delta, length,
+    gold): the quality-adjusted displacement at any checkpoint, e.g. PPO's at a DPO run's KL.
+
+How many prompts a checkpoint needs (issue 25): a checkpoint's within-run half-width shrinks as 1/√P; the default
+suite's checkpoints use the full test set (256 prompts) so that an algorithm's own consecutive points are resolved
+at the scale of the gaps between algorithms (measured: benchmarks/frontier_readings.py prints both).
 """
 
 from __future__ import annotations
@@ -35,6 +47,9 @@ class CurveRecorder:
         self.next_gen = 0.0
         self.seconds = 0.0  # wall time spent measuring (reported as curve_s: evaluation cost inside training)
         self._tokenizer = None
+        self.prompt_rows: list[dict[str, Any]] = []  # per generation point: per-prompt arrays (curve_prompts.csv)
+        self.pair_rows: list[dict[str, Any]] = []    # per point: per-pair / control Δlog π (curve_pair_drift.csv)
+        self._control_gold = None
 
     @property
     def tokenizer(self):
@@ -90,14 +105,20 @@ class CurveRecorder:
                 ref = ctx.stages.base_logps(split, ev.curve_pairs)
                 now = pair_logps(policy, self.tokenizer, pairs)
                 row = dict(base, split=split, **drift_row(now, ref))
+                point = len(self.rows) // 2
+                for side in ("chosen", "rejected"):
+                    self.pair_rows.append({"point": point, "split": split, "group": side,
+                                           "unit": np.arange(len(now[side])), "delta": now[side] - ref[side],
+                                           "length": np.asarray(ref[f"{side}_len"], dtype=float),
+                                           "gold": np.asarray(pairs[f"score_{side}"], dtype=float)})
                 if split == "heldout":
-                    row.update(self._control_point(policy))
+                    row.update(self._control_point(policy, point))
                 if with_generation and split == "heldout":
                     row.update(self._generation_point(policy))
                 self.rows.append(row)
             policy.train(was_training)
 
-    def _control_point(self, policy) -> dict[str, float]:
+    def _control_point(self, policy, point: int) -> dict[str, float]:
         """Δ log π on fresh π_ref samples (the control set): how far the policy moved on π_ref's own text."""
         from bench.evaluation.reference import control_set
         from bench.modeling import sequence_logps
@@ -106,11 +127,19 @@ class CurveRecorder:
         control = control_set(self.ctx.stages, ev.control_prompts, ev.max_new_tokens, ev.temperature)
         lp, _ = sequence_logps(policy, self.tokenizer, control["prompt"], control["completion"])
         d = np.asarray(lp) - control["ref_logp"]
+        if self._control_gold is None:  # the control's gold: a covariate of the quality-adjusted displacement
+            from bench.evaluation.judges import judge_for_world
+
+            self._control_gold = np.asarray(judge_for_world(self.ctx.stages.world()).score(
+                control["prompt"], control["completion"]), dtype=float)
+        self.pair_rows.append({"point": point, "split": "control", "group": "control", "unit": np.arange(len(d)),
+                               "delta": d, "length": np.asarray(control["len"], dtype=float),
+                               "gold": self._control_gold})
         return {"control_logp_delta": float(d.mean()),
                 "control_logp_delta_per_token": float((d / np.maximum(control["len"], 1)).mean())}
 
     def _generation_point(self, policy) -> dict[str, float]:
-        from bench.evaluation.estimators import win_matrix
+        from bench.evaluation.estimators import crossed_ci, win_matrix
         from bench.evaluation.reference import generation_metrics
 
         ctx = self.ctx
@@ -119,7 +148,17 @@ class CurveRecorder:
         point = {"win_rate": float(wins.mean()), "tie_rate": float((wins == 0.5).mean()),
                  "gold_reward": float(m.scores.mean()),
                  "kl": float(m.kl_k1.mean()), "kl_tokenwise": float(m.kl_tokenwise.mean()),
-                 "length": float(m.lengths.mean())}
+                 "length": float(m.lengths.mean()), "curve_prompts": len(m.scores),
+                 "reference_gold_reward": float(np.mean(ref_scores))}
+        # within-run 95% intervals over the checkpoint's prompts (the one uncertainty model with one seed)
+        for name, x, bounds in (("win_rate", wins, (0.0, 1.0)), ("gold_reward", m.scores, (-np.inf, np.inf)),
+                                ("kl_tokenwise", m.kl_tokenwise, (0.0, np.inf))):
+            _, point[f"{name}_run_lo"], point[f"{name}_run_hi"] = crossed_ci(x[None], bounds=bounds)
+        # per prompt, so a report can put the seeds and the shared prompts into one interval per checkpoint
+        self.prompt_rows.append({"point": len(self.prompt_rows), "gold_reward": m.scores,
+                                 "reference_gold": np.asarray(ref_scores, dtype=float).mean(axis=1),
+                                 "kl_tokenwise": m.kl_tokenwise, "kl": m.kl_k1, "win_rate": wins.mean(axis=1),
+                                 "length": m.lengths})
         if ctx.stages.world().kind == "controlled":  # leaving the language through training (the final metric's twin)
             from bench.worlds.controlled.language import is_well_formed
 

@@ -183,7 +183,10 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         m.kl_k1[None], bounds=(0.0, np.inf))
     per_prompt = {"prompt_index": np.arange(len(m.scores)), "gold_reward": m.scores, "kl": m.kl_k1,
                   "kl_tokenwise": m.kl_tokenwise, "length": m.lengths,
+                  "reference_gold": np.asarray(ref_scores, dtype=float).mean(axis=1),
                   **{f"win_ref{j}": wins[:, j] for j in range(wins.shape[1])}}
+    if world.kind == "controlled":
+        metrics.update(frontier_efficiency(ctx, m, ref_scores, per_prompt))
     metrics.update(win_readings(ctx, m, wins, tok, per_prompt))
     metrics["kl_tokenwise"] = float(m.kl_tokenwise.mean())
     metrics["length"] = float(m.lengths.mean())
@@ -262,7 +265,141 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "kl": float(k)}
                for p, c, s, rc_, rs, k in zip(m.prompts[:SAMPLES_KEPT], m.completions, m.scores, ref_s,
                                               ref_scores, m.kl_k1)]
+    drift_table = pair_drift_table(ctx, policy, tok, pairs, heldout, now, base, control, dctl)
+    metrics.update(displacement_metrics(drift_table))
     if ctx.run_dir is not None:
         write_table(ctx.run_dir / "per_prompt.csv", per_prompt)
         write_table(ctx.run_dir / "per_pair.csv", per_pair)
+        write_table(ctx.run_dir / "pair_drift.csv", drift_table)
+        if ctx.curves.pair_rows:
+            write_table(ctx.run_dir / "curve_pair_drift.csv", long_table(ctx.curves.pair_rows))
+        if ctx.curves.prompt_rows:
+            write_table(ctx.run_dir / "curve_prompts.csv", curve_prompt_table(ctx.curves.prompt_rows))
     return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in metrics.items()}, samples
+
+
+def frontier_efficiency(ctx, m, ref_scores, per_prompt: dict) -> dict[str, Any]:
+    """Gold gain over π_ref as a fraction of π*'s (and best-of-n's) gain at the run's tokenwise KL
+    (bench/evaluation/frontier.py); the limits' π_ref samples are raised to cover that KL (the suite's limits.json
+    covers every curve point too: bench/runner.py runs_reach_kl). Per-prompt values go to per_prompt.csv
+    (`efficiency`, `efficiency_bon`): the units of the suite interval."""
+    from bench.evaluation.frontier import efficiency_units
+
+    kls = [float(m.kl_tokenwise.mean())]
+    limits = ctx.stages.limits(reach_kl=kls[0])
+    out: dict[str, Any] = {"limit_samples_used": int(limits["samples_per_prompt"])}
+    for which, col in (("optimum", "efficiency"), ("best_of_n", "efficiency_bon")):
+        units = efficiency_units(m.scores, ref_scores, kls[0], limits, which)
+        per_prompt[col] = units
+        name = "frontier_efficiency" if which == "optimum" else "frontier_efficiency_bon"
+        if np.isfinite(units).all():
+            out[name], out[f"{name}_run_lo"], out[f"{name}_run_hi"] = crossed_ci(units[None])
+        else:  # no valid limit estimate at this KL: no efficiency (the chart says so)
+            out[name] = float("nan")
+    return out
+
+
+def pair_drift_table(ctx, policy, tok, pairs, heldout, now, base, control, dctl) -> dict[str, np.ndarray]:
+    """One row per completion: every held-out pair's chosen and rejected, the tracked training pairs' (the ones
+    the curves follow; the policy trained on them), and the control set's fresh π_ref samples — with Δlog π per
+    sequence and per token, the covariates of the quality adjustment (gold, length, well-formedness) and, per pair,
+    CHES and its length-normalised variant under π_ref (Razin et al. 2024). Columns: split (heldout | train |
+    control), unit (pair or control index), group (chosen | rejected | control), delta, delta_per_token, length,
+    gold, well_formed, ches, ches_ln."""
+    from bench.evaluation.displacement import ches, summed_hidden
+    from bench.evaluation.judges import judge_for_world
+    from bench.evaluation.policy_metrics import pair_logps
+    from bench.evaluation.reference import reference_model
+
+    stages, ev = ctx.stages, ctx.spec.eval
+    world = stages.world()
+    ref = reference_model(stages)
+    train = stages.curve_pairs("train", ev.curve_pairs)
+    train_base, train_now = stages.base_logps("train", ev.curve_pairs), pair_logps(policy, tok, train)
+    held = dict(pairs, score_chosen=_floats(heldout["score_chosen"]), score_rejected=_floats(heldout["score_rejected"]))
+    control_gold = judge_for_world(world).score(control["prompt"], control["completion"])
+    if world.kind == "controlled":
+        from bench.worlds.controlled.language import is_well_formed
+
+        def formed(ps, cs):
+            return np.array([float(is_well_formed(p, c)) for p, c in zip(ps, cs)])
+    else:
+        def formed(ps, cs):
+            return np.full(len(ps), np.nan)
+
+    cols: dict[str, list] = {k: [] for k in ("split", "unit", "group", "delta", "delta_per_token", "length",
+                                             "gold", "well_formed", "ches", "ches_ln")}
+
+    def add(split, group, delta, length, gold, wf, ch, ch_ln):
+        n = len(delta)
+        cols["split"] += [split] * n
+        cols["unit"] += list(range(n))
+        cols["group"] += [group] * n
+        cols["delta"] += list(delta)
+        cols["delta_per_token"] += list(np.asarray(delta) / np.maximum(length, 1))
+        cols["length"] += list(length)
+        cols["gold"] += list(gold)
+        cols["well_formed"] += list(wf)
+        cols["ches"] += list(ch)
+        cols["ches_ln"] += list(ch_ln)
+
+    for split, p, b, n in (("heldout", held, base, now), ("train", train, train_base, train_now)):
+        hc, lc = summed_hidden(ref, tok, p["prompt"], p["chosen"])
+        hr, lr = summed_hidden(ref, tok, p["prompt"], p["rejected"])
+        score, score_ln = ches(hc, hr), ches(hc, hr, lc, lr)
+        for side in ("chosen", "rejected"):
+            add(split, side, n[side] - b[side], np.asarray(b[f"{side}_len"], dtype=float),
+                _floats(p[f"score_{side}"]), formed(p["prompt"], p[side]), score, score_ln)
+    k = len(control["prompt"])
+    add("control", "control", dctl, control["len"], control_gold, formed(control["prompt"], control["completion"]),
+        np.full(k, np.nan), np.full(k, np.nan))
+    return {k: np.asarray(v) for k, v in cols.items()}
+
+
+def displacement_metrics(table: dict[str, np.ndarray]) -> dict[str, float]:
+    """Raw and quality-adjusted chosen − rejected (and each against the control), per sequence and per token, on
+    held-out (no prefix) and tracked training pairs (`train_`), with within-run intervals over units; and the
+    Spearman correlation of CHES with the chosen completion's Δlog π per pair (Razin et al. 2024 predict < 0)."""
+    import pandas as pd
+
+    from bench.evaluation.displacement import displacement_readings, rank_corr
+
+    frame = pd.DataFrame(table)
+    out: dict[str, float] = {}
+    for split, prefix in (("heldout", ""), ("train", "train_")):
+        for name, (value, _, infl) in displacement_readings(frame, split).items():
+            _, lo, hi = crossed_ci(infl[None])
+            out[f"{prefix}{name}"], out[f"{prefix}{name}_run_lo"], out[f"{prefix}{name}_run_hi"] = value, lo, hi
+        chosen = frame[(frame["split"] == split) & (frame["group"] == "chosen")]
+        out[f"{prefix}ches_chosen_corr"] = rank_corr(chosen["ches"], chosen["delta"])
+        out[f"{prefix}ches_ln_chosen_corr"] = rank_corr(chosen["ches_ln"], chosen["delta_per_token"])
+    return out
+
+
+def curve_prompt_table(rows: list[dict]) -> dict[str, np.ndarray]:
+    """The per-prompt values of every generation point, long format (point, prompt_index, ...)."""
+    keys = [k for k in rows[0] if k != "point"]
+    out = {"point": np.concatenate([np.full(len(r["gold_reward"]), r["point"]) for r in rows]),
+           "prompt_index": np.concatenate([np.arange(len(r["gold_reward"])) for r in rows])}
+    for k in keys:
+        out[k] = np.concatenate([np.asarray(r[k], dtype=float) for r in rows])
+    return out
+
+
+def _floats(values) -> np.ndarray:
+    """Scores as floats, a missing one (a hub dataset without scores) as NaN."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def long_table(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Concatenate per-point dicts of equal-length arrays (scalars repeated) into one long table."""
+    keys = list(rows[0])
+    out = {}
+    for k in keys:
+        parts = []
+        for r in rows:
+            n = len(r["unit"])
+            v = r[k]
+            parts.append(np.asarray(v) if np.ndim(v) else np.full(n, v, dtype=object if isinstance(v, str) else None))
+        out[k] = np.concatenate(parts)
+    return out

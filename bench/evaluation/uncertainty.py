@@ -43,6 +43,8 @@ UNITS: dict[str, tuple[str, str, tuple[float, float]]] = {
     "kl": ("per_prompt.csv", "kl", (0.0, INF)),
     "kl_tokenwise": ("per_prompt.csv", "kl_tokenwise", (0.0, INF)),
     "length": ("per_prompt.csv", "length", (0.0, INF)),
+    "frontier_efficiency": ("per_prompt.csv", "efficiency", (-INF, INF)),      # bench/evaluation/frontier.py
+    "frontier_efficiency_bon": ("per_prompt.csv", "efficiency_bon", (-INF, INF)),
     "control_logp_delta": ("per_prompt.csv", "control_logp_delta", (-INF, INF)),
     "pref_accuracy": ("per_pair.csv", "pref_correct", (0.0, 1.0)),
     "chosen_logp_delta": ("per_pair.csv", "chosen_logp_delta", (-INF, INF)),

@@ -8,7 +8,10 @@ Conventions shared by every chart: one colour and marker per label (Okabe–Ito 
 markers and line styles keep labels apart in greyscale print), training compute in FLOPs with a readable unit,
 log-probabilities and KL in nats. Uncertainty follows the one model (bench/evaluation/uncertainty.py): final
 points carry the leaderboard's 95% interval over seeds and prompts; bands along curves are the 95% t
-interval over seeds of each curve point (the curve's own prompts are fewer and shared by all seeds).
+interval over seeds of each curve point (the curve's own prompts are shared by all seeds). The frontier chart
+draws each checkpoint's interval in tokenwise KL and in reward, the limits only where they are valid (best-of-n
+for n ≤ m, π* where ESS ≥ 10% of m: bench/evaluation/frontier.py) with their interval over prompts, "no limit
+estimate" beyond them, and each selected setting's frontier efficiency in its label.
 """
 
 from __future__ import annotations
@@ -173,13 +176,66 @@ def frontier(board: pd.DataFrame, runs: pd.DataFrame, limits: dict, style: dict[
 
 
 def _valid_limits(limits: dict) -> tuple[list, list, float]:
-    """(best-of-n rows, π* rows with a trustworthy ESS, the largest KL either reaches)."""
+    """(best-of-n rows, π* rows with ESS ≥ MIN_ESS_FRACTION of m, the largest KL either validly reaches)."""
+    from bench.evaluation.frontier import limit_reach, valid_optimum
+
     bon = sorted(limits.get("best_of_n") or [], key=lambda r: r.get("kl", 0))
-    opt = [r for r in sorted(limits.get("kl_optimal") or [], key=lambda r: r.get("kl", 0))
-           if finite_number(r.get("kl")) and finite_number(r.get("gold_reward"))]
-    reach = max([0.0] + [float(r["kl"]) for r in bon if finite_number(r.get("kl"))]
-                + [float(r["kl"]) for r in opt if float(r.get("ess_fraction", 1.0)) >= MIN_ESS_FRACTION])
-    return bon, opt, reach
+    opt = valid_optimum(limits.get("kl_optimal") or [])
+    return bon, opt, (limit_reach(limits) if limits else 0.0)
+
+
+SETTING_COLUMNS = ("kl_tokenwise", "frontier_efficiency", "frontier_efficiency_bon")
+
+
+def _with_setting_columns(row: pd.Series, runs: pd.DataFrame) -> pd.Series:
+    """The board row plus the setting's tokenwise KL and frontier efficiencies from summary.csv (mean over its
+    finished seeds; `_lo/_hi` are the setting's interval, the same on every seed's row; where the frame has none,
+    the one model's t over the seed values)."""
+    sub = runs[(runs["setting"] == row["setting"]) & (runs["status"] == "finished")]
+    extra = {}
+    for col in SETTING_COLUMNS:
+        if col in sub.columns and len(sub):
+            v = _numbers(sub[col])
+            if np.isfinite(v).all():
+                extra[col] = float(v.mean())
+                lo = _numbers(sub[f"{col}_lo"])[0] if f"{col}_lo" in sub.columns else math.nan
+                hi = _numbers(sub[f"{col}_hi"])[0] if f"{col}_hi" in sub.columns else math.nan
+                if not (math.isfinite(lo) and math.isfinite(hi)) and v.size > 1:
+                    _, lo, hi = crossed_ci(v[:, None])  # summary.csv without setting intervals: t over seeds
+                extra[f"{col}_lo"], extra[f"{col}_hi"] = lo, hi
+    return pd.concat([row, pd.Series(extra, dtype=object)]) if extra else row
+
+
+def _clip_to_means(axes, means_y: dict[int, list[float]], limits: dict, kl_max: float, reach: float) -> None:
+    """Fit each row's y axis to the drawn means and limits (plus a margin), the x axes to the KL the means and the
+    limits reach: an interval that runs past the axes (one seed that left the language: the t interval over 3 seeds
+    is then ±5 nats wide) is cut at the edge instead of flattening every curve."""
+    lim_y = [float(r["gold_reward"]) for r in (limits.get("best_of_n") or []) + (limits.get("kl_optimal") or [])
+             if finite_number(r.get("gold_reward"))] if limits else []
+    for r in (0, 1):
+        ys = [v for v in means_y[r] + (lim_y if r == 0 else [0.5]) if math.isfinite(v)]
+        if len(ys) < 2:
+            continue
+        lo, hi = min(ys), max(ys)
+        pad = 0.2 * (hi - lo) if hi > lo else 0.5
+        for c in (0, 1):
+            axes[r, c].set_ylim(lo - pad, hi + pad)
+    for c, transform in enumerate((lambda v: v, np.sqrt)):
+        right = transform(kl_max * 1.25)  # the runs, not the limits, set the range (limits may reach far beyond)
+        for r in (0, 1):
+            if axes[r, c].get_xlim()[1] > right:
+                axes[r, c].set_xlim(right=right)
+
+
+def _efficiency_note(row) -> str:
+    """' · 31% of π*' (or of best-of-n where π* has no valid estimate at that KL), from the frontier efficiency."""
+    for col, name in (("frontier_efficiency", "π*"), ("frontier_efficiency_bon", "BoN")):
+        v = row.get(col)
+        if finite_number(v):
+            lo, hi = row.get(f"{col}_lo"), row.get(f"{col}_hi")
+            span = f" [{float(lo):.0%}, {float(hi):.0%}]" if finite_number(lo) and finite_number(hi) else ""
+            return f" · {float(v):.0%}{span} of {name}"
+    return ""
 
 
 def finite_number(x) -> bool:
@@ -190,7 +246,11 @@ def finite_number(x) -> bool:
 
 
 def _trajectory(curves, runs, setting):
-    """(kl, reward, win) means over seeds at each generation point of a setting's curves, or None."""
+    """Per generation point of a setting's curves, over seeds: (kl, reward, win) as (mean, lo, hi) triples (or None).
+
+    KL is the tokenwise (Rao–Blackwellised) estimate where the curves have it (k1 in older results). Intervals:
+    with ≥ 2 seeds the one model's t over the seeds' values of that point (each seed's value already averages
+    the checkpoint's prompts); with one seed the run's own interval over its prompts (`*_run_lo/_hi`)."""
     ids = _finished_ids(runs, setting)
     if not len(curves) or "gold_reward" not in curves.columns:
         return None
@@ -200,11 +260,25 @@ def _trajectory(curves, runs, setting):
     sub = sub[np.isfinite(_numbers(sub["gold_reward"]))]
     if not len(sub):
         return None
-    kl, rew = over_seeds(sub, ids, "kl"), over_seeds(sub, ids, "gold_reward")
-    win = over_seeds(sub, ids, "win_rate") if "win_rate" in sub.columns else None
+    kl_col = "kl_tokenwise" if "kl_tokenwise" in sub.columns and np.isfinite(_numbers(sub["kl_tokenwise"])).any() \
+        else "kl"
+
+    def series(column):
+        if column not in sub.columns:
+            return None
+        out = over_seeds(sub, ids, column)
+        if out is None:
+            return None
+        _, mean, lo, hi, n = out
+        if n == 1 and f"{column}_run_lo" in sub.columns:
+            lo, hi = _numbers(sub[f"{column}_run_lo"]), _numbers(sub[f"{column}_run_hi"])
+            lo, hi = (lo, hi) if len(lo) == len(mean) else (mean, mean)
+        return mean, lo, hi
+
+    kl, rew, win = series(kl_col), series("gold_reward"), series("win_rate")
     if kl is None or rew is None:
         return None
-    return kl[1], rew[1], (win[1] if win is not None else None)
+    return kl, rew, win
 
 
 def _frontier(board, runs, limits, style, reward_name, curves):
@@ -215,6 +289,7 @@ def _frontier(board, runs, limits, style, reward_name, curves):
     axes = fig.subplots(2, 2, sharey="row")
     bon, opt, reach = _valid_limits(limits)
     top_kl = [1.0]
+    means_y: dict[int, list[float]] = {0: [], 1: []}  # per row: every drawn mean (the axes are fitted to them)
     handles = []
     for label, rows in board.groupby("label", sort=False):
         st = style[label]
@@ -228,19 +303,32 @@ def _frontier(board, runs, limits, style, reward_name, curves):
             full = row["setting"] in highlight
             final = {"gold_reward": row["gold_reward"], "win_rate": row["win_rate"]}
             traj = None if reference else _trajectory(curves, runs, row["setting"])
-            kx = float(max(row["kl"], 0.0))
+            row = _with_setting_columns(row, runs)
+            kcol = "kl_tokenwise" if finite_number(row.get("kl_tokenwise")) and not reference else "kl"
+            kx = float(max(row[kcol], 0.0))
             top_kl.append(kx)
             for r, metric in enumerate(("gold_reward", "win_rate")):
                 for c, transform in enumerate((lambda v: v, np.sqrt)):
                     ax = axes[r, c]
                     if traj is not None:
-                        tk, tr, tw = traj
-                        ty = tr if metric == "gold_reward" else tw
-                        if ty is not None:
+                        (tk, tk_lo, tk_hi), tr, tw = traj
+                        ty3 = tr if metric == "gold_reward" else tw
+                        if ty3 is not None:
+                            ty, ty_lo, ty_hi = ty3
                             ok = np.isfinite(tk) & np.isfinite(ty)
                             xs = transform(np.maximum(tk[ok], 0.0))
+                            means_y[r].extend(float(v) for v in ty[ok])
                             ax.plot(xs, ty[ok], color=st.color, ls="-" if full else ":", lw=1.3 if full else 0.8,
                                     marker=st.marker, ms=2.5 if full else 1.5, alpha=0.9 if full else 0.5, zorder=3)
+                            if full:  # every checkpoint's 95% interval, in KL and in reward
+                                band = ok & np.isfinite(ty_lo) & np.isfinite(ty_hi) & np.isfinite(tk_lo) & \
+                                    np.isfinite(tk_hi)
+                                for j in np.flatnonzero(band):
+                                    x0 = transform(max(float(tk[j]), 0.0))
+                                    ax.plot([x0, x0], [ty_lo[j], ty_hi[j]], color=st.color, lw=0.7, alpha=0.45,
+                                            zorder=2)
+                                    ax.plot([transform(max(float(tk_lo[j]), 0.0)), transform(max(float(tk_hi[j]),
+                                             0.0))], [ty[j], ty[j]], color=st.color, lw=0.7, alpha=0.45, zorder=2)
                             top_kl.extend(list(np.maximum(tk[ok], 0.0)))
                             if full and ok.sum() > 2:  # the peak, marked where it is not the last point: a hump
                                 j = int(np.nanargmax(ty[ok]))
@@ -251,38 +339,45 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                     if not finite_number(y):
                         continue
                     lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
-                    klo, khi = row.get("kl_lo"), row.get("kl_hi")
+                    klo, khi = row.get(f"{kcol}_lo"), row.get(f"{kcol}_hi")
                     yerr = _bars(float(y), float(lo), float(hi)) if finite_number(lo) and finite_number(hi) else None
                     xerr = None
                     if finite_number(klo) and finite_number(khi):
                         xerr = _bars(transform(kx), transform(max(float(klo), 0.0)), transform(max(float(khi), 0.0)))
+                    means_y[r].append(float(y))
                     ax.errorbar(transform(kx), y, xerr=xerr, yerr=yerr, fmt=st.marker, color=st.color,
                                 ms=7 if full else 5, mfc=st.color if full else "white", capsize=2, elinewidth=1,
                                 zorder=5)
                     if full:
-                        ax.annotate(_text(label), (transform(kx), y), textcoords="offset points", xytext=(5, 4),
+                        ax.annotate(_text(label) + (_efficiency_note(row) if metric == "gold_reward" else ""),
+                                    (transform(kx), y), textcoords="offset points", xytext=(5, 4),
                                     fontsize=7, color=st.color)
         if drawn:
             handles.append(Line2D([], [], marker=st.marker, color=st.color, ms=6, label=_text(label)))
     kl_max = max(top_kl)
+    _clip_to_means(axes, means_y, limits, kl_max, reach)
     for c, transform in enumerate((lambda v: v, np.sqrt)):
         ax = axes[0, c]
-        if bon:
-            x, y = _numbers([r.get("kl") for r in bon]), _numbers([r.get("gold_reward") for r in bon])
-            ax.plot(transform(x), y, color="#888888", lw=1.4, marker=".", ms=5, zorder=1)
-        if opt:
-            x, y = _numbers([r.get("kl") for r in opt]), _numbers([r.get("gold_reward") for r in opt])
-            ess = _numbers([r.get("ess_fraction", 1.0) for r in opt])
-            good = ess >= MIN_ESS_FRACTION
-            ax.plot(transform(x[good]), y[good], color="#000000", lw=1.2, ls="--", zorder=1)
-            if (~good).any():
-                ax.scatter(transform(x[~good]), y[~good], facecolors="white", edgecolors="#000000", s=14, zorder=2)
+        for rows_, colour, ls in ((bon, "#888888", "-"), (opt, "#000000", "--")):
+            if not rows_:
+                continue
+            x, y = _numbers([r.get("kl") for r in rows_]), _numbers([r.get("gold_reward") for r in rows_])
+            ax.plot(transform(x), y, color=colour, lw=1.4 if ls == "-" else 1.2, ls=ls,
+                    marker="." if ls == "-" else None, ms=5, zorder=1)
+            lo, hi = _numbers([r.get("gold_lo") for r in rows_]), _numbers([r.get("gold_hi") for r in rows_])
+            if np.isfinite(lo).all() and np.isfinite(hi).all():  # 95% interval over the limit's prompts
+                ax.fill_between(transform(x), lo, hi, color=colour, alpha=0.12, lw=0, zorder=0)
         if present(limits.get("reference_gold_reward")):
             ax.axhline(float(limits["reference_gold_reward"]), color="#aaaaaa", lw=1, ls=":", zorder=0)
         for r in (0, 1):
             a = axes[r, c]
-            if limits and reach < kl_max:  # where the limit estimates stop being valid
-                a.axvspan(transform(reach), transform(kl_max * 1.05), color="#f2f2f2", zorder=0, lw=0)
+            if limits and reach < kl_max:  # where the limit estimates stop being valid: say so, draw nothing
+                right = max(a.get_xlim()[1], transform(kl_max * 1.05))  # to the axis' edge (error bars reach it)
+                a.axvspan(transform(reach), right, color="#f2f2f2", zorder=0, lw=0)
+                a.set_xlim(right=right)
+                if r == 0:
+                    a.text(transform(reach), 0.98, " no limit estimate →", transform=a.get_xaxis_transform(),
+                           ha="left", va="top", fontsize=7, color="#555555")
         axes[1, c].axhline(0.5, color="#aaaaaa", lw=1, ls=":", zorder=0)
     axes[0, 0].set_ylabel(f"{reward_name} of policy samples")
     axes[1, 0].set_ylabel("win rate vs π_ref samples")
@@ -295,14 +390,16 @@ def _frontier(board, runs, limits, style, reward_name, curves):
             axes[r, 0].xaxis.set_minor_formatter(NullFormatter())
         axes[1, 0].set_xlabel("KL(π‖π_ref) per prompt [nats]  (symmetric-log scale: linear below 1)")
     limit_handles = [Line2D([], [], color="#888888", marker=".", label="best-of-n of π_ref (KL = log n − (n−1)/n)"),
-                     Line2D([], [], color="#000000", ls="--", label="KL-optimal π* (importance sampling, ESS ≥ "
-                            f"{MIN_ESS_FRACTION:.0%})"),
-                     Line2D([], [], ls="none", marker="o", mfc="white", mec="#000000", ms=4,
-                            label="π* estimate unreliable (ESS too small)"),
+                     Line2D([], [], color="#000000", ls="--", label="KL-optimal π* (importance sampling; drawn "
+                            f"only where ESS ≥ {MIN_ESS_FRACTION:.0%} of the samples)"),
+                     Line2D([], [], ls="none", marker="|", color="#777777", ms=7,
+                            label="95% intervals: checkpoints over seeds, limits over prompts (bands)"),
                      Line2D([], [], ls="none", marker="*", color="#555555", mec="#000000", ms=9,
                             label="peak of a curve through training (above its final point: a hump)"),
-                     Patch(color="#f2f2f2", label=f"beyond KL ≈ {reach:.2g}: limits not estimable from the "
-                           f"{limits.get('samples_per_prompt', '?')} π_ref samples per prompt")] if limits else []
+                     Patch(color="#f2f2f2", label=f"beyond KL ≈ {reach:.2g}: no limit estimate from the "
+                           f"{limits.get('samples_per_prompt', '?')} π_ref samples per prompt"),
+                     Line2D([], [], ls="none", label="label: x% = gold gain over π_ref as a share of π*'s "
+                            "(BoN: best-of-n's) at the same KL")] if limits else []
     if limit_handles:
         fig.legend(handles=limit_handles, loc="outside lower left", ncols=2)
     fig.legend(handles=handles, loc="outside right upper")
