@@ -30,7 +30,8 @@ def use_fused_gelu() -> None:
 
     fused = getattr(activations, "GELUTanh", None) or getattr(activations, "PytorchGELUTanh", None)
     if fused is not None:
-        activations.ACT2CLS["gelu_new"] = fused
+        for table in (activations.ACT2CLS, activations.ACT2FN):  # ACT2FN (what models read) is a copy of ACT2CLS
+            table["gelu_new"] = fused
 
 
 use_fused_gelu()  # every process that builds, trains or evaluates a model through the harness imports this module

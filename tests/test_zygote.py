@@ -1,7 +1,8 @@
 """Run attempts are forked by a warm zygote (bench.launchers.zygote, issue 24): one zygote per launcher process
 forks every attempt, each in its own process; a zygote that dies costs one attempt and a fresh one serves the
 next; BENCH_ZYGOTE=0 starts a fresh interpreter per attempt as before; every run records start_s (process start,
-imports, plan and stages) beside wall_s. Torch-free: the `faulty` plug-in of tests/test_isolation.py."""
+imports, plan and stages) beside wall_s; GPT-2's gelu_new runs the fused kernel. The launcher tests are torch-free:
+the `faulty` plug-in of tests/test_isolation.py."""
 
 from __future__ import annotations
 
@@ -74,3 +75,17 @@ def test_a_killed_zygote_costs_one_attempt_and_a_fresh_one_finishes_the_run(tmp_
     assert [r["status"] for r in read_summary(tmp_path / "res" / "fl")] == ["finished"]
     tried = attempts(env)
     assert len(tried) == 2 and _parents(env)[1] != zygote, "the second attempt came from a fresh zygote"
+
+
+def test_gpt2_gelu_new_runs_the_fused_kernel_of_the_same_function():
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.activations import NewGELUActivation
+
+    import bench.modeling  # noqa: F401  (re-points gelu_new)
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=11, n_positions=8))
+    act = model.transformer.h[0].mlp.act
+    assert model.config.activation_function == "gelu_new" and not isinstance(act, NewGELUActivation)
+    x = torch.linspace(-6, 6, 1001)
+    assert torch.allclose(act(x), NewGELUActivation()(x), rtol=0, atol=1e-6)
