@@ -3,7 +3,8 @@ not a test).
 
     PYTHONPATH=. python benchmarks/speed.py [--rev 1521b1f] [--suite suites/controlled.toml] [--seeds 0]
                                             [--subset sft,finish_clause,dpo,simpo,online_dpo,ppo] [--repeats 1]
-                                            [--full] [--work COMMIT] [--no-warm] [--out benchmarks/results/speed.json]
+                                            [--full] [--work COMMIT] [--no-warm] [--keep DIR]
+                                            [--out benchmarks/results/speed.json]
 
 The revision is checked out with `git worktree add --detach` into a temporary folder and removed at the end; each
 tree runs ITS OWN suite file (the default suite as it was at that revision; labels it lacks are skipped) with
@@ -103,6 +104,7 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="a commit to time as the working side (default: this working tree, "
                                                  "as it is; a commit is checked out like --rev, so edits made "
                                                  "meanwhile do not leak into the measurement)")
+    ap.add_argument("--keep", default=None, help="copy every timed results folder here (to compare readings)")
     ap.add_argument("--no-warm", action="store_true", help="skip the untimed warm-up runs (worlds already cached)")
     ap.add_argument("--suite", default="suites/controlled.toml")
     ap.add_argument("--subset", default=DEFAULT_SUBSET)
@@ -120,12 +122,12 @@ def main() -> None:
     dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
                                 capture_output=True, text=True).stdout.strip())
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / f"rev-{rev}"
+        base = Path(tmp) / "tree-rev"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), rev], check=True,
                        capture_output=True)
         work = ROOT
         if args.work:
-            work = Path(tmp) / "work"
+            work = Path(tmp) / "tree-work"
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(work), args.work], check=True,
                            capture_output=True)
             head, dirty = args.work, False
@@ -161,6 +163,12 @@ def main() -> None:
                     full[k] = {"wall_s": wall, "closing_lines": out.splitlines()[-3:]}
                     print(f"full {k}: {wall:.1f} s  {out.splitlines()[-1] if out else ''}", flush=True)
         finally:
+            if args.keep:
+                import shutil
+
+                for d in Path(tmp).iterdir():
+                    if d.name.startswith(("work-", "rev-", "full-")):  # results folders (trees are tree-*)
+                        shutil.copytree(d, Path(args.keep) / d.name, dirs_exist_ok=True)
             for tree in {base, work} - {ROOT}:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                                capture_output=True)
