@@ -16,6 +16,11 @@ import numpy as np
 import torch
 
 
+# How the harness computes what a checkpoint's config names, where it is not transformers' default: part of the key
+# of every π_ref product kept on disk (bench.stages.SharedStages.kept), whose last bits depend on it.
+KERNELS = {"gelu_new": "torch.nn.functional.gelu(approximate='tanh')"}
+
+
 def use_fused_gelu() -> None:
     """Compute GPT-2's `gelu_new` with torch's fused tanh-GELU kernel (`gelu_pytorch_tanh`).
 

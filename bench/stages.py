@@ -59,8 +59,9 @@ class SharedStages:
         """`build()` once per world on disk (JSON beside the world, like the reference draws), once per process in
         memory. For π_ref's deterministic products every run needs (curve pairs' log-probs, the control set): since
         each run has its own process they were recomputed per run. The key carries the world, torch's thread
-        count and the device, whose reductions can move the last bits, so a cached value is exactly what this
-        process would compute. Values: dicts of str lists, numbers and numpy arrays (float64 round-trips JSON
+        count, the device and bench.modeling.KERNELS, which all move the last bits, so a cached value is exactly
+        what this process would compute (a first version without KERNELS read π_ref log-probs computed with
+        transformers' gelu_new and gave sft Δ log π of 2e-8 instead of 0, and pref_accuracy 0.52 instead of 0.5). Values: dicts of str lists, numbers and numpy arrays (float64 round-trips JSON
         exactly). A cache folder that cannot be written is only read."""
         def load_or_build():
             import numpy as np
@@ -69,9 +70,10 @@ class SharedStages:
             from bench import distributed as dist
             from bench.hashing import stable_hash
             from bench.io import read_json
+            from bench.modeling import KERNELS
 
             world = self.world()
-            digest = stable_hash({"format": 1, "name": name, "world": world.key, **key,
+            digest = stable_hash({"format": 1, "name": name, "world": world.key, **key, "kernels": KERNELS,
                                   "threads": torch.get_num_threads(), "device": str(self.device)})[:12]
             path = Path(world.root) / f"{name}-{digest}.json"
             try:

@@ -83,6 +83,15 @@ def per_run(results: Path) -> list[dict]:
     return rows
 
 
+def read_utilisation(results: Path) -> float | None:
+    """The utilisation `bench run` printed (results/<suite>/utilisation.json); None where it wrote none."""
+    try:
+        (suite_dir,) = [p for p in results.iterdir() if p.is_dir()]
+        return json.loads((suite_dir / "utilisation.json").read_text(encoding="utf-8")).get("utilisation")
+    except (OSError, ValueError):
+        return None
+
+
 def readings(results: Path) -> dict[tuple, dict[str, str]]:
     (suite_dir,) = [p for p in results.iterdir() if p.is_dir()]
     with open(suite_dir / "summary.csv", newline="", encoding="utf-8") as f:
@@ -130,7 +139,9 @@ def main() -> None:
             work = Path(tmp) / "tree-work"
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(work), args.work], check=True,
                            capture_output=True)
-            head, dirty = args.work, False
+            head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.work], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+            dirty = False
         try:
             trees = {"work": work, "rev": base}
             only = {k: [x for x in wanted if x in labels_in(t / args.suite)] for k, t in trees.items()}
@@ -139,6 +150,7 @@ def main() -> None:
                                           "sequential"], Path(tmp) / f"warm-{k}", args.cache)
             runs: dict[str, list[dict]] = {k: [] for k in trees}
             walls: dict[str, list[float]] = {k: [] for k in trees}
+            utilisation: dict[str, list] = {k: [] for k in trees}
             same: dict[str, bool] = {}
             seen: dict[str, dict] = {}
             for rep in range(args.repeats):
@@ -147,6 +159,7 @@ def main() -> None:
                     wall, _ = bench_run(trees[k], args.suite, ["--only", ",".join(only[k]), "--seeds", args.seeds,
                                                                "--launcher", "sequential"], results, args.cache)
                     walls[k].append(wall)
+                    utilisation[k].append(read_utilisation(results))
                     got = per_run(results)
                     for r in got:
                         r["repeat"] = rep
@@ -160,7 +173,8 @@ def main() -> None:
             if args.full:
                 for k in ["rev", "work"]:
                     wall, out = bench_run(trees[k], args.suite, [], Path(tmp) / f"full-{k}", args.cache)
-                    full[k] = {"wall_s": wall, "closing_lines": out.splitlines()[-3:]}
+                    full[k] = {"wall_s": wall, "closing_lines": out.splitlines()[-3:],
+                               "utilisation": read_utilisation(Path(tmp) / f"full-{k}")}
                     print(f"full {k}: {wall:.1f} s  {out.splitlines()[-1] if out else ''}", flush=True)
         finally:
             if args.keep:
@@ -188,6 +202,7 @@ def main() -> None:
               "repeats": args.repeats, "host": platform.node(), "cpus": os.cpu_count(),
               "load_before": os.getloadavg(), "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "subset": {"work": only["work"], "rev": only["rev"]}, "invocation_walls_s": walls,
+              "invocation_utilisation": utilisation,
               "common_runs_wall_s": total, "common_runs_ratio": total["work"] / total["rev"] if total["rev"] else None,
               "by_family": by_family, "readings_equal_to_rev": same, "full_suite": full, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
