@@ -67,7 +67,9 @@ def isolated(plan):
     run no longer pays the interpreter's start and those imports; BENCH_ZYGOTE=0 starts a fresh interpreter per
     attempt instead (`python -m bench.launchers.attempt`), as before."""
     files = PlanFiles(plan)
-    zygote = Zygote(warm=plan.needs_torch) if os.environ.get("BENCH_ZYGOTE", "1") != "0" else None
+    lm_eval = any(getattr(s.eval, "lm_eval_tasks", ()) for s in plan.specs)
+    warm = ("warm-lm-eval" if lm_eval else "warm") if plan.needs_torch else ""
+    zygote = Zygote(warm) if os.environ.get("BENCH_ZYGOTE", "1") != "0" else None
 
     def execute(spec, book, progress=None):
         return run_in_child(plan, spec, files.get(), zygote)
@@ -83,7 +85,7 @@ def isolated(plan):
 class Zygote:
     """The parent's side of bench.launchers.zygote: started on first use, restarted if it died."""
 
-    def __init__(self, warm: bool):
+    def __init__(self, warm: str):
         self.warm = warm
         self.proc: subprocess.Popen | None = None
         self.answers = None
@@ -92,7 +94,7 @@ class Zygote:
         read_fd, write_fd = os.pipe()
         args = [sys.executable, "-m", "bench.launchers.zygote", str(os.getpid()), str(write_fd)]
         try:
-            self.proc = subprocess.Popen(args + (["warm"] if self.warm else []), stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen(args + ([self.warm] if self.warm else []), stdin=subprocess.PIPE,
                                          pass_fds=(write_fd,), cwd=os.getcwd(), text=True)
         finally:
             os.close(write_fd)

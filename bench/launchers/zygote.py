@@ -1,4 +1,4 @@
-"""A warm process that forks one child per run: `python -m bench.launchers.zygote PARENT_PID RESPONSE_FD [warm]`.
+"""A warm process that forks one child per run: `python -m bench.launchers.zygote PARENT_PID RESPONSE_FD [WARM]`.
 
 A run attempt in a fresh interpreter (bench.launchers.attempt) pays Python's start and the imports of torch,
 transformers, datasets and TRL every time: 5-17 s per run on a 2-core machine, the largest cost of a default run
@@ -30,13 +30,16 @@ WARM_MODULES = ("torch", "numpy", "transformers", "transformers.models.gpt2.mode
                 "bench.algorithms.dpo_family", "bench.algorithms.online_dpo", "bench.algorithms.ppo_rlhf",
                 "bench.evaluation.final", "bench.evaluation.curves")
 WARM_NAMES = (("trl", ("DPOTrainer", "DPOConfig", "CPOTrainer", "CPOConfig")),)
+# lm-eval (the alignment-tax reading) costs 3-6 s of import per run, when the suite names lm-eval tasks. Imported
+# here it starts no thread and moves no random state or torch flag (checked with torch 2.13 / lm-eval 0.4.13).
+LM_EVAL_MODULES = ("lm_eval", "lm_eval.evaluator", "lm_eval.tasks", "lm_eval.models.huggingface")
 
 
-def warm_up() -> None:
+def warm_up(lm_eval: bool = False) -> None:
     """Import what runs import; a module that fails to import here fails (with its message) in the run instead."""
     import importlib
 
-    for name in WARM_MODULES:
+    for name in WARM_MODULES + (LM_EVAL_MODULES if lm_eval else ()):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - an optional dependency missing: the run itself will say so
@@ -79,7 +82,9 @@ def _child(plan_path: str, run_id: str, requested_at: str, fds: tuple[int, ...])
             os._exit(code)
 
 
-def serve(parent: int, response_fd: int, warm: bool) -> int:
+def serve(parent: int, response_fd: int, warm: str) -> int:
+    """warm: "" (import nothing: torch-free plans), "warm" (torch, transformers, TRL...), "warm-lm-eval" (and
+    lm-eval)."""
     from bench.launchers.lifeline import die_with_parent
 
     die_with_parent(parent)
@@ -88,7 +93,7 @@ def serve(parent: int, response_fd: int, warm: bool) -> int:
 
     quiet_libraries()
     if warm:
-        warm_up()
+        warm_up(lm_eval=warm == "warm-lm-eval")
     answers = os.fdopen(response_fd, "w", buffering=1)
     answers.write("READY\n")
     for line in sys.stdin:
@@ -115,4 +120,4 @@ def serve(parent: int, response_fd: int, warm: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(int(sys.argv[1]), int(sys.argv[2]), len(sys.argv) > 3 and sys.argv[3] == "warm"))
+    sys.exit(serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else ""))
