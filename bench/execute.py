@@ -14,6 +14,7 @@ later `bench run` finds damaged and trains again. Storage errors stop the suite 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import traceback
@@ -120,6 +121,18 @@ def malformed(metrics: dict, spec: RunSpec) -> str:
     return check_metrics(record, {"run_id": spec.run_id, "config_hash": spec.config_hash})
 
 
+REQUESTED_AT = "BENCH_RUN_REQUESTED_AT"  # unix time a launcher asked for this run's process (bench.launchers)
+
+
+def _start_seconds() -> float | None:
+    """Seconds from the launcher's request for this run's process to its training start (interpreter start,
+    imports, plan and stages loaded): the run's `start_s`, a timing like wall_s; None outside a launcher."""
+    try:
+        return max(0.0, time.time() - float(os.environ[REQUESTED_AT]))
+    except (KeyError, ValueError):
+        return None
+
+
 def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tuple[str, str]:
     """Train and evaluate one run; return (status, one-line error): ("finished", ""), ("diverged", why) or
     ("failed", why). Every outcome is recorded in metrics.json; storage errors stop the suite (StorageError)."""
@@ -144,6 +157,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
     reset_peak_memory()
     meter = ComputeMeter(spec.budget.kind, spec.budget.amount, amortised=spec.budget.amortised_components)
     t0 = time.perf_counter()
+    start_s = _start_seconds()
     ctx = None
     try:
         ctx = RunContext(spec=spec, world=None, run_dir=path, meter=meter, device=device, stages=stages,
@@ -178,7 +192,8 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
             "budget_view": spec.budget.view, "flops_amortised": record["flops_amortised"],
             "budget_fraction": record["budget_fraction"], "train_s": train_s, "eval_s": eval_s,
             "curve_s": ctx.curves.seconds if ctx.curves is not None else 0.0,
-            "wall_s": time.perf_counter() - t0, "peak_mem_mb": peak_memory_mb(), "steps": train_out.steps,
+            "wall_s": time.perf_counter() - t0, "start_s": start_s, "peak_mem_mb": peak_memory_mb(),
+            "steps": train_out.steps,
             "epochs": train_out.epochs, "stop_reason": train_out.stop_reason, "compute": record,
             "train_logs": train_out.logs[-50:], **{f"extra_{k}": v for k, v in train_out.extra.items()},
         })

@@ -55,6 +55,45 @@ class SharedStages:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
         return self._memo[key]
 
+    def kept(self, name: str, key: dict[str, Any], build):
+        """`build()` once per world on disk (JSON beside the world, like the reference draws), once per process in
+        memory. For π_ref's deterministic products every run needs (curve pairs' log-probs, the control set): since
+        each run has its own process they were recomputed per run. The key carries the world, torch's thread
+        count, the device and bench.modeling.KERNELS, which all move the last bits, so a cached value is exactly
+        what this process would compute (a first version without KERNELS read π_ref log-probs computed with
+        transformers' gelu_new and gave sft Δ log π of 2e-8 instead of 0, and pref_accuracy 0.52 instead of 0.5). Values: dicts of str lists, numbers and numpy arrays (float64 round-trips JSON
+        exactly). A cache folder that cannot be written is only read."""
+        def load_or_build():
+            import numpy as np
+            import torch
+
+            from bench import distributed as dist
+            from bench.hashing import stable_hash
+            from bench.io import read_json
+            from bench.modeling import KERNELS
+
+            world = self.world()
+            digest = stable_hash({"format": 1, "name": name, "world": world.key, **key, "kernels": KERNELS,
+                                  "threads": torch.get_num_threads(), "device": str(self.device)})[:12]
+            path = Path(world.root) / f"{name}-{digest}.json"
+            try:
+                stored = read_json(path)
+                return {k: np.asarray(v["array"], dtype=v["dtype"]) if isinstance(v, dict) and "array" in v else v
+                        for k, v in stored.items()}
+            except (OSError, ValueError, TypeError, KeyError):
+                pass
+            value = build()
+            if dist.is_main():
+                record = {k: {"array": v.tolist(), "dtype": str(v.dtype)} if isinstance(v, np.ndarray) else v
+                          for k, v in value.items()}
+                try:
+                    write_json_atomic(path, record)
+                except OSError:  # a read-only (shared, pre-built) cache: computed here, not kept
+                    pass
+            return value
+
+        return self._timed(name, (name, tuple(sorted(key.items()))), load_or_build)
+
     def reward_model(self, settings: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
         """(directory of the trained reward model, its record: flops, tokens, accuracy, seconds)."""
         from bench.hashing import stable_hash
@@ -114,7 +153,7 @@ class SharedStages:
             tok = load_tokenizer(self.world().tokenizer_dir)
             return pair_logps(reference_model(self), tok, self.curve_pairs(split, n))  # the cached π_ref
 
-        return self._timed("base_logps", ("base_logps", split, n), build)
+        return self.kept("base_logps", {"split": split, "n": n}, build)
 
     def limits(self, reach_kl: float = 0.0) -> dict[str, Any]:
         """The world's limits; `reach_kl` > 0 raises the π_ref samples per prompt until best-of-m covers it."""

@@ -44,7 +44,7 @@ def nll_per_token(model, tokenizer, prompts: list[str], completions: list[str]) 
 
 
 def reference_nll(stages) -> float:
-    """π_ref's NLL per token on the fresh text, computed once per invocation."""
+    """π_ref's NLL per token on the fresh text, computed once per world (kept beside it: bench.stages.kept)."""
     def build():
         from bench.evaluation.reference import reference_model
         from bench.modeling import load_tokenizer
@@ -53,7 +53,10 @@ def reference_nll(stages) -> float:
         prompts, completions = fresh_text(world)
         return nll_per_token(reference_model(stages), load_tokenizer(world.tokenizer_dir), prompts, completions)
 
-    return stages._timed("reference_nll", "reference_nll", build)
+    if not hasattr(stages, "kept"):  # a stand-in stages object (tests) without the per-world disk cache
+        return stages._timed("reference_nll", "reference_nll", build)
+    return stages.kept("reference_nll", {"fresh_reviews": FRESH_REVIEWS, "seed": FRESH_SEED},
+                       lambda: {"nll": build()})["nll"]
 
 
 def quality_metrics(ctx, policy, samples) -> dict[str, Any]:

@@ -98,7 +98,8 @@ def control_set(stages, n: int, max_new_tokens: int, temperature: float) -> dict
         return {"prompt": prompts, "completion": completions, "ref_logp": np.asarray(lp, dtype=np.float64),
                 "len": np.asarray(lens, dtype=np.float64)}
 
-    return stages._timed("control_set", ("control", n, max_new_tokens, temperature), build)
+    return stages.kept("control_set", {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature,
+                                       "seed": CONTROL_SEED}, build)
 
 
 def generation_metrics(ctx, policy, n_prompts: int, offset: int = 0):

@@ -61,13 +61,106 @@ class PlanFiles:
 
 def isolated(plan):
     """An `execute(spec, book, progress) -> (status, error)` for bench.runner.work_through that runs each run in
-    a child process, and a `close()` that removes the plan file."""
+    a child process, and a `close()` that removes the plan file and ends the zygote.
+
+    Children are forked by a zygote (bench.launchers.zygote) that imported torch / transformers / TRL once, so a
+    run no longer pays the interpreter's start and those imports; BENCH_ZYGOTE=0 starts a fresh interpreter per
+    attempt instead (`python -m bench.launchers.attempt`), as before."""
     files = PlanFiles(plan)
+    lm_eval = any(getattr(s.eval, "lm_eval_tasks", ()) for s in plan.specs)
+    warm = ("warm-lm-eval" if lm_eval else "warm") if plan.needs_torch else ""
+    zygote = Zygote(warm) if os.environ.get("BENCH_ZYGOTE", "1") != "0" else None
 
     def execute(spec, book, progress=None):
-        return run_in_child(plan, spec, files.get())
+        return run_in_child(plan, spec, files.get(), zygote)
 
-    return execute, files.close
+    def close():
+        if zygote is not None:
+            zygote.close()
+        files.close()
+
+    return execute, close
+
+
+class Zygote:
+    """The parent's side of bench.launchers.zygote: started on first use, restarted if it died."""
+
+    def __init__(self, warm: str):
+        self.warm = warm
+        self.proc: subprocess.Popen | None = None
+        self.answers = None
+
+    def _start(self) -> None:
+        read_fd, write_fd = os.pipe()
+        args = [sys.executable, "-m", "bench.launchers.zygote", str(os.getpid()), str(write_fd)]
+        try:
+            self.proc = subprocess.Popen(args + ([self.warm] if self.warm else []), stdin=subprocess.PIPE,
+                                         pass_fds=(write_fd,), cwd=os.getcwd(), text=True)
+        finally:
+            os.close(write_fd)
+        self.answers = os.fdopen(read_fd, "r")
+        if self.answers.readline().strip() != "READY":
+            self.close()
+            raise OSError("the run zygote (bench.launchers.zygote) did not start")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def run(self, plan_path: Path, run_id: str) -> tuple[int, int] | None:
+        """Fork a child that executes the run; wait for it. (wait status, peak RSS KB), or None when the zygote
+        itself died (the caller counts that attempt as a death and a fresh zygote serves the next one)."""
+        if not self.alive():
+            self.close()
+            self._start()
+        try:
+            self.proc.stdin.write(f"RUN {plan_path} {run_id} {time.time():.6f}\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return None
+        pid = None
+        try:
+            line = self.answers.readline().split()
+            if len(line) != 2 or line[0] != "PID":
+                return None
+            pid = int(line[1])
+            line = self.answers.readline().split()
+            if len(line) != 3 or line[0] != "EXIT":
+                return None
+            return int(line[1]), int(line[2])
+        except BaseException:  # Ctrl-C / SIGTERM of the parent, or an error: the child stops too
+            if pid is not None:
+                self._stop_child(pid)
+            raise
+
+    def _stop_child(self, pid: int, grace: float = GRACE_S) -> None:
+        """SIGINT (the run records itself interrupted), then SIGKILL after `grace`; the zygote reaps it."""
+        import select
+
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                return
+            ready, _, _ = select.select([self.answers], [], [], wait)
+            if ready:
+                self.answers.readline()
+                return
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        if self.answers is not None:
+            self.answers.close()
+            self.answers = None
 
 
 def work_through_isolated(plan, book, outcome, progress=None, *, wait: bool = True) -> None:
@@ -105,7 +198,7 @@ def death_cause(status: int, peak_rss_kb: int) -> str:
     return f"its process exited with status {os.waitstatus_to_exitcode(status)} without a result; {peak}"
 
 
-def run_in_child(plan, spec, plan_path: Path) -> tuple[str, str]:
+def run_in_child(plan, spec, plan_path: Path, zygote: Zygote | None = None) -> tuple[str, str]:
     """Train `spec` in a child process (ATTEMPTS tries); return (status, one-line error) as execute_run does."""
     from bench.results import inspect_run, run_dir
 
@@ -118,7 +211,10 @@ def run_in_child(plan, spec, plan_path: Path) -> tuple[str, str]:
         except FileNotFoundError:
             pass
         before = _stamp(results_dir, spec.run_id)
-        status, rss_kb = _spawn_and_wait(plan_path, spec.run_id)
+        if zygote is not None:
+            waited = zygote.run(plan_path, spec.run_id)  # None: the zygote died (a fresh one serves the next try)
+        else:
+            waited = _spawn_and_wait(plan_path, spec.run_id)
         record = _read(result)
         if record is not None:
             result.unlink()
@@ -134,7 +230,11 @@ def run_in_child(plan, spec, plan_path: Path) -> tuple[str, str]:
         fresh = _stamp(results_dir, spec.run_id) != before  # not a failed record left by an earlier `bench run`
         if fresh and (state.done or state.status == "failed"):  # it recorded its result, then died (at exit)
             return state.status, state.reason if state.status == "failed" else ""
-        causes.append(death_cause(status, rss_kb))
+        if waited is None:
+            zygote.close()
+            causes.append("the process that forks run attempts (bench.launchers.zygote) died; peak RSS 0 MB")
+        else:
+            causes.append(death_cause(*waited))
     same = len({c.split("; peak RSS")[0] for c in causes}) == 1
     error = f"{causes[-1]} ({ATTEMPTS} attempts)" if same else "; ".join(
         f"attempt {i}: {c}" for i, c in enumerate(causes, 1))
@@ -143,8 +243,10 @@ def run_in_child(plan, spec, plan_path: Path) -> tuple[str, str]:
 
 
 def _spawn_and_wait(plan_path: Path, run_id: str) -> tuple[int, int]:
+    from bench.execute import REQUESTED_AT
+
     proc = subprocess.Popen([sys.executable, "-m", "bench.launchers.attempt", str(plan_path), run_id,
-                             str(os.getpid())], cwd=os.getcwd())
+                             str(os.getpid())], cwd=os.getcwd(), env={**os.environ, REQUESTED_AT: f"{time.time():.6f}"})
     try:
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
