@@ -1,7 +1,7 @@
 """cProfile of one run of a suite in this process, one torch thread, imports included (a benchmark, not a test).
 
     PYTHONPATH=. python benchmarks/profile_run.py [--suite suites/controlled.toml] [--only dpo] [--seed 0]
-                                                  [--top 30] [--out benchmarks/results/profile-dpo.txt]
+                                                  [--top 30] [--out benchmarks/results/profile-dpo-after.txt]
 
 The world comes from the shared cache (built first, outside the profile, if missing); the run trains in a fresh
 results folder. Printed: the top functions by cumulative and by own time, and the run's own stage timings
