@@ -336,11 +336,23 @@ def cmd_run(args) -> int:
         clean_stale_temps(Path(args.report_dir) / suite.name)
         page = write_report(outcome.results_dir, Path(args.report_dir) / suite.name)
         print(f"report: {page}")
+        _print_answer(page)
     if outcome.failed:
         print(f"error: {len(outcome.failed)} run(s) failed (exit {EXIT_RUNS_FAILED}); {_where_to_look(outcome)}; "
               "re-running the same command retries only them", file=sys.stderr)
         return EXIT_RUNS_FAILED
     return EXIT_OK
+
+
+def _print_answer(page: Path) -> None:
+    """The report's first screen as text (answer.txt beside the page): the verdict, the short table, the caveats."""
+    from bench.reporting import ANSWER_FILE
+    from bench.terminal import printable
+
+    answer = page.parent / ANSWER_FILE
+    if answer.is_file() and answer.read_text(encoding="utf-8").strip():
+        print()
+        print("\n".join(printable(line) for line in answer.read_text(encoding="utf-8").splitlines()))
 
 
 def _where_to_look(outcome) -> str:
@@ -383,7 +395,9 @@ def cmd_report(args) -> int:
     line = damaged_line(damaged_runs(results_dir))
     if line:
         warn(line)
-    print(f"report: {write_report(results_dir, out)}")
+    page = write_report(results_dir, out)
+    print(f"report: {page}")
+    _print_answer(page)
     return EXIT_OK
 
 
