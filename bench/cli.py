@@ -342,6 +342,12 @@ def cmd_run(args) -> int:
     if not is_main():  # multi-process: rank 0 alone reports and writes the page
         return EXIT_OK
     print(outcome.summary_line())
+    from bench.io import warn
+    from bench.results import hidden_line, hidden_runs
+
+    hidden = hidden_line(outcome.results_dir, hidden_runs(outcome.results_dir))
+    if hidden:
+        warn(hidden)
     if not outcome.complete:  # submitted to SLURM: the runs write the summary; the report comes after them
         return EXIT_OK
     if not args.no_report:
@@ -408,6 +414,11 @@ def cmd_report(args) -> int:
         raise UserError(f"{results_dir}: no such results folder; run `bench run <suite>` first")
     out = Path(args.out) if args.out else Path("report") / results_dir.name
     clean_stale_temps(out)
+    from bench.results import hidden_line, hidden_runs
+
+    hidden = hidden_line(results_dir, hidden_runs(results_dir))
+    if hidden:
+        warn(hidden)
     line = damaged_line(damaged_runs(results_dir))
     if line:
         warn(line)

@@ -111,3 +111,18 @@ def test_compare_accepts_a_baseline_json_and_run_prints_the_answer(tmp_path, cap
     assert main(["compare", str(tmp_path / "nothing"), str(results)]) == 2
     assert main(["report", str(results), "-o", str(tmp_path / "rep2")]) == 0
     assert (tmp_path / "rep2" / "answer.txt").is_file()
+
+
+def test_runs_hidden_by_a_new_configuration_are_named(tmp_path, capsys, monkeypatch):
+    """`--set budget.flops=...` on a finished suite: the earlier runs leave the summary and the report (they stay on
+    disk); `bench run` and `bench report` say so in one line instead of dropping them silently."""
+    monkeypatch.setenv("BENCH_QUIET", "1")
+    path = write_suite(tmp_path, "[algorithms.fake]\nbeta = 0.1\n", seeds=(0, 1))
+    common = ["--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--no-report"]
+    assert main(["run", str(path), *common]) == 0
+    assert "earlier configuration" not in capsys.readouterr().err
+    assert main(["run", str(path), "--set", "budget.flops=2e9", *common]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "earlier configuration" in line]
+    assert len(err) == 1 and err[0].startswith("warning: 2 run folder(s)")
+    assert main(["report", str(tmp_path / "results" / "fk"), "-o", str(tmp_path / "rep")]) == 0
+    assert "earlier configuration" in capsys.readouterr().err
