@@ -325,8 +325,16 @@ def cmd_run(args) -> int:
             raise UserError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
     only = _split(args.only) or None
     from bench.modeling import check_device
+    from bench.suite import unset_learning_rates
 
     check_device(args.device)
+    unset = unset_learning_rates(suite)
+    if unset:
+        from bench.io import warn
+
+        warn(f"{args.suite}: no learning_rate for {', '.join(unset)}; they train at the code's default 1e-3, which is "
+             "tuned for no algorithm — set [algorithms.<label>].learning_rate or [train].learning_rate "
+             "(suites/controlled.toml has tuned rates for the controlled world)")
     if args.dry_run:
         print(plan_text(suite, only=only, seeds=seeds, cache_dir=args.cache_dir))
         return EXIT_OK
