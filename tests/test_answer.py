@@ -138,3 +138,22 @@ def test_unset_learning_rate_is_warned(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no learning_rate for fake;" in err and "tuned" in err
     assert unset_learning_rates(load_suite("suites/controlled.toml")) == []
+
+
+def test_model_card_metadata_is_what_the_hub_reads():
+    """Exported cards carry base_model (hub worlds), a licence and a model-index with the run's results, written
+    and read back through huggingface_hub's ModelCard (no network)."""
+    from huggingface_hub import ModelCard
+
+    from bench.checkpoint import model_card
+
+    config = {"run_id": "dpo_s0_ab12cd34", "algorithm": "dpo", "suite": "uf", "label": "dpo", "seed": 0,
+              "world": {"kind": "hub", "model": "org/tiny-base", "dataset": "org/prefs"}, "budget": {"flops": 1e15},
+              "params": {"beta": 0.1}}
+    card = ModelCard(model_card(config, {"win_rate": 0.61, "kl": 2.5, "gold_reward": float("nan"), "steps": 7}))
+    data = card.data.to_dict()
+    assert data["base_model"] == "org/tiny-base" and data["datasets"] == ["org/prefs"] and data["license"] == "other"
+    metrics = {m["type"]: m["value"] for m in data["model-index"][0]["results"][0]["metrics"]}
+    assert metrics == {"win_rate": 0.61, "kl": 2.5}  # a NaN reading is left out, not written as nan
+    controlled = ModelCard(model_card({**config, "world": {"kind": "controlled"}}, {"win_rate": 0.6})).data.to_dict()
+    assert controlled["license"] == "apache-2.0" and "base_model" not in controlled
