@@ -157,3 +157,25 @@ def test_model_card_metadata_is_what_the_hub_reads():
     assert metrics == {"win_rate": 0.61, "kl": 2.5}  # a NaN reading is left out, not written as nan
     controlled = ModelCard(model_card({**config, "world": {"kind": "controlled"}}, {"win_rate": 0.6})).data.to_dict()
     assert controlled["license"] == "apache-2.0" and "base_model" not in controlled
+
+
+def test_api_run_is_as_quiet_as_the_cli_and_restores_the_notebook():
+    """bench.run_suite (quiet by default) hides library FutureWarnings and log lines while it runs, then gives the
+    caller its warning filters and logger levels back."""
+    import logging
+    import warnings
+
+    from bench.api import _quietly
+
+    logging.getLogger("transformers").setLevel(logging.INFO)
+
+    def noisy():
+        warnings.warn("inside", FutureWarning)
+        return logging.getLogger("transformers").level
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert _quietly(noisy) == logging.ERROR
+        warnings.warn("after", FutureWarning)
+    assert [str(w.message) for w in seen] == ["after"]
+    assert logging.getLogger("transformers").level == logging.INFO
