@@ -179,3 +179,15 @@ def test_api_run_is_as_quiet_as_the_cli_and_restores_the_notebook():
         warnings.warn("after", FutureWarning)
     assert [str(w.message) for w in seen] == ["after"]
     assert logging.getLogger("transformers").level == logging.INFO
+
+
+def test_local_workers_write_a_line_per_run_to_their_logs(tmp_path, monkeypatch):
+    """The default launcher's worker-K.log was 0 bytes: each worker now logs each run it starts and its end."""
+    monkeypatch.setenv("BENCH_QUIET", "1")
+    path = write_suite(tmp_path, "[algorithms.fake]\nbeta = [0.1, 0.5]\nlearning_rate = 1e-3\n", seeds=(0, 1))
+    assert main(["run", str(path), "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+                 "--no-report", "--launcher", "local", "--workers", "2"]) == 0
+    logs = sorted((tmp_path / "r" / "fk" / ".launch" / "local").glob("worker-*.log"))
+    assert len(logs) == 2
+    text = "".join(p.read_text(encoding="utf-8") for p in logs)
+    assert text.count("starting") >= 4 and text.count("queue done") == 2, text
