@@ -59,7 +59,7 @@ def test_answer_states_cost_by_component_and_the_caveats(answer):
     html, text = answer
     part = re.sub(r"<[^>]+>", "", _section(html, "answer"))
     assert "ppo: 40 steps" in part and "reward-model training 35%" in part and "value model 25%" in part
-    assert "ppo (35%) paid its training out of the same budget" in part
+    assert "ppo (35%) paid for training it out of the same budget" in part
     assert "amortised view (reward model paid apart) was not run" in part
     assert "1 run failed (ipo)" in part
     assert "! Reward model: ppo (35%)" in text

@@ -355,8 +355,10 @@ def _fit_and_label(fig, axes, extent, labels_at, ref_points, kl_max) -> None:
             at = min([want] + [placed[-1] - LABEL_GAP_PT] if placed else [want])
             placed.append(at)
             moved = abs(at - want) > 1.0
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, at - want + 3), fontsize=7, color=colour,
-                        va="center", arrowprops={"arrowstyle": "-", "lw": 0.5, "color": colour} if moved else None)
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(9, at - want + 3), fontsize=7, color=colour,
+                        va="center", zorder=8, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                                     "alpha": 0.8},
+                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": colour} if moved else None)
 
 
 def budget_chart(board: pd.DataFrame, runs: pd.DataFrame, style: dict[str, Style], reward_name: str) -> str | None:

@@ -160,7 +160,7 @@ def _caveats(board: pd.DataFrame, trained: pd.DataFrame, costs: list[dict[str, A
     if payers:
         views = set(board["budget_view"].astype(str)) if "budget_view" in board.columns else {"end_to_end"}
         paid = ", ".join(f"{c['setting']} ({c['reward_model']:.0%})" for c in payers)
-        text = (f"Reward model: {paid} paid its training out of the same budget (the end-to-end view); the "
+        text = (f"Reward model: {paid} paid for training it out of the same budget (the end-to-end view); the "
                 "others never train one.")
         if "amortised" in views:
             amortised = board[board["budget_view"].astype(str) == "amortised"]
