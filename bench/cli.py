@@ -280,6 +280,8 @@ def cmd_list(args) -> int:
             print(f"  {'':<11}   " + "; ".join(params))
     print("  (every trained algorithm also takes: " + "; ".join(
         _describe_field(f) for f in _train_field_list()) + ")")
+    print("  (learning_rate's default is tuned for no algorithm: `bench run` warns when a suite leaves it unset; "
+          "suites/controlled.toml has each algorithm's tuned rate for the controlled world)")
     print("worlds:")
     for kind, world in WORLDS.items():
         print(f"  {kind:<11} {world.summary} (from: {world_origin(kind)})")
