@@ -40,7 +40,8 @@ def check_device(preference: str) -> None:
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch built for CUDA {torch.version.cuda}"
+            cuda = torch.version.cuda
+            build = "a CPU-only build of torch" if cuda is None else f"torch built for CUDA {cuda}"
             raise UserError(f"--device {preference}: no CUDA device here ({build}, torch {torch.__version__}); "
                             "use --device cpu (or auto), or install a CUDA build of torch (docs/gpu.md)")
         if device.index is not None and device.index >= count:
