@@ -109,13 +109,19 @@ def _toml_value(value: Any) -> str:
 
 def run_suite(path: str | Path, *, results: str | Path = "results", cache_dir: str | Path | None = None,
               only: list[str] | None = None, seeds: list[int] | None = None, device: str = "auto",
-              report: str | Path | None = "report", **overrides: Any):
+              report: str | Path | None = "report", quiet: bool = True, **overrides: Any):
     """`bench run PATH` from Python; returns the runner's outcome (`.results_dir`, `.finished`, `.failed`, ...).
 
     Overrides are suite fields, `section__key=value` (or `**{"section.key": value}`), validated like the file:
     `run_suite("suites/controlled.toml", budget__flops=1e11, train__report_to="tensorboard")`. `report`: the
     report root (`report/<suite>/index.html`), None for no report. Invalid suites raise `bench.errors.UserError`.
+    `quiet` (default): as quiet as `bench run` — no transformers / datasets loading bars, advisory FutureWarnings or
+    library log lines while the suite runs (warning filters and logger levels are restored afterwards; the
+    environment switches stay, so the worker processes it starts are quiet too). `quiet=False` shows them.
     """
+    if quiet:
+        return _quietly(run_suite, path, results=results, cache_dir=cache_dir, only=only, seeds=seeds,
+                        device=device, report=report, quiet=False, **overrides)
     from bench.runner import run_suite as run
     from bench.suite import load_suite
 
@@ -127,3 +133,21 @@ def run_suite(path: str | Path, *, results: str | Path = "results", cache_dir: s
 
         write_report(outcome.results_dir, Path(report) / suite.name)
     return outcome
+
+
+def _quietly(fn, *args, **kwargs):
+    """Call `fn` with bench.quiet's settings, then put the caller's warning filters and logger levels back."""
+    import logging
+    import warnings
+
+    from bench.quiet import quiet_libraries
+
+    names = ("transformers", "trl", "datasets", "accelerate", "huggingface_hub")
+    levels = {n: logging.getLogger(n).level for n in names}
+    with warnings.catch_warnings():
+        quiet_libraries()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for n, level in levels.items():
+                logging.getLogger(n).setLevel(level)

@@ -510,14 +510,24 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
 
 def run_compare(a: Path, b: Path) -> str:
     """The check table for two result sets, without a verdict: A plays the baseline, B the current results; the
-    columns are headed with both folders' names, Δ = B − A and the status reads B against A."""
+    columns are headed with both folders' names, Δ = B − A and the status reads B against A. Either may be a
+    baseline JSON file (`bench baseline`) instead of a results directory."""
     a, b = Path(a), Path(b)
-    cur, base = collect(b), collect(a)
+    cur, base = _collected(b), _collected(a)
     rows = compare(cur, base)
     name_a, name_b = _column_names(a, b)
     versions = version_changes(cur, base)
     return (f"A = {a}\nB = {b}\n(Δ = B − A; status: B against A)\n" + (f"{versions}\n" if versions else "") + "\n"
             + format_table(rows, names=(f"A: {name_a}", f"B: {name_b}")))
+
+
+def _collected(path: Path) -> dict[str, Any]:
+    """A results directory's collected values, or a baseline JSON file's (`bench baseline` output, validated)."""
+    if path.is_file() and path.suffix == ".json":
+        return load_baseline(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: neither a results directory (results/<suite>) nor a baseline JSON file")
+    return collect(path)
 
 
 def _column_names(a: Path, b: Path) -> tuple[str, str]:

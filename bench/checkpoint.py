@@ -10,6 +10,7 @@ the run's final metrics; `daa_bench.json` beside it holds the run's config.json 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -46,17 +47,40 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def card_metadata(config: dict[str, Any], metrics: dict[str, Any]):
+    """The card's metadata as the Hub reads it (huggingface_hub's ModelCardData, as TRL's and transformers' own
+    cards write it): library, tags, `base_model` (a hub world's model; the controlled world's base policy is
+    trained from scratch, so none), datasets, licence, and a `model-index` with this run's held-out win rate, gold
+    reward and KL. Licence: a controlled-world policy is this project's (apache-2.0); a hub model's is its base
+    model's, which the card cannot know offline — the world's `license` when given, else "other"."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    world = config.get("world") or {}
+    algorithm = str(config.get("algorithm", "?"))
+    hub = world.get("kind") == "hub"
+    dataset = world.get("dataset") if hub else None
+    results = []
+    for key, name in (("win_rate", "win rate vs the reference policy"), ("gold_reward", "judge reward"),
+                      ("kl", "KL(policy || reference) [nats]")):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(float(value)):
+            results.append(EvalResult(task_type="text-generation", task_name="preference alignment",
+                                      dataset_type=str(dataset or f"daa-bench/{world.get('kind', 'controlled')}"),
+                                      dataset_name=str(dataset or f"daa-bench {world.get('kind', 'controlled')} world"),
+                                      dataset_split="held-out", metric_type=key, metric_name=name,
+                                      metric_value=float(value)))
+    return ModelCardData(library_name="transformers", tags=["daa-bench", "trl", algorithm],
+                         base_model=world.get("model") if hub else None, datasets=[dataset] if dataset else None,
+                         license=(world.get("license") or "other") if hub else "apache-2.0",
+                         model_name=str(config.get("run_id") or "policy"), eval_results=results or None)
+
+
 def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
     """A Hugging Face model card: YAML metadata, then what was trained, how, and how it scored."""
     world = config.get("world") or {}
     algorithm = config.get("algorithm", "?")
     base = world.get("model") if world.get("kind") == "hub" else None
-    meta = ["---", "library_name: transformers", "tags:", "- daa-bench", "- trl", f"- {algorithm}"]
-    if base:
-        meta.append(f"base_model: {base}")
-    if world.get("dataset"):
-        meta += ["datasets:", f"- {world['dataset']}"]
-    meta.append("---")
+    meta = ["---", card_metadata(config, metrics).to_yaml().rstrip("\n"), "---"]
     budget = config.get("budget") or {}
     budget_text = (f"{budget['flops']:.3g} FLOPs" if budget.get("flops") else f"{budget.get('seconds')} s")
     lines = meta + [

@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=version_line(),
                    help="print daa-bench's version (and torch / transformers / trl) and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = sub.add_parser
+
+    def described(name: str, **kw):  # `bench <command> -h` shows the line `bench -h` lists
+        return add_parser(name, description=kw.get("help"), **kw)
+
+    sub.add_parser = described  # type: ignore[method-assign]
 
     run = sub.add_parser("run", help="train and evaluate every run of a suite, then write the report")
     run.add_argument("suite", help="suite TOML file, e.g. suites/controlled.toml")
@@ -43,8 +49,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="run only these algorithm entries (repeatable or comma-separated)")
     run.add_argument("--seeds", default=None, help="run only these seeds, e.g. 0,1")
     run.add_argument("--dry-run", action="store_true", help="print the run plan and compute estimate; train nothing")
-    run.add_argument("--results", default="results", help="results root (default: results/)")
-    run.add_argument("--report-dir", default="report", help="report root (default: report/)")
+    run.add_argument("--results-dir", "--results", dest="results", default="results",
+                     help="results root: runs go to RESULTS_DIR/<suite>/ (default: results/)")
+    run.add_argument("--report-dir", default="report", help="report root: the page goes to REPORT_DIR/<suite>/ "
+                     "(default: report/)")
     run.add_argument("--cache-dir", default=None, help="shared-stage cache (default: $BENCH_CACHE or ~/.cache/daa-bench)")
     run.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1, ...")
     run.add_argument("--no-report", action="store_true", help="skip writing the HTML report at the end")
@@ -57,45 +65,50 @@ def _parser() -> argparse.ArgumentParser:
                      "write the summary and the report; without it `bench run` returns after submitting")
 
     st = sub.add_parser("status", help="queued / running / finished / failed runs of results/<suite> (job ids, logs)")
-    st.add_argument("results_dir")
+    st.add_argument("results_dir", help="a results/<suite> folder written by `bench run`")
 
     env = sub.add_parser("env", help="versions, devices, cache and this machine's measured fp32 matmul peak")
-    env.add_argument("--cache-dir", default=None)
+    env.add_argument("--cache-dir", default=None, help="shared-stage cache to describe (default: $BENCH_CACHE or "
+                     "~/.cache/daa-bench)")
 
     val = sub.add_parser("validate", help="check suite files and print each one's run plan size")
     val.add_argument("suites", nargs="+", metavar="suite", help="one or more suite TOML files, e.g. suites/*.toml")
-    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a suite field before validating, as `bench run --set` does")
 
     lst = sub.add_parser("list", help="registered algorithms (family, paper, hyper-parameters) and worlds")
     lst.add_argument("--all", action="store_true", help="also list test-only algorithms (fake)")
     lst.add_argument("--suite", default=None, help="also import this suite's [suite].plugins modules")
 
     base = sub.add_parser("baseline", help="record results/<suite> as a baseline JSON for `bench check`")
-    base.add_argument("results_dir")
-    base.add_argument("-o", "--out", required=True, help="e.g. results/baselines/<suite>.json")
+    base.add_argument("results_dir", help="a results/<suite> folder written by `bench run`")
+    base.add_argument("-o", "--out", required=True, help="the baseline JSON to write, e.g. "
+                      "results/baselines/<suite>.json")
 
     chk = sub.add_parser("check", help="compare results/<suite> with a baseline: exit 0 pass, 1 regression")
-    chk.add_argument("results_dir")
-    chk.add_argument("--baseline", required=True)
+    chk.add_argument("results_dir", help="a results/<suite> folder written by `bench run`")
+    chk.add_argument("--baseline", required=True, help="the baseline JSON written by `bench baseline`")
     chk.add_argument("--allow-config-change", action="store_true",
                      help="do not fail when the suite or world differs from the baseline's")
-    chk.add_argument("--out", default=None, help="where check.json / check.md go (default: the results dir)")
+    chk.add_argument("-o", "--out", default=None, help="folder for check.json / check.md (default: the results dir)")
     chk.add_argument("-v", "--verbose", action="store_true",
                      help="print every checked row (default: only the problems; check.md always has all)")
 
     cmp_ = sub.add_parser("compare", help="the check table for two result sets, without pass/fail")
-    cmp_.add_argument("results_a")
-    cmp_.add_argument("results_b")
+    cmp_.add_argument("results_a", help="A (plays the baseline): a results/<suite> folder or a baseline JSON")
+    cmp_.add_argument("results_b", help="B (read against A): a results/<suite> folder or a baseline JSON")
 
     rep = sub.add_parser("report", help="render report/<suite>/index.html from results/<suite>")
-    rep.add_argument("results_dir")
-    rep.add_argument("--out", default=None, help="output directory (default: report/<suite>/)")
+    rep.add_argument("results_dir", help="a results/<suite> folder written by `bench run`")
+    rep.add_argument("-o", "--out", default=None, help="folder for index.html and answer.txt "
+                     "(default: report/<suite>/)")
 
     exp = sub.add_parser("export", help="copy a run's saved policy (save_policy = \"final\") out as a Hugging Face "
                          "checkpoint, optionally pushing it to the Hub")
     exp.add_argument("results_dir", help="results/<suite>")
     exp.add_argument("--run", required=True, metavar="RUN_ID", help="the run id (its folder under runs/)")
-    exp.add_argument("--to", required=True, metavar="DIR", help="a new (or empty) folder")
+    exp.add_argument("-o", "--out", "--to", dest="to", required=True, metavar="DIR",
+                     help="a new (or empty) folder for the checkpoint")
     exp.add_argument("--push-to-hub", default=None, metavar="REPO", help="also upload DIR to this Hub model repo")
     exp.add_argument("--public", action="store_true", help="create the Hub repository public (default: private)")
     return p
@@ -267,6 +280,8 @@ def cmd_list(args) -> int:
             print(f"  {'':<11}   " + "; ".join(params))
     print("  (every trained algorithm also takes: " + "; ".join(
         _describe_field(f) for f in _train_field_list()) + ")")
+    print("  (learning_rate's default is tuned for no algorithm: `bench run` warns when a suite leaves it unset; "
+          "suites/controlled.toml has each algorithm's tuned rate for the controlled world)")
     print("worlds:")
     for kind, world in WORLDS.items():
         print(f"  {kind:<11} {world.summary} (from: {world_origin(kind)})")
@@ -311,6 +326,17 @@ def cmd_run(args) -> int:
         except ValueError:
             raise UserError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
     only = _split(args.only) or None
+    from bench.modeling import check_device
+    from bench.suite import unset_learning_rates
+
+    check_device(args.device)
+    unset = unset_learning_rates(suite)
+    if unset:
+        from bench.io import warn
+
+        warn(f"{args.suite}: no learning_rate for {', '.join(unset)}; they train at the code's default 1e-3, which is "
+             "tuned for no algorithm — set [algorithms.<label>].learning_rate or [train].learning_rate "
+             "(suites/controlled.toml has tuned rates for the controlled world)")
     if args.dry_run:
         print(plan_text(suite, only=only, seeds=seeds, cache_dir=args.cache_dir))
         return EXIT_OK
@@ -326,6 +352,12 @@ def cmd_run(args) -> int:
     if not is_main():  # multi-process: rank 0 alone reports and writes the page
         return EXIT_OK
     print(outcome.summary_line())
+    from bench.io import warn
+    from bench.results import hidden_line, hidden_runs
+
+    hidden = hidden_line(outcome.results_dir, hidden_runs(outcome.results_dir))
+    if hidden:
+        warn(hidden)
     if not outcome.complete:  # submitted to SLURM: the runs write the summary; the report comes after them
         return EXIT_OK
     if not args.no_report:
@@ -336,11 +368,23 @@ def cmd_run(args) -> int:
         clean_stale_temps(Path(args.report_dir) / suite.name)
         page = write_report(outcome.results_dir, Path(args.report_dir) / suite.name)
         print(f"report: {page}")
+        _print_answer(page)
     if outcome.failed:
         print(f"error: {len(outcome.failed)} run(s) failed (exit {EXIT_RUNS_FAILED}); {_where_to_look(outcome)}; "
               "re-running the same command retries only them", file=sys.stderr)
         return EXIT_RUNS_FAILED
     return EXIT_OK
+
+
+def _print_answer(page: Path) -> None:
+    """The report's first screen as text (answer.txt beside the page): the verdict, the short table, the caveats."""
+    from bench.reporting import ANSWER_FILE
+    from bench.terminal import printable
+
+    answer = page.parent / ANSWER_FILE
+    if answer.is_file() and answer.read_text(encoding="utf-8").strip():
+        print()
+        print("\n".join(printable(line) for line in answer.read_text(encoding="utf-8").splitlines()))
 
 
 def _where_to_look(outcome) -> str:
@@ -380,10 +424,17 @@ def cmd_report(args) -> int:
         raise UserError(f"{results_dir}: no such results folder; run `bench run <suite>` first")
     out = Path(args.out) if args.out else Path("report") / results_dir.name
     clean_stale_temps(out)
+    from bench.results import hidden_line, hidden_runs
+
+    hidden = hidden_line(results_dir, hidden_runs(results_dir))
+    if hidden:
+        warn(hidden)
     line = damaged_line(damaged_runs(results_dir))
     if line:
         warn(line)
-    print(f"report: {write_report(results_dir, out)}")
+    page = write_report(results_dir, out)
+    print(f"report: {page}")
+    _print_answer(page)
     return EXIT_OK
 
 

@@ -343,6 +343,28 @@ def load_runs(results_dir: Path) -> list[dict[str, Any]]:
     return runs
 
 
+def hidden_runs(results_dir: Path) -> list[str]:
+    """Run folders on disk that the suite as last run does not list (suite.json's run_ids): runs of an earlier
+    configuration (another --set, an edited suite file). They stay on disk but are not read by the summary, the
+    report or `bench check`, so the caller says so in one line (`hidden_line`)."""
+    suite_file = Path(results_dir) / "suite.json"
+    suite, _ = _load_json_object(suite_file) if suite_file.is_file() else (None, "")
+    current = set((suite or {}).get("run_ids") or [])
+    if not current:
+        return []
+    return [d.name for d in sorted((Path(results_dir) / "runs").glob("*/"))
+            if d.name not in current and (d / "config.json").exists()]
+
+
+def hidden_line(results_dir: Path, hidden: list[str]) -> str:
+    """One line naming how many runs of an earlier configuration are left out (empty when none)."""
+    if not hidden:
+        return ""
+    return (f"{len(hidden)} run folder(s) in {Path(results_dir) / 'runs'} belong to an earlier configuration of this "
+            "suite (other settings, --set or an edited file) and are left out of this summary and report; they stay "
+            "on disk — run the earlier configuration again to see them, or use another --results-dir")
+
+
 def damaged_runs(results_dir: Path) -> list[tuple[str, str]]:
     """(run_id, why) of the run folders whose files are damaged or do not match (they will be re-run)."""
     return [(r["dir"].name, r["state"].reason) for r in load_runs(results_dir) if r["state"].damaged]

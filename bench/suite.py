@@ -40,6 +40,22 @@ from bench.suite_schema import (  # noqa: F401  (the configs; re-exported: bench
 # Loading and validation
 
 
+def unset_learning_rates(suite: Suite) -> list[str]:
+    """Labels of the suite's trained entries that leave `learning_rate` to the code's default (neither the entry
+    nor [train] sets it). The default (1e-3) is one number for every algorithm and every model; the tuned rates
+    differ by 10x between algorithms on the controlled world (suites/controlled.toml) and TRL's are 1e-6-class for
+    billion-parameter models — so the CLI warns instead of training at a rate nobody chose."""
+    from bench.algorithms.registry import all_algorithms
+
+    registry = all_algorithms()
+    out = []
+    for e in suite.entries:
+        cls = registry.get(e.algorithm)
+        if cls is not None and "learning_rate" in cls.param_fields() and "learning_rate" not in dict(e.grid):
+            out.append(e.label)
+    return out
+
+
 def load_suite(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
     """Read, override (`--set section.key=value`), and validate a suite file; raise one UserError with every problem."""
     path = Path(path)

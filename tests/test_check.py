@@ -22,11 +22,26 @@ noise = 0.02
 """
 
 
+_TRAINED: dict[str, Path] = {}  # suite text -> a results folder trained once for this module
+
+
 def run(tmp_path: Path, text: str = SUITE, name: str = "suite.toml", results: str = "results") -> Path:
+    """Results of `text` in tmp_path/results/papers. Each distinct suite is trained once per test session (8 runs,
+    each in its own child process: most of this file's time) and copied for every further test, which then edits
+    its own copy; a copy is a complete results folder (run folders are independent of where they sit)."""
+    import shutil
+    import tempfile
+
     path = tmp_path / name
     path.write_text(text)
-    assert main(["run", str(path), "--results", str(tmp_path / results), "--no-report"]) == 0
-    return tmp_path / results / "papers"
+    if text not in _TRAINED:
+        home = Path(tempfile.mkdtemp(prefix="check-suite-"))
+        (home / name).write_text(text)
+        assert main(["run", str(home / name), "--results", str(home / "results"), "--no-report"]) == 0
+        _TRAINED[text] = home / "results" / "papers"
+    out = tmp_path / results / "papers"
+    shutil.copytree(_TRAINED[text], out, ignore=shutil.ignore_patterns(".launch", ".locks"))
+    return out
 
 
 def shift_metric(results: Path, metric: str, by: float, label_beta: float | None = None) -> None:
@@ -323,3 +338,27 @@ def test_schema_1_baseline_is_migrated_to_t_intervals(tmp_path):
     out = load_baseline(_write(tmp_path, data))
     w = out["settings"]["dpo"]["metrics"]["win_rate"]
     assert out["schema_version"] == 2 and w["lo"] < 0.58 and w["hi"] > 0.66  # t_{0.975,2} = 4.30
+
+
+def test_the_issue_27_edit_of_the_committed_baseline_fails():
+    """Issue 27's reproduction on the committed default-suite baseline: a copy with DPO's chosen_logp_delta at
+    +0.90 (the finding's sign flipped) and KL 0.43 checked against the unchanged baseline used to PASS (fixed
+    3-nat tolerances); the reversed finding now fails. The KL move alone (0.43 → 0.95 here) does not: with DPO's
+    three seed values (1.01, 1.12, 0.72) Welch's p is 0.03 before Holm's correction over ~100 rows, and the row's
+    margin (the smallest move it could flag at 3 seeds) is 1.7 nats — the synthetic test above, with tighter
+    seeds, is where KL 0.43 vs 1.24 fails."""
+    import copy
+
+    from bench.check import PROBLEMS, compare, load_baseline
+
+    current = load_baseline(Path(__file__).resolve().parents[1] / "results" / "baselines" / "controlled.json")
+    edited = copy.deepcopy(current)
+    dpo = edited["settings"]["dpo"]["metrics"]
+    for metric, value in (("chosen_logp_delta", 0.90), ("kl", 0.43)):
+        shift = value - dpo[metric]["mean"]
+        dpo[metric]["values"] = [v + shift for v in dpo[metric]["values"]]
+        dpo[metric].update(mean=value, lo=dpo[metric]["lo"] + shift, hi=dpo[metric]["hi"] + shift)
+    problems = {(r.setting, r.metric) for r in compare(current, edited) if r.status in PROBLEMS}
+    assert ("dpo", "sign of chosen_logp_delta") in problems, problems
+    rows = {(r.setting, r.metric): r for r in compare(current, edited)}
+    assert rows[("dpo", "kl")].margin > 1.0  # what 3 seeds can resolve, printed on the row for the reader

@@ -131,7 +131,8 @@ fail = true
 REPO_PATH = re.compile(r"(?<![\w/.-])((?:bench|docs|suites|tests|benchmarks|results/baselines)/[\w./<>*-]*\w)")
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/suite-format.md", "docs/results-schema.md", "docs/gpu.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/suite-format.md", "docs/results-schema.md", "docs/gpu.md",
+                                 "docs/guide.md", "docs/plugins.md"])
 def test_docs_name_only_files_that_exist(doc):
     text = (ROOT / doc).read_text(encoding="utf-8")
     for link in re.findall(r"\]\(([^)#]+)\)", text):  # markdown links
@@ -175,9 +176,9 @@ def test_readme_says_which_algorithms_the_default_suite_leaves_out():
     suite = tomllib.loads((ROOT / "suites" / "controlled.toml").read_text(encoding="utf-8"))
     used = {t.get("algorithm", label) for label, t in suite["algorithms"].items()}
     shipped = {n for n, cls in all_algorithms().items() if cls.__module__.startswith("bench.") and n != "fake"}
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
     sentence = re.search(r"every registered algorithm except (.*?), which", readme, re.S)
-    assert sentence, "README: the default suite's sentence about its algorithms is gone"
+    assert sentence, "docs/guide.md: the default suite's sentence about its algorithms is gone"
     assert set(_names(sentence.group(1))) == shipped - used
 
 
@@ -185,3 +186,33 @@ def test_generator_runs_as_a_script():
     proc = subprocess.run([sys.executable, str(DOCS / "generate.py"), "--check"], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------ README front page
+def test_readme_findings_table_is_the_baseline():
+    """The README's findings table is what docs/findings.py makes of results/baselines/controlled.json."""
+    proc = subprocess.run([sys.executable, str(DOCS / "findings.py"), "--check"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = _table((ROOT / "README.md").read_text(encoding="utf-8"), "<!-- generated:findings -->")
+    import json
+
+    baseline = json.loads((ROOT / "results" / "baselines" / "controlled.json").read_text(encoding="utf-8"))
+    assert {_names(r[0])[0] for r in rows} == set(baseline["settings"])
+    dpo = next(r for r in rows if _names(r[0]) == ["dpo"])
+    assert dpo[2].startswith(f"{baseline['settings']['dpo']['metrics']['win_rate']['mean']:.3f} [")
+
+
+def test_readme_front_page_is_short_and_has_what_a_new_user_needs():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = text.split("\n## ")[0]
+    assert len(first.split()) < 80, "README: the first screen is one sentence and a picture"
+    assert (ROOT / "docs" / "report-first-screen.png").stat().st_size < 400_000
+    for needle in ("## Two commands", "python -m pytest -q -rs", "## Contents", "## Citation", "@software",
+                   "--index-url https://download.pytorch.org/whl/cpu", "chromium", "slurm-wlm", "-m slow"):
+        assert needle in text, needle
+    assert "OWNER" not in text and "not yet measured" not in text
+    assert len(text.split()) < 1200, len(text.split())
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = re.search(r"```bash\n(python -m pytest[^\n]*)\n```", text).group(1)
+    assert command in ci, "CI must run the README's test command"

@@ -158,7 +158,7 @@ def _section(html: str, name: str) -> str:
 def test_page_is_one_self_contained_file(page):
     path, html = page
     assert path.name == "index.html"
-    assert [p.name for p in path.parent.iterdir()] == ["index.html"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["answer.txt", "index.html"]  # the page + its text twin
     assert "<script" not in html.lower() and "<link" not in html.lower()
     assert "@import" not in html and "url(" not in html
     for attr, value in re.findall(r'\b(src|href)="([^"]*)"', html):
@@ -225,7 +225,9 @@ def test_collapsed_and_capped_samples_are_flagged(page):
     _, html = page
     samples = _section(html, "samples")
     rows = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", samples) if "<td" in r]
-    assert len(rows) == 3 * 5  # 3 prompts: π_ref, sft, dpo, ipo, ppo
+    assert len(rows) == 3 * 4  # 3 prompts: π_ref, dpo, ipo, ppo (sft is π_ref: its row is not repeated)
+    assert not any(re.sub(r"<[^>]+>", "", r.split("</td>")[0]) == "sft" for r in rows)
+    assert "<th class=\"num\">KL</th>" not in samples  # a single sample's log-ratio is not a KL (can be < 0)
     flagged = sorted((re.sub(r"<[^>]+>", "", r.split("</td>")[0]), re.findall(r'<span class="flag">(\w+)</span>', r))
                      for r in rows if 'class="flag"' in r)
     assert flagged == [("ipo", ["collapsed"]), ("ppo", ["capped"])]

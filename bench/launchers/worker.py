@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     outcome = SuiteOutcome(plan.results_dir)
     book = StageBook(plan)
     try:
-        work_through_isolated(plan, book, outcome, None, wait=False)
+        work_through_isolated(plan, book, outcome, _log_lines(index), wait=False)
     except UserError as err:
         record["user_error"], code = err.problems, 2
     except KeyboardInterrupt:
@@ -46,6 +46,27 @@ def main(argv: list[str]) -> int:
                    "by_others": outcome.by_others, "elsewhere": outcome.elsewhere, "stage_seconds": book.close()})
     write_json_atomic(plan_path.parent / f"worker-{index}.json", record)
     return code
+
+
+def _log_lines(index: int):
+    """Progress for worker-K.log (the worker's stdout): one timestamped line per run it starts and when it is done
+    with its queue, and each shared stage's milestones — so a log shows what the worker is doing between the parent's
+    progress lines."""
+    import time
+
+    from bench.progress import LineProgress
+
+    stages = LineProgress(sys.stdout)
+    start = time.monotonic()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage != "runs":
+            stages(stage, done, total)
+            return
+        what = f"run {done + 1} of {total} in its queue starting" if done < total else f"queue done ({total} runs)"
+        print(f"worker {index} [{time.monotonic() - start:7.1f} s] {what}", flush=True)
+
+    return progress
 
 
 if __name__ == "__main__":

@@ -291,6 +291,10 @@ def _frontier(board, runs, limits, style, reward_name, curves):
     top_kl = [1.0]
     means_y: dict[int, list[float]] = {0: [], 1: []}  # per row: every drawn mean (the axes are fitted to them)
     handles = []
+    cells = [(r, c) for r in (0, 1) for c in (0, 1)]
+    labels_at: dict = {k: [] for k in cells}   # (x, y, text, colour) of each selected setting's final point
+    extent: dict = {k: [] for k in cells}      # the trained runs' points (final and through training): the frame
+    ref_points: dict = {k: [] for k in cells}  # training-free references: in the frame only if they fall inside
     for label, rows in board.groupby("label", sort=False):
         st = style[label]
         reference = rows["algorithm"].iloc[0] in REFERENCE_ALGORITHMS
@@ -330,6 +334,8 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                                     ax.plot([transform(max(float(tk_lo[j]), 0.0)), transform(max(float(tk_hi[j]),
                                              0.0))], [ty[j], ty[j]], color=st.color, lw=0.7, alpha=0.45, zorder=2)
                             top_kl.extend(list(np.maximum(tk[ok], 0.0)))
+                            if full:
+                                extent[(r, c)].extend(zip(xs, ty[ok]))
                             if full and ok.sum() > 2:  # the peak, marked where it is not the last point: a hump
                                 j = int(np.nanargmax(ty[ok]))
                                 if j < ok.sum() - 1 and ty[ok][j] > ty[ok][-1]:
@@ -349,9 +355,12 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                                 ms=7 if full else 5, mfc=st.color if full else "white", capsize=2, elinewidth=1,
                                 zorder=5)
                     if full:
-                        ax.annotate(_text(label) + (_efficiency_note(row) if metric == "gold_reward" else ""),
-                                    (transform(kx), y), textcoords="offset points", xytext=(5, 4),
-                                    fontsize=7, color=st.color)
+                        note = _efficiency_note(row) if metric == "gold_reward" else ""
+                        labels_at[(r, c)].append((transform(kx), float(y), _text(label) + note, st.color))
+                        if not reference or rows["algorithm"].iloc[0] == "sft":  # π_ref itself: the origin
+                            extent[(r, c)].append((transform(kx), float(y)))
+                        else:
+                            ref_points[(r, c)].append((transform(kx), float(y), _text(label)))
         if drawn:
             handles.append(Line2D([], [], marker=st.marker, color=st.color, ms=6, label=_text(label)))
     kl_max = max(top_kl)
@@ -400,10 +409,53 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                            f"{limits.get('samples_per_prompt', '?')} π_ref samples per prompt"),
                      Line2D([], [], ls="none", label="label: x% = gold gain over π_ref as a share of π*'s "
                             "(BoN: best-of-n's) at the same KL")] if limits else []
+    _fit_and_label(fig, axes, extent, labels_at, ref_points, kl_max)
     if limit_handles:
         fig.legend(handles=limit_handles, loc="outside lower left", ncols=2)
     fig.legend(handles=handles, loc="outside right upper")
     return fig
+
+
+LABEL_GAP_PT = 9.0  # vertical room of one 7-pt label
+
+
+def _fit_and_label(fig, axes, extent, labels_at, ref_points, kl_max) -> None:
+    """Frame each panel on the trained runs (their final points and their curves, with a margin), so the runs are
+    not squeezed into a corner by limits that reach far beyond them: the limits stay as context inside the frame.
+    References outside the frame are named in a corner note. Labels are spread vertically so no two overlap
+    (greedy: sorted by y, each at least LABEL_GAP_PT below the one above, in the panel's point space), with a thin
+    leader line where a label moved away from its point."""
+    width_in, height_in = fig.get_size_inches()
+    panel_h_pt = height_in * 72 * 0.36  # two rows of panels and the legends: about a third of the figure each
+    for (r, c), pts in extent.items():
+        ax = axes[r, c]
+        pts = [(x, y) for x, y in pts if np.isfinite(x) and np.isfinite(y)]
+        if len(pts) >= 2 and kl_max > 0:
+            xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+            x_hi = float(xs.max()) * 1.18 + 0.02
+            y_lo, y_hi = float(ys.min()), float(ys.max())
+            pad = max(0.08 * (y_hi - y_lo), 0.02)
+            ax.set_xlim(0.0 if ax.get_xscale() == "linear" else ax.get_xlim()[0], x_hi)
+            ax.set_ylim(y_lo - pad, y_hi + 2.5 * pad)
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        outside = [f"{t} ({x:.3g}, {y:.3g})" for x, y, t in ref_points[(r, c)] if not (x0 <= x <= x1 and y0 <= y <= y1)]
+        if outside:
+            ax.text(0.99, 0.01, "off the frame (x, y): " + "; ".join(outside), transform=ax.transAxes, ha="right",
+                    va="bottom", fontsize=6.5, color="#555555")
+        shown = sorted(((x, y, t, col) for x, y, t, col in labels_at[(r, c)] if x0 <= x <= x1 and y0 <= y <= y1),
+                       key=lambda p: -p[1])
+        span = (y1 - y0) or 1.0
+        placed: list[float] = []  # label heights in points from the panel's bottom
+        for x, y, text, colour in shown:
+            want = (y - y0) / span * panel_h_pt
+            at = min([want] + [placed[-1] - LABEL_GAP_PT] if placed else [want])
+            placed.append(at)
+            moved = abs(at - want) > 1.0
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(9, at - want + 3), fontsize=7, color=colour,
+                        va="center", zorder=8, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                                     "alpha": 0.8},
+                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": colour} if moved else None)
 
 
 def budget_chart(board: pd.DataFrame, runs: pd.DataFrame, style: dict[str, Style], reward_name: str) -> str | None:

@@ -63,8 +63,11 @@ def _verdict(step: str, a: str, b: str, win: dict, kl: dict) -> str:
     if not math.isfinite(win["mean"]):
         return f"{step}: no paired seeds of {a} and {b}."
     if win["sig"]:
-        what = f"{step} bought {win['d']} win rate {win['ci']}" if win["mean"] > 0 else \
-            f"{step} lost {win['d']} win rate {win['ci']} (the lower rung won)"
+        if win["mean"] > 0:
+            what = f"{step} bought {win['d']} win rate {win['ci']}"
+        else:  # the rung without the piece won: say who won and by how much, as a positive number
+            what = (f"{step} did not pay: {b} beat {a} by {tables.format_number(-win['mean'], '.3f')} win rate "
+                    f"[{tables.format_number(-win['hi'], '.3f')}, {tables.format_number(-win['lo'], '.3f')}]")
     else:
         what = f"{step}: no resolved win-rate difference ({win['d']} {win['ci']})"
     if math.isfinite(kl["mean"]):

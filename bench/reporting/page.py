@@ -16,7 +16,7 @@ from urllib.parse import quote
 import jinja2
 import pandas as pd
 
-from bench.reporting import figures, ladder, sweeps, tables
+from bench.reporting import figures, ladder, sweeps, tables, verdict
 from bench.reporting.data import Results, finite
 from bench.suite import AXES
 
@@ -172,6 +172,7 @@ def samples(res: Results, runs: pd.DataFrame, board: pd.DataFrame, link_base: st
     """The first prompts shared by all labels: π_ref's sample once, then each label's sample (lowest seed of
     the selected, else first, setting) with its judge score, its flags (`sample_flags`) and its run's links."""
     cap = (res.suite.get("eval") or {}).get("max_new_tokens")
+    untrained = set(board.loc[board["algorithm"] == "sft", "setting"]) if len(board) else set()
     chosen: list[tuple[str, str, dict[str, dict]]] = []
     for label, rows in board.groupby("label", sort=False):
         settings = list(rows.loc[rows["selected"], "setting"]) + list(rows["setting"])
@@ -203,7 +204,7 @@ def samples(res: Results, runs: pd.DataFrame, board: pd.DataFrame, link_base: st
                  "reference_flags": sample_flags(ref_raw, len(ref_raw.split()), cap) if ref else [], "rows": []}
         for setting, run_id, by_prompt in chosen:
             s = by_prompt.get(prompt)
-            if s is None:
+            if s is None or (ref and setting in untrained):  # sft is π_ref: its row would repeat the one above
                 continue
             text, cut = _cut(s.get("completion"))
             entry["rows"].append({"setting": setting, "run_id": run_id, "completion": text, "cut": cut,
@@ -219,11 +220,11 @@ def samples_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
     for e in entries:
         if e["reference"]:
             rows.append({"prompt": e["prompt"], "policy": "π_ref (reference)", "run_id": "",
-                         "completion": e["reference"], "score": e["reference_score"], "kl": "0",
+                         "completion": e["reference"], "score": e["reference_score"], "log_ratio": "0",
                          "flags": " ".join(e["reference_flags"])})
         rows += [{"prompt": e["prompt"], "policy": r["setting"], "run_id": r["run_id"], "completion": r["completion"],
-                  "score": r["score"], "kl": r["kl"], "flags": " ".join(r["flags"])} for r in e["rows"]]
-    return pd.DataFrame(rows, columns=["prompt", "policy", "run_id", "completion", "score", "kl", "flags"])
+                  "score": r["score"], "log_ratio": r["kl"], "flags": " ".join(r["flags"])} for r in e["rows"]]
+    return pd.DataFrame(rows, columns=["prompt", "policy", "run_id", "completion", "score", "log_ratio", "flags"])
 
 
 COMPONENT_TITLES = {"policy": "policy", "reference": "reference", "reward_model_training": "reward model training",
@@ -298,7 +299,11 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     }
     metrics = [{"title": m.title.replace("gold reward", reward_name), "unit": m.unit,
                 "direction": {1: "↑", -1: "↓"}.get(m.direction, "")} for m in tables.LEADERBOARD]
+    answer = verdict.verdict(board, pairs, run_table, flags, failed)
     return {
+        "answer": answer, "answer_sentences": verdict.answer_sentences(answer),
+        "answer_costs": verdict.cost_sentences(answer), "answer_text": verdict.text(answer),
+        "short_columns": [t for _, t, _ in verdict.SHORT_COLUMNS],
         "h": header(res), "metrics": metrics, "board": board_rows,
         "pairs": [{"a": r["a"], "b": r["b"], "d": tables.format_number(r["difference"], "+.3f"),
                    "ci": f"[{tables.format_number(r['lo'], '+.3f')}, {tables.format_number(r['hi'], '+.3f')}]",
