@@ -134,10 +134,16 @@ def collect(results_dir: Path) -> dict[str, Any]:
             s["metrics"][m] = entry
     runs = load_runs(results_dir)
     provenance = runs[0]["config"].get("provenance", {}) if runs else {}
-    return {"suite": suite.get("name", results_dir.name), "suite_hash": suite.get("hash"),
+    out = {"suite": suite.get("name", results_dir.name), "suite_hash": suite.get("hash"),
             "world_key": world.get("key"), "world": suite.get("world"), "check": suite.get("check", {}),
             "provenance": {"git": provenance.get("git"), "packages": provenance.get("packages")},
             "settings": settings}
+    if suite.get("replication"):  # a replication suite: its verdict, for README's table (benchmarks/replications.py)
+        from bench.evaluation.replication import decide, with_selection
+
+        verdict = decide(suite["replication"], with_selection(frame, results_dir), unc)
+        out["replication"] = {**verdict.to_dict(), "path": suite.get("path")}
+    return out
 
 
 def _finite_or_none(v: float) -> float | None:

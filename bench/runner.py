@@ -280,7 +280,8 @@ def write_suite_record(suite: Suite, results_dir: Path) -> None:
         "runs": {s.run_id: {"label": s.label, "algorithm": s.algorithm, "seed": s.seed,
                             "params": s.param_dict, "swept": list(s.swept)} for s in every},
         # each algorithm's declarations (family, ...), as data for the report, which never imports algorithms/
-        "algorithms": describe(sorted({s.algorithm for s in every}))})
+        "algorithms": describe(sorted({s.algorithm for s in every})),
+        **({"replication": as_dict(suite.replication)} if suite.replication is not None else {})})
 
 
 def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, seeds=None, device: str = "auto",

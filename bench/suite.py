@@ -192,6 +192,7 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         check = {}
     problems += _check_table_problems(check, where)
     launcher = _read_launcher(data.get("launcher", {}), where, problems)
+    replication = _read_replication(data.get("replication"), algorithms_labels(data), where, problems)
 
     registry = all_algorithms()
     train = data.get("train", {})
@@ -244,7 +245,29 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     if options.peft is not None:  # tracking and saving change no result: the suite hash ignores them
         canonical["peft"] = as_dict(options.peft)
     return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical), tuple(axes),
-                 options, launcher)
+                 options, launcher, replication)
+
+
+def algorithms_labels(data: dict[str, Any]) -> list[str]:
+    table = data.get("algorithms")
+    return list(table) if isinstance(table, dict) else []
+
+
+def _read_replication(table: Any, labels: list[str], where: str, problems: list[str]):
+    """[replication] (bench/replication_schema.py), its `compare` labels checked against [algorithms]."""
+    from bench.replication_schema import ReplicationConfig, parse_compare
+
+    if table is None:
+        return None
+    before = len(problems)
+    rep = read_table(ReplicationConfig, table, where, "replication", problems)
+    if len(problems) > before:
+        return None
+    for arm in parse_compare(rep.compare) or ():
+        if arm not in labels:
+            problems.append(problem(where, "[replication].compare", f"{arm!r} is not an [algorithms] label of this "
+                                    "suite", did_you_mean(arm, labels)))
+    return rep
 
 
 def _read_launcher(table: Any, where: str, problems: list[str]):

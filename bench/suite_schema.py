@@ -15,7 +15,7 @@ from bench.errors import did_you_mean, problem
 from bench.hashing import stable_hash  # noqa: F401  (re-exported: bench.suite.stable_hash)
 from bench.schema import as_dict, read_table
 
-SECTIONS = ("suite", "world", "budget", "eval", "train", "algorithms", "check", "launcher")
+SECTIONS = ("suite", "world", "budget", "eval", "train", "algorithms", "check", "launcher", "replication")
 MAX_NAME = 64            # suite names and entry labels name folders; run ids must stay under file-name limits
 MAX_RUN_ID = 200
 MAX_RUNS = 10_000        # a grid larger than this is almost surely a mistake (and would take days to expand)
@@ -247,6 +247,7 @@ class Suite:
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # suite-level sweeps: (AXES name, values), several values
     options: TrainOptions = TrainOptions()  # [train] run options: tracking, saved policy, LoRA
     launcher: Any = None  # LauncherConfig ([launcher]); excluded from raw_hash: where runs execute changes no result
+    replication: Any = None  # ReplicationConfig ([replication], bench/replication_schema.py); not in raw_hash
 
     def axis_points(self) -> list[dict[str, Any]]:
         """Every combination of the suite-level axes (one empty dict when nothing is swept)."""
