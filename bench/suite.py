@@ -32,7 +32,7 @@ from bench.schema import as_dict, check_value, coerce, read_table, type_name
 from bench.suite_schema import (  # noqa: F401  (the configs; re-exported: bench.suite.RunSpec, ...)
     SECTIONS, MAX_NAME, MAX_RUN_ID, MAX_RUNS, SEED_LIMIT, BUDGET_VIEWS, AXES, WORLD_AXES, SuiteMeta, BudgetConfig,
     EvalConfig, REPORT_TO, SAVE_POLICY, LoraSettings, TrainOptions, _report_to_problem, TRAIN_OPTIONS,
-    read_train_options, AlgorithmEntry, Suite, RunSpec, _eval_dict, _AXIS_TAG, _short,
+    read_train_options, AlgorithmEntry, Suite, RunSpec, _eval_dict, _AXIS_TAG, _short, budget_dict,
 )
 
 
@@ -105,7 +105,8 @@ def _blame_overrides(problems: list[str], overrides, where: str) -> list[str]:
 
 # fields of which a suite sets exactly one: `--set` of one replaces the other (`--set budget.seconds=60` on a FLOP
 # suite means "this budget instead", not "both", which validation would refuse)
-EXCLUSIVE_FIELDS = {("budget", "flops"): ("budget", "seconds"), ("budget", "seconds"): ("budget", "flops")}
+_BUDGETS = ("flops", "seconds", "updates")
+EXCLUSIVE_FIELDS = {("budget", k): tuple(("budget", o) for o in _BUDGETS if o != k) for k in _BUDGETS}
 
 
 def apply_override(data: dict[str, Any], item: str, where: str) -> None:
@@ -129,9 +130,9 @@ def apply_override(data: dict[str, Any], item: str, where: str) -> None:
         if not isinstance(table, dict):
             raise UserError(problem("--set", dotted, f"{key!r} is not a table in {where}"))
     table[keys[-1]] = value
-    other = EXCLUSIVE_FIELDS.get(tuple(keys))
-    if other is not None and isinstance(data.get(other[0]), dict):
-        data[other[0]].pop(other[1], None)
+    for other in EXCLUSIVE_FIELDS.get(tuple(keys), ()):
+        if isinstance(data.get(other[0]), dict):
+            data[other[0]].pop(other[1], None)
 
 
 def parse_suite(data: dict[str, Any], where: str) -> Suite:
@@ -238,7 +239,7 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     meta_dict = as_dict(meta)
     if not meta_dict.get("plugins"):  # no plug-ins: the hash of every suite written before they existed is unchanged
         meta_dict.pop("plugins", None)
-    canonical = {"suite": meta_dict, "world": as_dict(world), "budget": as_dict(budget), "eval": _eval_dict(eval_cfg),
+    canonical = {"suite": meta_dict, "world": as_dict(world), "budget": budget_dict(budget), "eval": _eval_dict(eval_cfg),
                  "entries": [e.canonical() for e in entries], "check": check}
     if axes:
         canonical["axes"] = [[k, list(v)] for k, v in axes]

@@ -37,6 +37,7 @@ ALGORITHM_MODULES = (
     "bench.algorithms.kto",          # kto (unpaired)
     "bench.algorithms.rl_no_critic", # rloo, grpo (policy gradient without a value model)
     "bench.algorithms.nash",         # xpo (online preference optimisation over OnlineDPOTrainer)
+    "bench.algorithms.one_judge",    # dpo_rm, online_dpo_annotator (one judge for offline and online: issue 28)
     "bench.algorithms.fake",         # fake (torch-free, for instant end-to-end tests)
 )
 

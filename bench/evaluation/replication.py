@@ -33,7 +33,8 @@ from bench.columns import AXIS_COLUMNS, present, sorted_runs
 
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
 DIAGNOSTICS = (("kl", "KL {:.2f}"), ("length", "length {:.1f}"), ("grammatical_fraction", "{:.0%} grammatical"),
-               ("steps", "{:.0f} optimizer steps"), ("epochs", "{:.2f} epochs"))
+               ("steps", "{:.0f} optimizer steps"), ("epochs", "{:.2f} epochs"),
+               ("rm_gold_accuracy", "its reward model agrees with gold on {:.1%} of held-out pairs"))
 _MATCH_AXES = ("world_seed", "pair_source")  # matched_kl pairs across budgets, never across worlds
 
 
