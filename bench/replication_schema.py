@@ -17,18 +17,23 @@ bench/evaluation/replication.py. The table changes no run (run ids and the suite
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+
+from bench.columns import AXIS_COLUMNS
 
 AT = ("matched_budget", "matched_kl")
 EXPECT = ("positive", "negative")
-_COMPARE = re.compile(r"\s*([a-z0-9][a-z0-9_]*)\s+-\s+([a-z0-9][a-z0-9_]*)\s*")
+def parse_arms(text: str):
+    """The two arms of `compare` (bench/evaluation/replication.py parses them), or None."""
+    from bench.evaluation.replication import parse_arms as parse
+
+    return parse(text)
 
 
 def parse_compare(text: str) -> tuple[str, str] | None:
-    """'dpo - ppo' -> ('dpo', 'ppo'); None when it is not two labels joined by ' - '."""
-    m = _COMPARE.fullmatch(text or "")
-    return (m.group(1), m.group(2)) if m else None
+    """The two labels of `compare` ('dpo - ppo' -> ('dpo', 'ppo')); None when it is not two arms joined by ' - '."""
+    arms = parse_arms(text)
+    return (arms[0].label, arms[1].label) if arms else None
 
 
 def decidable_metrics() -> tuple[str, ...]:
@@ -42,8 +47,9 @@ def decidable_metrics() -> tuple[str, ...]:
 class ReplicationConfig:
     claim: str = field(metadata={"doc": "the published claim, in one sentence"})
     citation: str = field(metadata={"doc": "authors, year, title, and the figure or table the claim comes from"})
-    compare: str = field(metadata={"doc": "\"a - b\": two [algorithms] labels of this suite; the verdict reads the "
-                                          "paired difference a - b of `metric`"})
+    compare: str = field(metadata={"doc": "\"a - b\": two [algorithms] labels of this suite (either may be pinned to "
+                                          "one value of a swept suite axis: \"dpo@budget_flops=2e12\"); the verdict "
+                                          "reads the paired difference a - b of `metric`"})
     stands_in_for: str = field(default="", metadata={"doc": "the paper's setting this suite stands in for"})
     world_gap: str = field(default="", metadata={"doc": "where this world cannot stand in for the paper's setting"})
     metric: str = field(default="gold_reward", metadata={"doc": "the deciding metric (one with an interval: "
@@ -71,8 +77,14 @@ class ReplicationConfig:
         if arms is None:
             out.append(("compare", f"{self.compare!r} is not two labels joined by ' - '; write e.g. "
                                    "compare = \"dpo - ppo\" (labels of [algorithms] tables)"))
-        elif arms[0] == arms[1]:
-            out.append(("compare", f"compares {arms[0]!r} with itself; name two different [algorithms] labels"))
+        elif parse_arms(self.compare)[0] == parse_arms(self.compare)[1]:
+            out.append(("compare", f"compares {arms[0]!r} with itself; name two different labels, or one label at "
+                                   "two axis values (dpo@budget_flops=2e12 - dpo@budget_flops=5e11)"))
+        else:
+            for arm in parse_arms(self.compare):
+                if arm.axis and arm.axis not in AXIS_COLUMNS:
+                    out.append(("compare", f"{arm}: {arm.axis!r} is not a suite-level axis; use one of "
+                                           f"{', '.join(AXIS_COLUMNS)}"))
         metrics = decidable_metrics()
         if self.metric not in metrics:
             from bench.errors import did_you_mean

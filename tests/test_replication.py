@@ -155,3 +155,19 @@ def test_baseline_carries_the_verdict_and_readme_table_reads_it(results, tmp_pat
     row = text.splitlines()[2]
     assert "A higher beta buys more gold reward." in row and "Nobody et al. 2099" in row
     assert data["replication"]["verdict"] in row and "`bench run " in row
+
+
+def test_an_arm_may_be_pinned_to_one_value_of_a_suite_axis(tmp_path, results):
+    from bench.evaluation.replication import Arm, parse_arms
+
+    assert parse_arms("dpo@budget_flops=2e12 - dpo@budget_flops=5e11") == (
+        Arm("dpo", "budget_flops", "2e12"), Arm("dpo", "budget_flops", "5e11"))
+    assert parse_arms("dpo - ppo") == (Arm("dpo"), Arm("ppo")) and parse_arms("dpo > ppo") is None
+    ok = load_suite(write(tmp_path, SUITE.replace('compare = "hi - lo"',
+                                                  'compare = "hi@budget_flops=2e9 - hi@budget_flops=1e9"')))
+    assert ok.replication.arms == ("hi", "hi")
+    problems = problems_of(tmp_path, SUITE.replace('compare = "hi - lo"', 'compare = "hi@beta=1 - lo"'))
+    assert "[replication].compare: hi@beta=1: 'beta' is not a suite-level axis" in problems[0]
+    # this suite sweeps no budget: an arm pinned to one finds no runs, and the verdict says so
+    v = _decide(results, compare="hi@budget_flops=2e9 - lo")
+    assert v.verdict == "inconclusive" and "never ran under the same conditions" in v.reason

@@ -24,6 +24,7 @@ No algorithm code: the suite's records (summary frame, per-unit files) are all i
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,33 @@ DIAGNOSTICS = (("kl", "KL {:.2f}"), ("length", "length {:.1f}"), ("grammatical_f
                ("steps", "{:.0f} optimizer steps"), ("epochs", "{:.2f} epochs"),
                ("rm_gold_accuracy", "its reward model agrees with gold on {:.1%} of held-out pairs"))
 _MATCH_AXES = ("world_seed", "pair_source")  # matched_kl pairs across budgets, never across worlds
+
+
+_ARM = r"([a-z0-9][a-z0-9_]*)(?:@([a-z_]+)=([A-Za-z0-9_.+-]+))?"
+_COMPARE = re.compile(rf"\s*{_ARM}\s+-\s+{_ARM}\s*")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of `compare`: an [algorithms] label, optionally at one value of a suite-level axis
+    (`dpo@budget_flops=2e12`: the same label at two budgets is then a paired comparison of one setting)."""
+
+    label: str
+    axis: str = ""
+    value: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.label}@{self.axis}={self.value}" if self.axis else self.label
+
+
+def parse_arms(text: str) -> tuple[Arm, Arm] | None:
+    """'dpo - ppo' -> (Arm('dpo'), Arm('ppo')); 'dpo@budget_flops=2e12 - dpo@budget_flops=5e11' -> two arms at
+    two budgets; None when it is not two arms joined by ' - '."""
+    m = _COMPARE.fullmatch(text or "")
+    if not m:
+        return None
+    g = m.groups()
+    return Arm(g[0], g[1] or "", g[2] or ""), Arm(g[3], g[4] or "", g[5] or "")
 
 
 @dataclass
@@ -96,10 +124,27 @@ def _condition(row: pd.Series, axes: tuple[str, ...]) -> tuple:
     return tuple(str(row[a]) if a in row and present(row[a]) else "" for a in axes)
 
 
-def _selected(runs: pd.DataFrame, label: str, axes: tuple[str, ...]) -> dict[tuple, str | None]:
+def _matches(value: Any, text: str) -> bool:
+    """A summary cell equals an arm's axis value: numerically where both are numbers (2e12 == 2000000000000.0)."""
+    try:
+        return math.isclose(float(value), float(text), rel_tol=1e-9)
+    except (TypeError, ValueError):
+        return str(value) == text
+
+
+def _arm_rows(runs: pd.DataFrame, arm: Arm) -> pd.DataFrame:
+    rows = runs[runs["label"] == arm.label]
+    if arm.axis:
+        if arm.axis not in rows.columns:
+            return rows.iloc[0:0]
+        rows = rows[rows[arm.axis].map(lambda v: _matches(v, arm.value))]
+    return rows
+
+
+def _selected(rows: pd.DataFrame, axes: tuple[str, ...]) -> dict[tuple, str | None]:
     """condition -> the arm's one setting there (the runner's `best` among several; None: several, none chosen)."""
     groups: dict[tuple, dict[str, bool]] = {}  # condition -> setting -> selected by the runner
-    for _, row in runs[runs["label"] == label].iterrows():
+    for _, row in rows.iterrows():
         chosen = groups.setdefault(_condition(row, axes), {})
         chosen[row["setting"]] = chosen.get(row["setting"], False) or str(row.get("best", "")) == "best"
     out: dict[tuple, str | None] = {}
@@ -109,10 +154,11 @@ def _selected(runs: pd.DataFrame, label: str, axes: tuple[str, ...]) -> dict[tup
     return out
 
 
-def _budget_points(runs, unc, a: str, b: str, metric: str, sign: int) -> tuple[list[Point], str]:
-    axes = tuple(c for c in AXIS_COLUMNS if c in runs.columns)
+def _budget_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int) -> tuple[list[Point], str]:
+    pinned = {a.axis, b.axis} - {""}  # an axis an arm is pinned to is not matched on
+    axes = tuple(c for c in AXIS_COLUMNS if c in runs.columns and c not in pinned)
     varying = {c for c in axes if runs[c].dropna().astype(str).nunique() > 1}
-    sa, sb = _selected(runs, a, axes), _selected(runs, b, axes)
+    sa, sb = _selected(_arm_rows(runs, a), axes), _selected(_arm_rows(runs, b), axes)
     points, why = [], ""
     for cond, name_a in sa.items():
         partners = [(c, n) for c, n in sb.items() if all(x == y or "" in (x, y) or "both" in (x, y)
@@ -126,17 +172,17 @@ def _budget_points(runs, unc, a: str, b: str, metric: str, sign: int) -> tuple[l
             text = ", ".join(f"{ax}={v}" for ax, v in zip(axes, cond) if v and v != "both" and ax in varying)
             points.append(Point(name_a, name_b, iv.mean, iv.lo, iv.hi, iv.seeds, _reading(iv.lo, iv.hi, sign), text))
     if not points and not why:
-        why = f"{a} and {b} never ran under the same conditions"
+        why = f"{a} and {b} never ran under the same conditions (or one of them has no finished runs)"
     return points, why
 
 
-def _kl_points(runs, unc, a: str, b: str, metric: str, sign: int, tolerance: float) -> tuple[list[Point], str]:
-    axes = tuple(c for c in _MATCH_AXES if c in runs.columns)
+def _kl_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int, tolerance: float) -> tuple[list[Point], str]:
+    axes = tuple(c for c in _MATCH_AXES if c in runs.columns and c not in {a.axis, b.axis})
     settings = {}
-    for label in (a, b):
-        mine = runs[runs["label"] == label]
-        settings[label] = {s: _condition(g.iloc[0], axes) for s, g in mine.groupby("setting", sort=False)}
-    kls = {s: unc.interval(s, "kl").mean for label in (a, b) for s in settings[label]}
+    for arm in (a, b):
+        mine = _arm_rows(runs, arm)
+        settings[arm] = {s: _condition(g.iloc[0], axes) for s, g in mine.groupby("setting", sort=False)}
+    kls = {s: unc.interval(s, "kl").mean for arm in (a, b) for s in settings[arm]}
     points, closest = [], None
     for name_a, cond in settings[a].items():
         options = [(abs(kls[name_a] - kls[n]) / max(kls[name_a], kls[n], 1e-9), n)
@@ -178,7 +224,7 @@ def _fmt(x: float) -> str:
 def decide(replication: dict[str, Any], frame: pd.DataFrame, unc) -> Verdict:
     """The verdict of a replication suite from its runs (`frame`: the summary frame; `unc`: its Uncertainty)."""
     rep = dict(replication)
-    a, b = [s.strip() for s in rep["compare"].split(" - ", 1)]
+    a, b = parse_arms(rep["compare"])
     sign = 1 if rep.get("expect", "positive") == "positive" else -1
     metric, at = rep.get("metric", "gold_reward"), rep.get("at", "matched_budget")
     base = {k: rep.get(k, "") for k in ("claim", "citation", "compare", "stands_in_for", "world_gap")}
