@@ -37,10 +37,14 @@ def parse_compare(text: str) -> tuple[str, str] | None:
 
 
 def decidable_metrics() -> tuple[str, ...]:
-    """Metrics with an interval of the one uncertainty model (per-unit files, or seed values)."""
+    """Metrics with an interval of the one uncertainty model (per-unit files, else the seed values)."""
+    from bench.columns import SUMMARY_METRICS
     from bench.evaluation.uncertainty import SCALAR_BOUNDS, UNITS
 
-    return tuple(UNITS) + tuple(m for m in SCALAR_BOUNDS if m not in UNITS)
+    text = {"status", "stop_reason", "best", "error", "budget_view", "censored"}
+    scalars = [m for m in SUMMARY_METRICS if m not in text and not m.endswith(("_lo", "_hi"))]
+    # per-unit metrics (prompt / pair intervals), then the rest with a seed-level interval (t over seed values)
+    return tuple(dict.fromkeys([*UNITS, *SCALAR_BOUNDS, *scalars]))
 
 
 @dataclass(frozen=True)

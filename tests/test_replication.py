@@ -171,3 +171,15 @@ def test_an_arm_may_be_pinned_to_one_value_of_a_suite_axis(tmp_path, results):
     # this suite sweeps no budget: an arm pinned to one finds no runs, and the verdict says so
     v = _decide(results, compare="hi@budget_flops=2e9 - lo")
     assert v.verdict == "inconclusive" and "never ran under the same conditions" in v.reason
+
+
+def test_every_replication_suite_validates_and_names_its_claim():
+    root = Path(__file__).resolve().parents[1] / "suites" / "replications"
+    files = sorted(root.glob("*.toml"))
+    assert len(files) >= 11  # one per row of issue 28's table (the over-optimisation claim has a control too)
+    for path in files:
+        suite = load_suite(path)
+        rep = suite.replication
+        assert rep is not None, f"{path.name}: no [replication] table"
+        assert suite.name == path.stem, f"{path.name}: [suite].name should be the file's stem (README's table)"
+        assert rep.stands_in_for and rep.world_gap and rep.mechanism, f"{path.name}: say what it stands in for"
