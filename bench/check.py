@@ -139,9 +139,9 @@ def collect(results_dir: Path) -> dict[str, Any]:
             "provenance": {"git": provenance.get("git"), "packages": provenance.get("packages")},
             "settings": settings}
     if suite.get("replication"):  # a replication suite: its verdict, for README's table (benchmarks/replications.py)
-        from bench.evaluation.replication import decide, with_selection
+        from bench.evaluation.replication import decide, swept_axes, with_selection
 
-        verdict = decide(suite["replication"], with_selection(frame, results_dir), unc)
+        verdict = decide(suite["replication"], with_selection(frame, results_dir), unc, swept_axes(suite))
         out["replication"] = {**verdict.to_dict(), "path": suite.get("path")}
     return out
 

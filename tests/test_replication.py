@@ -183,3 +183,27 @@ def test_every_replication_suite_validates_and_names_its_claim():
         assert rep is not None, f"{path.name}: no [replication] table"
         assert suite.name == path.stem, f"{path.name}: [suite].name should be the file's stem (README's table)"
         assert rep.stands_in_for and rep.world_gap and rep.mechanism, f"{path.name}: say what it stands in for"
+
+
+def test_an_unswept_budget_view_is_one_condition():
+    """In an amortised suite a run without a reward model records budget_view "end_to_end": still comparable."""
+    import pandas as pd
+
+    from bench.evaluation.replication import decide
+    from bench.evaluation.uncertainty import Interval
+
+    class Unc:
+        def difference(self, a, b, metric):
+            return Interval(0.2, 0.1, 0.3, 3)
+
+        def interval(self, s, metric):
+            return Interval(1.0, 0.9, 1.1, 3)
+
+    frame = pd.DataFrame([{"run_id": f"{label}_s{s}", "label": label, "algorithm": label, "seed": s,
+                           "status": "finished", "best": "", "budget_view": view, "gold_reward": 0.0}
+                          for label, view in (("dpo", "end_to_end"), ("dpo_rm", "amortised")) for s in range(3)])
+    rep = {"compare": "dpo - dpo_rm", "metric": "gold_reward", "claim": "c", "citation": "x"}
+    assert decide(rep, frame, Unc(), swept=[]).verdict == "reproduced"
+    assert decide(rep, frame, Unc()).verdict == "reproduced"  # no "axes" in an older suite.json: view ignored
+    swept = frame.assign(budget_view=["both"] * 3 + ["amortised"] * 3)
+    assert decide(rep, swept, Unc(), swept=["budget_view"]).points[0].condition == ""

@@ -154,10 +154,17 @@ def _selected(rows: pd.DataFrame, axes: tuple[str, ...]) -> dict[tuple, str | No
     return out
 
 
-def _budget_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int) -> tuple[list[Point], str]:
+def _budget_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int,
+                   swept: list[str] | None) -> tuple[list[Point], str]:
+    """Matched on the suite's swept axes only: an axis column that is not swept is one condition, whatever it reads
+    (a run without a reward model records budget_view "end_to_end" in an amortised suite; the view changes nothing
+    for it). `swept` None (an older suite.json): the columns that vary, budget_view aside."""
     pinned = {a.axis, b.axis} - {""}  # an axis an arm is pinned to is not matched on
-    axes = tuple(c for c in AXIS_COLUMNS if c in runs.columns and c not in pinned)
-    varying = {c for c in axes if runs[c].dropna().astype(str).nunique() > 1}
+    if swept is None:
+        swept = [c for c in AXIS_COLUMNS if c in runs.columns and c != "budget_view"
+                 and runs[c].dropna().astype(str).nunique() > 1]
+    axes = tuple(c for c in AXIS_COLUMNS if c in runs.columns and c in swept and c not in pinned)
+    varying = set(axes)
     sa, sb = _selected(_arm_rows(runs, a), axes), _selected(_arm_rows(runs, b), axes)
     points, why = [], ""
     for cond, name_a in sa.items():
@@ -221,8 +228,9 @@ def _fmt(x: float) -> str:
     return f"{x:+.3f}" if math.isfinite(x) else "–"
 
 
-def decide(replication: dict[str, Any], frame: pd.DataFrame, unc) -> Verdict:
-    """The verdict of a replication suite from its runs (`frame`: the summary frame; `unc`: its Uncertainty)."""
+def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[str] | None = None) -> Verdict:
+    """The verdict of a replication suite from its runs (`frame`: the summary frame; `unc`: its Uncertainty;
+    `swept`: the suite-level axes the suite sweeps, suite.json's "axes" names)."""
     rep = dict(replication)
     a, b = parse_arms(rep["compare"])
     sign = 1 if rep.get("expect", "positive") == "positive" else -1
@@ -233,7 +241,7 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc) -> Verdict:
     if at == "matched_kl":
         points, why = _kl_points(runs, unc, a, b, metric, sign, float(rep.get("kl_tolerance", 0.25)))
     else:
-        points, why = _budget_points(runs, unc, a, b, metric, sign)
+        points, why = _budget_points(runs, unc, a, b, metric, sign, swept)
     where = "at matched KL" if at == "matched_kl" else "at matched budget"
     if not points:
         return Verdict("inconclusive", headline=f"inconclusive: {why}", reason=why, **base)
@@ -261,6 +269,12 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc) -> Verdict:
         mechanism = (rep.get("mechanism", "").strip() + " " if rep.get("mechanism") else "") + f"Measured: {measured}."
     return Verdict(verdict, headline=headline, reason=reason, mechanism=mechanism, deciding=deciding,
                    points=points, **base)
+
+
+def swept_axes(suite: dict[str, Any]) -> list[str] | None:
+    """The names of the axes a suite.json record sweeps (None for a record without "axes")."""
+    axes = suite.get("axes")
+    return None if axes is None else [a[0] for a in axes if a]
 
 
 def with_selection(frame: pd.DataFrame, results_dir) -> pd.DataFrame:

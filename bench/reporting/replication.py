@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.evaluation.replication import Verdict, decide, with_selection
+from bench.evaluation.replication import Verdict, decide, swept_axes, with_selection
 
 
 def verdict_of(results_dir: Path) -> Verdict | None:
@@ -24,7 +24,7 @@ def verdict_of(results_dir: Path) -> Verdict | None:
     if not suite.get("replication") or not (results_dir / "runs").is_dir():
         return None
     frame = with_selection(summary_frame(results_dir, intervals=False), results_dir)
-    return decide(suite["replication"], frame, from_results(results_dir, frame))
+    return decide(suite["replication"], frame, from_results(results_dir, frame), swept_axes(suite))
 
 
 def rerun_command(suite: dict[str, Any]) -> str:
@@ -41,7 +41,7 @@ def section(suite: dict[str, Any], frame, unc) -> dict[str, Any] | None:
     rep = suite.get("replication")
     if not rep or not len(frame):
         return None
-    v = decide(rep, frame, unc)
+    v = decide(rep, frame, unc, swept_axes(suite))
     return {"verdict": v.verdict, "headline": v.headline, "claim": v.claim, "citation": v.citation,
             "stands_in_for": v.stands_in_for, "world_gap": v.world_gap, "mechanism": v.mechanism,
             "reason": v.reason, "rerun": rerun_command(suite),
