@@ -207,3 +207,16 @@ def test_an_unswept_budget_view_is_one_condition():
     assert decide(rep, frame, Unc()).verdict == "reproduced"  # no "axes" in an older suite.json: view ignored
     swept = frame.assign(budget_view=["both"] * 3 + ["amortised"] * 3)
     assert decide(rep, swept, Unc(), swept=["budget_view"]).points[0].condition == ""
+
+
+def test_check_fails_when_a_resolved_verdict_reverses():
+    from bench.check import replication_change
+
+    def rep(v):
+        return {"replication": {"verdict": v}}
+
+    assert replication_change(rep("reproduced"), rep("reproduced")) == (False, "")
+    assert replication_change(rep("contradicted"), rep("reproduced"))[0] is True
+    fails, note = replication_change(rep("inconclusive"), rep("reproduced"))
+    assert not fails and note == "replication verdict: reproduced in the baseline, inconclusive now"
+    assert replication_change({}, rep("reproduced")) == (False, "")
