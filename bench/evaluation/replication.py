@@ -133,7 +133,8 @@ def _matches(value: Any, text: str) -> bool:
 
 
 def _arm_rows(runs: pd.DataFrame, arm: Arm) -> pd.DataFrame:
-    rows = runs[runs["label"] == arm.label]
+    """The arm's finished runs (an unfinished run has no metrics, so it would name a setting of its own)."""
+    rows = runs[(runs["label"] == arm.label) & (runs["status"] == "finished")]
     if arm.axis:
         if arm.axis not in rows.columns:
             return rows.iloc[0:0]
