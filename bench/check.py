@@ -134,10 +134,16 @@ def collect(results_dir: Path) -> dict[str, Any]:
             s["metrics"][m] = entry
     runs = load_runs(results_dir)
     provenance = runs[0]["config"].get("provenance", {}) if runs else {}
-    return {"suite": suite.get("name", results_dir.name), "suite_hash": suite.get("hash"),
+    out = {"suite": suite.get("name", results_dir.name), "suite_hash": suite.get("hash"),
             "world_key": world.get("key"), "world": suite.get("world"), "check": suite.get("check", {}),
             "provenance": {"git": provenance.get("git"), "packages": provenance.get("packages")},
             "settings": settings}
+    if suite.get("replication"):  # a replication suite: its verdict, for README's table (benchmarks/replications.py)
+        from bench.evaluation.replication import decide, swept_axes, with_selection
+
+        verdict = decide(suite["replication"], with_selection(frame, results_dir), unc, swept_axes(suite))
+        out["replication"] = {**verdict.to_dict(), "path": suite.get("path")}
+    return out
 
 
 def _finite_or_none(v: float) -> float | None:
@@ -458,6 +464,17 @@ def format_table(rows: list[Row], *, markdown: bool = False, names: tuple[str, s
     return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(row) for row in body])
 
 
+def replication_change(current: dict[str, Any], baseline: dict[str, Any]) -> tuple[bool, str]:
+    """A replication suite's verdict against its baseline's: (fails, note). A resolved verdict that turns into the
+    opposite one (reproduced <-> contradicted) fails, like a resolved sign that reverses; to or from inconclusive
+    is a note."""
+    now, then = (d.get("replication", {}).get("verdict") for d in (current, baseline))
+    if not now or not then or now == then:
+        return False, ""
+    fails = {now, then} == {"reproduced", "contradicted"}
+    return fails, f"replication verdict: {then} in the baseline, {now} now" + (" (reversed)" if fails else "")
+
+
 def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bool = False,
               out_dir: Path | None = None, verbose: bool = False) -> tuple[bool, str]:
     """Compare, write check.json and check.md (CI comment, every row) into out_dir (default: results_dir);
@@ -475,12 +492,14 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
     rows = compare(current, baseline, tolerances={k: float(v) for k, v in check_cfg.items()}, alpha=alpha)
     identity = identity_problems(current, baseline)
     failed_rows = [r for r in rows if r.status in PROBLEMS]
-    passed = not failed_rows and (allow_config_change or not identity)
+    reversed_verdict, verdict_note = replication_change(current, baseline)
+    passed = not failed_rows and not reversed_verdict and (allow_config_change or not identity)
     verdict = "PASS" if passed else "FAIL"
     notes = [f"identity: {p}" + (" (allowed)" if allow_config_change else "") for p in identity]
     versions = version_changes(current, baseline)
     if versions:
         notes.append(versions)
+    notes += [verdict_note] if verdict_note else []
     few = sorted({r.setting for r in rows if r.p_value is None and r.metric in METRICS})
     if few:
         notes.append("fewer than 2 seeds on a side: the floor alone decides for " + ", ".join(few))

@@ -369,6 +369,12 @@ def cmd_run(args) -> int:
         page = write_report(outcome.results_dir, Path(args.report_dir) / suite.name)
         print(f"report: {page}")
         _print_answer(page)
+    if suite.replication is not None:  # a replication suite: its verdict, in one line (bench/evaluation/replication.py)
+        from bench.reporting.replication import verdict_of
+
+        verdict = verdict_of(outcome.results_dir)
+        if verdict is not None:
+            print(f"verdict: {verdict.headline}")
     if outcome.failed:
         print(f"error: {len(outcome.failed)} run(s) failed (exit {EXIT_RUNS_FAILED}); {_where_to_look(outcome)}; "
               "re-running the same command retries only them", file=sys.stderr)

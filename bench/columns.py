@@ -31,7 +31,7 @@ SUMMARY_METRICS = [
     "control_logp_delta", "control_logp_delta_per_token", "chosen_vs_control_per_token",
     "train_chosen_logp_delta", "train_rejected_logp_delta", "train_margin_delta",
     "chosen_logp_delta_per_token", "rejected_logp_delta_per_token",
-    "pref_accuracy", "length", "sample_logp", "sample_entropy", "proxy_reward", "implicit_gold_corr",
+    "pref_accuracy", "rm_label_accuracy", "rm_gold_accuracy", "length", "sample_logp", "sample_entropy", "proxy_reward", "implicit_gold_corr",
     "lm_eval_score", "grammatical_fraction", "ended_fraction", "capped_fraction", "censored", "heldout_nll",
     "heldout_nll_delta", "train_implicit_margin", "margin_target", "val_win_rate", "budget_view", "flops",
     "flops_amortised", "tokens", "wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb", "steps", "epochs",

@@ -34,6 +34,16 @@ class MalformedMetrics(Exception):
     """An algorithm's metrics that would not read back as a finished run (the field is in the message)."""
 
 
+
+def reward_model_quality(extra: dict) -> dict:
+    """The shared reward model's held-out accuracy (against the labels, and against the gold reward where the world
+    has one) as summary columns of every run that used it: its quality is a knob (`rm_epochs`), so it is reported."""
+    rm = extra.get("reward_model") if isinstance(extra, dict) else None
+    if not isinstance(rm, dict):
+        return {}
+    keys = {"rm_label_accuracy": "heldout_label_accuracy", "rm_gold_accuracy": "heldout_gold_accuracy"}
+    return {k: float(rm[v]) for k, v in keys.items() if isinstance(rm.get(v), (int, float))}
+
 def failure_hint(exc: BaseException) -> str:
     """What to change when a failure's cause is outside the run: a SLURM time limit (submitit's warning signal
     raises UncompletedJobError "timed-out and not checkpointable" inside training, up to 90 s before the limit;
@@ -155,7 +165,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
         raise
     dist.barrier()  # the run folder exists before any rank trains
     reset_peak_memory()
-    meter = ComputeMeter(spec.budget.kind, spec.budget.amount, amortised=spec.budget.amortised_components)
+    meter = ComputeMeter(*spec.budget.meter, amortised=spec.budget.amortised_components)
     t0 = time.perf_counter()
     start_s = _start_seconds()
     ctx = None
@@ -197,6 +207,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
             "epochs": train_out.epochs, "stop_reason": train_out.stop_reason, "compute": record,
             "train_logs": train_out.logs[-50:], **{f"extra_{k}": v for k, v in train_out.extra.items()},
         })
+        metrics.update(reward_model_quality(train_out.extra))
         error = ""
         if bad is not None:
             info = Diverged(train_out.steps, bad[0], bad[1])
@@ -287,7 +298,7 @@ def _follow_run(spec: RunSpec, path: Path, stages, progress) -> str | None:
 
     cls = get_algorithm(spec.algorithm)
     dist.barrier()
-    meter = ComputeMeter(spec.budget.kind, spec.budget.amount, amortised=spec.budget.amortised_components)
+    meter = ComputeMeter(*spec.budget.meter, amortised=spec.budget.amortised_components)
     try:
         ctx = RunContext(spec=spec, world=None, run_dir=path, meter=meter, device=stages.device, stages=stages,
                          curves=None, progress=None)

@@ -121,6 +121,8 @@ def plan_text(suite: Suite, *, only=None, seeds=None, cache_dir=None) -> str:
         lines.append(f"{spec.run_id:<48} {spec.algorithm:<11} {step_text:>16} {steps_text:>10}  {note}")
     if suite.budget.kind == "flops":
         lines.append(f"total training budget: {total:.3g} FLOPs")
+    elif suite.budget.kind == "updates":
+        lines.append(f"budget: {suite.budget.amount:.0f} optimizer updates per trained run (FLOPs metered, uncapped)")
     else:
         trained = sum(get_algorithm(s.algorithm).trains for s in specs)
         lines.append(f"total training budget: {suite.budget.amount * trained:.0f} s")
@@ -280,7 +282,8 @@ def write_suite_record(suite: Suite, results_dir: Path) -> None:
         "runs": {s.run_id: {"label": s.label, "algorithm": s.algorithm, "seed": s.seed,
                             "params": s.param_dict, "swept": list(s.swept)} for s in every},
         # each algorithm's declarations (family, ...), as data for the report, which never imports algorithms/
-        "algorithms": describe(sorted({s.algorithm for s in every}))})
+        "algorithms": describe(sorted({s.algorithm for s in every})),
+        **({"replication": as_dict(suite.replication)} if suite.replication is not None else {})})
 
 
 def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, seeds=None, device: str = "auto",

@@ -32,7 +32,7 @@ from bench.schema import as_dict, check_value, coerce, read_table, type_name
 from bench.suite_schema import (  # noqa: F401  (the configs; re-exported: bench.suite.RunSpec, ...)
     SECTIONS, MAX_NAME, MAX_RUN_ID, MAX_RUNS, SEED_LIMIT, BUDGET_VIEWS, AXES, WORLD_AXES, SuiteMeta, BudgetConfig,
     EvalConfig, REPORT_TO, SAVE_POLICY, LoraSettings, TrainOptions, _report_to_problem, TRAIN_OPTIONS,
-    read_train_options, AlgorithmEntry, Suite, RunSpec, _eval_dict, _AXIS_TAG, _short,
+    read_train_options, AlgorithmEntry, Suite, RunSpec, _eval_dict, _AXIS_TAG, _short, budget_dict,
 )
 
 
@@ -121,7 +121,8 @@ def _blame_overrides(problems: list[str], overrides, where: str) -> list[str]:
 
 # fields of which a suite sets exactly one: `--set` of one replaces the other (`--set budget.seconds=60` on a FLOP
 # suite means "this budget instead", not "both", which validation would refuse)
-EXCLUSIVE_FIELDS = {("budget", "flops"): ("budget", "seconds"), ("budget", "seconds"): ("budget", "flops")}
+_BUDGETS = ("flops", "seconds", "updates")
+EXCLUSIVE_FIELDS = {("budget", k): tuple(("budget", o) for o in _BUDGETS if o != k) for k in _BUDGETS}
 
 
 def apply_override(data: dict[str, Any], item: str, where: str) -> None:
@@ -145,9 +146,9 @@ def apply_override(data: dict[str, Any], item: str, where: str) -> None:
         if not isinstance(table, dict):
             raise UserError(problem("--set", dotted, f"{key!r} is not a table in {where}"))
     table[keys[-1]] = value
-    other = EXCLUSIVE_FIELDS.get(tuple(keys))
-    if other is not None and isinstance(data.get(other[0]), dict):
-        data[other[0]].pop(other[1], None)
+    for other in EXCLUSIVE_FIELDS.get(tuple(keys), ()):
+        if isinstance(data.get(other[0]), dict):
+            data[other[0]].pop(other[1], None)
 
 
 def parse_suite(data: dict[str, Any], where: str) -> Suite:
@@ -208,6 +209,7 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         check = {}
     problems += _check_table_problems(check, where)
     launcher = _read_launcher(data.get("launcher", {}), where, problems)
+    replication = _read_replication(data.get("replication"), algorithms_labels(data), where, problems)
 
     registry = all_algorithms()
     train = data.get("train", {})
@@ -253,14 +255,36 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     meta_dict = as_dict(meta)
     if not meta_dict.get("plugins"):  # no plug-ins: the hash of every suite written before they existed is unchanged
         meta_dict.pop("plugins", None)
-    canonical = {"suite": meta_dict, "world": as_dict(world), "budget": as_dict(budget), "eval": _eval_dict(eval_cfg),
+    canonical = {"suite": meta_dict, "world": as_dict(world), "budget": budget_dict(budget), "eval": _eval_dict(eval_cfg),
                  "entries": [e.canonical() for e in entries], "check": check}
     if axes:
         canonical["axes"] = [[k, list(v)] for k, v in axes]
     if options.peft is not None:  # tracking and saving change no result: the suite hash ignores them
         canonical["peft"] = as_dict(options.peft)
     return Suite(where, meta, world, budget, eval_cfg, tuple(entries), check, stable_hash(canonical), tuple(axes),
-                 options, launcher)
+                 options, launcher, replication)
+
+
+def algorithms_labels(data: dict[str, Any]) -> list[str]:
+    table = data.get("algorithms")
+    return list(table) if isinstance(table, dict) else []
+
+
+def _read_replication(table: Any, labels: list[str], where: str, problems: list[str]):
+    """[replication] (bench/replication_schema.py), its `compare` labels checked against [algorithms]."""
+    from bench.replication_schema import ReplicationConfig, parse_compare
+
+    if table is None:
+        return None
+    before = len(problems)
+    rep = read_table(ReplicationConfig, table, where, "replication", problems)
+    if len(problems) > before:
+        return None
+    for arm in parse_compare(rep.compare) or ():
+        if arm not in labels:
+            problems.append(problem(where, "[replication].compare", f"{arm!r} is not an [algorithms] label of this "
+                                    "suite", did_you_mean(arm, labels)))
+    return rep
 
 
 def _read_launcher(table: Any, where: str, problems: list[str]):

@@ -15,7 +15,7 @@ from bench.errors import did_you_mean, problem
 from bench.hashing import stable_hash  # noqa: F401  (re-exported: bench.suite.stable_hash)
 from bench.schema import as_dict, read_table
 
-SECTIONS = ("suite", "world", "budget", "eval", "train", "algorithms", "check", "launcher")
+SECTIONS = ("suite", "world", "budget", "eval", "train", "algorithms", "check", "launcher", "replication")
 MAX_NAME = 64            # suite names and entry labels name folders; run ids must stay under file-name limits
 MAX_RUN_ID = 200
 MAX_RUNS = 10_000        # a grid larger than this is almost surely a mistake (and would take days to expand)
@@ -60,6 +60,10 @@ class BudgetConfig:
     flops: float | None = field(default=None, metadata={"gt": 0, "doc": "estimated FLOPs per run: "
                                                                         "2*N*tokens per forward, 4*N*tokens per backward"})
     seconds: float | None = field(default=None, metadata={"gt": 0, "doc": "wall-clock seconds per run"})
+    updates: int | None = field(default=None, metadata={"min": 1, "doc": "equal optimizer updates instead of equal "
+                                "compute: every trained run takes this many optimizer steps (data and max_epochs "
+                                "permitting), whatever its FLOPs (still metered and reported); for claims about "
+                                "optimisation rather than cost"})
     max_epochs: int = field(default=20, metadata={"min": 1, "doc": "stop when the data has been seen this often "
                                                                   "(recorded as data_exhausted)"})
     max_steps: int | None = field(default=None, metadata={"min": 1, "doc": "optional cap on optimizer steps "
@@ -69,9 +73,15 @@ class BudgetConfig:
                       "online_dpo); amortised: it is trained once for all, listed apart (flops_amortised), and the "
                       "budget pays for policy optimisation only. A list sweeps both views"})
 
+    def __post_init__(self):
+        if self.updates is not None and self.max_steps is None:  # an update budget is the step cap every trainer
+            object.__setattr__(self, "max_steps", self.updates)  # already honours (stop_reason "max_steps")
+
     def problems(self) -> list[tuple[str, str]]:
-        if (self.flops is None) == (self.seconds is None):
-            return [("", "set exactly one of `flops` or `seconds`")]
+        if sum(x is not None for x in (self.flops, self.seconds, self.updates)) != 1:
+            return [("", "set exactly one of `flops`, `seconds` or `updates`")]
+        if self.updates is not None and self.max_steps != self.updates:
+            return [("max_steps", "an `updates` budget is the step cap; remove max_steps")]
         if self.view not in BUDGET_VIEWS:
             return [("view", f"unknown budget view {self.view!r}; use one of {list(BUDGET_VIEWS)}")]
         if self.view == "amortised" and self.seconds is not None:
@@ -86,11 +96,17 @@ class BudgetConfig:
 
     @property
     def kind(self) -> str:
-        return "flops" if self.flops is not None else "seconds"
+        return "flops" if self.flops is not None else "updates" if self.updates is not None else "seconds"
 
     @property
     def amount(self) -> float:
-        return float(self.flops if self.flops is not None else self.seconds)
+        return float(self.flops if self.flops is not None else self.updates if self.updates is not None
+                     else self.seconds)
+
+    @property
+    def meter(self) -> tuple[str, float]:
+        """(kind, amount) for the compute meter: an update budget meters FLOPs with no FLOP cap."""
+        return ("flops", float("inf")) if self.kind == "updates" else (self.kind, self.amount)
 
 
 @dataclass(frozen=True)
@@ -247,6 +263,7 @@ class Suite:
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # suite-level sweeps: (AXES name, values), several values
     options: TrainOptions = TrainOptions()  # [train] run options: tracking, saved policy, LoRA
     launcher: Any = None  # LauncherConfig ([launcher]); excluded from raw_hash: where runs execute changes no result
+    replication: Any = None  # ReplicationConfig ([replication], bench/replication_schema.py); not in raw_hash
 
     def axis_points(self) -> list[dict[str, Any]]:
         """Every combination of the suite-level axes (one empty dict when nothing is swept)."""
@@ -305,7 +322,7 @@ class RunSpec:
             "params": dict(self.params),
             "seed": self.seed,
             "world": as_dict(self.world),
-            "budget": as_dict(self.budget),
+            "budget": budget_dict(self.budget),
             "eval": _eval_dict(self.eval),
         }
         if self.options.peft is not None:  # a LoRA run trains something else than the full policy
@@ -326,6 +343,14 @@ class RunSpec:
     @property
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
+
+
+def budget_dict(budget: BudgetConfig) -> dict[str, Any]:
+    """[budget] as hashed: `updates` only when set, so every run id and suite hash from before it existed stays."""
+    out = as_dict(budget)
+    if out.get("updates") is None:
+        out.pop("updates", None)
+    return out
 
 
 def _eval_dict(ev: EvalConfig) -> dict[str, Any]:

@@ -125,13 +125,15 @@ def check_table() -> str:
 def blocks() -> dict[str, str]:
     from bench.algorithms.registry import TrainParams
     from bench.launcher_config import LauncherConfig, SlurmConfig
+    from bench.replication_schema import ReplicationConfig
     from bench.suite import BudgetConfig, EvalConfig, SuiteMeta
     from bench.worlds import WORLDS
 
     out = {"suite": field_table(SuiteMeta), "budget": field_table(BudgetConfig), "eval": field_table(EvalConfig),
            "train": field_table(TrainParams, fallback="as transformers' `TrainingArguments.{name}`"),
            "algorithms": algorithms_table(), "algorithm_keys": algorithm_keys(), "check": check_table(),
-           "launcher": field_table(LauncherConfig), "launcher_slurm": field_table(SlurmConfig)}
+           "launcher": field_table(LauncherConfig), "launcher_slurm": field_table(SlurmConfig),
+           "replication": field_table(ReplicationConfig)}
     for kind, world in WORLDS.items():
         out[f"world_{kind}"] = field_table(world.config)
     return out

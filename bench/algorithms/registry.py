@@ -35,6 +35,7 @@ ALGORITHM_MODULES = (
     "bench.algorithms.dpo_variants", # rpo, bco, tr_dpo, odpo, cal_dpo, rebel
     "bench.algorithms.kto",          # kto (unpaired)
     "bench.algorithms.rl_no_critic", # rloo, grpo (policy gradient without a value model)
+    "bench.algorithms.one_judge",    # dpo_rm, online_dpo_annotator (one judge for offline and online: issue 28)
     "bench.algorithms.fake",         # fake (torch-free, for instant end-to-end tests)
 )
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import jinja2
 import pandas as pd
 
-from bench.reporting import figures, ladder, sweeps, tables, verdict
+from bench.reporting import figures, ladder, replication, sweeps, tables, verdict
 from bench.reporting.data import Results, finite
 from bench.suite import AXES
 
@@ -333,6 +333,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
         "lm_eval_tasks": _fmt((res.suite.get("eval") or {}).get("lm_eval_tasks") or []),
         "samples": sample_entries,
         "ladder": ladder.ladder(board, unc, res.suite.get("algorithms")),
+        "replication": replication.section(res.suite, frame, unc),  # [replication]: the verdict opens the page
         "failed": [{**{k: ("" if not tables.present(v) else str(v)) for k, v in r.items()},
                     "links": run_links(link_base, r["run_id"])} for _, r in failed.iterrows()],
         "runs": run_rows, "components": component_titles,

@@ -1,0 +1,296 @@
+"""The verdict of a replication suite (`[replication]`, bench/replication_schema.py): reproduced, contradicted or
+inconclusive, read from the paired interval of the deciding comparison.
+
+The interval is the project's one uncertainty model (bench/evaluation/uncertainty.py: a t interval over the seeds
+both arms finished, plus the prompts' and reference draws' shared variance, differenced cell by cell); nothing
+here estimates variance of its own. With the claim's expected sign s (+1 for "positive", -1 for "negative") and
+the 95% interval [lo, hi] of a - b:
+
+    reproduced     s·lo > 0 at every matched point      (the interval excludes 0 on the claimed side)
+    contradicted   s·hi < 0 at some matched point       (it excludes 0 on the other side)
+    inconclusive   otherwise, or nothing could be matched (which is said)
+
+Matched points. `matched_budget`: each arm's selected setting (the runner's `best`, chosen on validation prompts;
+an arm without a grid has one) under every suite-level condition both arms ran (budget, budget view, world seed,
+pair source) — a claim about a ranking must hold at each budget the suite sweeps. `matched_kl` (Rafailov et al.
+2023, Fig. 2 compare reward at equal KL(π‖π_ref)): for each setting of arm a (over its grid and budgets), the
+setting of arm b with the nearest mean KL on the same world; a point counts when the two means differ by at most
+`kl_tolerance` of the larger, so a frontier claim is read across the KL range both arms cover. The report shows
+each point; the headline is the point that decides (the contradicting one, else the weakest reproducing one).
+
+No algorithm code: the suite's records (summary frame, per-unit files) are all it reads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bench.columns import AXIS_COLUMNS, present, sorted_runs
+
+VERDICTS = ("reproduced", "contradicted", "inconclusive")
+DIAGNOSTICS = (("kl", "KL {:.2f}"), ("length", "length {:.1f}"), ("grammatical_fraction", "{:.0%} grammatical"),
+               ("steps", "{:.0f} optimizer steps"), ("epochs", "{:.2f} epochs"),
+               ("rm_gold_accuracy", "its reward model agrees with gold on {:.1%} of held-out pairs"))
+_MATCH_AXES = ("world_seed", "pair_source")  # matched_kl pairs across budgets, never across worlds
+
+
+_ARM = r"([a-z0-9][a-z0-9_]*)(?:@([a-z_]+)=([A-Za-z0-9_.+-]+))?"
+_COMPARE = re.compile(rf"\s*{_ARM}\s+-\s+{_ARM}\s*")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of `compare`: an [algorithms] label, optionally at one value of a suite-level axis
+    (`dpo@budget_flops=2e12`: the same label at two budgets is then a paired comparison of one setting)."""
+
+    label: str
+    axis: str = ""
+    value: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.label}@{self.axis}={self.value}" if self.axis else self.label
+
+
+def parse_arms(text: str) -> tuple[Arm, Arm] | None:
+    """'dpo - ppo' -> (Arm('dpo'), Arm('ppo')); 'dpo@budget_flops=2e12 - dpo@budget_flops=5e11' -> two arms at
+    two budgets; None when it is not two arms joined by ' - '."""
+    m = _COMPARE.fullmatch(text or "")
+    if not m:
+        return None
+    g = m.groups()
+    return Arm(g[0], g[1] or "", g[2] or ""), Arm(g[3], g[4] or "", g[5] or "")
+
+
+@dataclass
+class Point:
+    """One matched comparison: setting a vs setting b, the paired difference of the metric."""
+
+    a: str
+    b: str
+    difference: float
+    lo: float
+    hi: float
+    seeds: int
+    reading: str            # reproduced / contradicted / inconclusive at this point
+    condition: str = ""     # the suite-level condition (matched_budget) or the two KLs (matched_kl)
+    kl_a: float = math.nan
+    kl_b: float = math.nan
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    claim: str
+    citation: str
+    metric: str
+    compare: str
+    at: str
+    expect: str
+    headline: str                       # one line: the verdict, the deciding number with its interval
+    reason: str = ""                    # why inconclusive (nothing matched, too few seeds, ...), else ""
+    mechanism: str = ""                 # contradicted: the suite's mechanism sentence + measured diagnostics
+    deciding: Point | None = None
+    points: list[Point] = field(default_factory=list)
+    stands_in_for: str = ""
+    world_gap: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(v):
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            return [clean(x) for x in v] if isinstance(v, list) else v
+
+        return clean(asdict(self))
+
+
+def _reading(lo: float, hi: float, sign: int) -> str:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "inconclusive"
+    if sign * (lo if sign > 0 else hi) > 0:
+        return "reproduced"
+    if sign * (hi if sign > 0 else lo) < 0:
+        return "contradicted"
+    return "inconclusive"
+
+
+def _condition(row: pd.Series, axes: tuple[str, ...]) -> tuple:
+    return tuple(str(row[a]) if a in row and present(row[a]) else "" for a in axes)
+
+
+def _matches(value: Any, text: str) -> bool:
+    """A summary cell equals an arm's axis value: numerically where both are numbers (2e12 == 2000000000000.0)."""
+    try:
+        return math.isclose(float(value), float(text), rel_tol=1e-9)
+    except (TypeError, ValueError):
+        return str(value) == text
+
+
+def _arm_rows(runs: pd.DataFrame, arm: Arm) -> pd.DataFrame:
+    """The arm's finished runs (an unfinished run has no metrics, so it would name a setting of its own)."""
+    rows = runs[(runs["label"] == arm.label) & (runs["status"] == "finished")]
+    if arm.axis:
+        if arm.axis not in rows.columns:
+            return rows.iloc[0:0]
+        rows = rows[rows[arm.axis].map(lambda v: _matches(v, arm.value))]
+    return rows
+
+
+def _selected(rows: pd.DataFrame, axes: tuple[str, ...]) -> dict[tuple, str | None]:
+    """condition -> the arm's one setting there (the runner's `best` among several; None: several, none chosen)."""
+    groups: dict[tuple, dict[str, bool]] = {}  # condition -> setting -> selected by the runner
+    for _, row in rows.iterrows():
+        chosen = groups.setdefault(_condition(row, axes), {})
+        chosen[row["setting"]] = chosen.get(row["setting"], False) or str(row.get("best", "")) == "best"
+    out: dict[tuple, str | None] = {}
+    for cond, names in groups.items():
+        best = [n for n, sel in names.items() if sel]
+        out[cond] = next(iter(names)) if len(names) == 1 else (best[0] if len(best) == 1 else None)
+    return out
+
+
+def _budget_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int,
+                   swept: list[str] | None) -> tuple[list[Point], str]:
+    """Matched on the suite's swept axes only: an axis column that is not swept is one condition, whatever it reads
+    (a run without a reward model records budget_view "end_to_end" in an amortised suite; the view changes nothing
+    for it). `swept` None (an older suite.json): the columns that vary, budget_view aside."""
+    pinned = {a.axis, b.axis} - {""}  # an axis an arm is pinned to is not matched on
+    if swept is None:
+        swept = [c for c in AXIS_COLUMNS if c in runs.columns and c != "budget_view"
+                 and runs[c].dropna().astype(str).nunique() > 1]
+    axes = tuple(c for c in AXIS_COLUMNS if c in runs.columns and c in swept and c not in pinned)
+    varying = set(axes)
+    sa, sb = _selected(_arm_rows(runs, a), axes), _selected(_arm_rows(runs, b), axes)
+    points, why = [], ""
+    for cond, name_a in sa.items():
+        partners = [(c, n) for c, n in sb.items() if all(x == y or "" in (x, y) or "both" in (x, y)
+                                                          for x, y in zip(cond, c))]
+        for cond_b, name_b in partners:
+            if name_a is None or name_b is None:
+                why = (f"{a if name_a is None else b} has several settings and no selected one; give it one "
+                       "setting, or let the runner select (validation prompts)")
+                continue
+            iv = unc.difference(name_a, name_b, metric)
+            text = ", ".join(f"{ax}={v}" for ax, v in zip(axes, cond) if v and v != "both" and ax in varying)
+            points.append(Point(name_a, name_b, iv.mean, iv.lo, iv.hi, iv.seeds, _reading(iv.lo, iv.hi, sign), text))
+    if not points and not why:
+        why = f"{a} and {b} never ran under the same conditions (or one of them has no finished runs)"
+    return points, why
+
+
+def _kl_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int, tolerance: float) -> tuple[list[Point], str]:
+    axes = tuple(c for c in _MATCH_AXES if c in runs.columns and c not in {a.axis, b.axis})
+    settings = {}
+    for arm in (a, b):
+        mine = _arm_rows(runs, arm)
+        settings[arm] = {s: _condition(g.iloc[0], axes) for s, g in mine.groupby("setting", sort=False)}
+    kls = {s: unc.interval(s, "kl").mean for arm in (a, b) for s in settings[arm]}
+    points, closest = [], None
+    for name_a, cond in settings[a].items():
+        options = [(abs(kls[name_a] - kls[n]) / max(kls[name_a], kls[n], 1e-9), n)
+                   for n, c in settings[b].items() if c == cond and math.isfinite(kls[n]) and math.isfinite(kls[name_a])]
+        if not options:
+            continue
+        gap, name_b = min(options)
+        if closest is None or gap < closest[0]:
+            closest = (gap, name_a, name_b)
+        if gap > tolerance:
+            continue
+        iv = unc.difference(name_a, name_b, metric)
+        points.append(Point(name_a, name_b, iv.mean, iv.lo, iv.hi, iv.seeds, _reading(iv.lo, iv.hi, sign),
+                            f"KL {kls[name_a]:.2f} vs {kls[name_b]:.2f}", kls[name_a], kls[name_b]))
+    why = ""
+    if not points:
+        why = (f"no setting of {a} has a KL within {tolerance:.0%} of one of {b}'s" +
+               (f" (closest: {closest[1]} at KL {kls[closest[1]]:.2f} vs {closest[2]} at {kls[closest[2]]:.2f}); "
+                "widen the grids (beta, kl_coef, budget) until their KL ranges overlap" if closest else
+                "; no finished runs with a KL"))
+    return points, why
+
+
+def _diagnostics(runs: pd.DataFrame, setting: str) -> str:
+    rows = runs[(runs["setting"] == setting) & (runs["status"] == "finished")]
+    parts = []
+    for col, fmt in DIAGNOSTICS:
+        if col in rows:
+            values = pd.to_numeric(rows[col], errors="coerce").dropna()
+            if len(values):
+                parts.append(fmt.format(float(values.mean())))
+    return f"{setting}: " + (", ".join(parts) if parts else "no finished runs")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:+.3f}" if math.isfinite(x) else "–"
+
+
+def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[str] | None = None) -> Verdict:
+    """The verdict of a replication suite from its runs (`frame`: the summary frame; `unc`: its Uncertainty;
+    `swept`: the suite-level axes the suite sweeps, suite.json's "axes" names)."""
+    rep = dict(replication)
+    a, b = parse_arms(rep["compare"])
+    sign = 1 if rep.get("expect", "positive") == "positive" else -1
+    metric, at = rep.get("metric", "gold_reward"), rep.get("at", "matched_budget")
+    base = {k: rep.get(k, "") for k in ("claim", "citation", "compare", "stands_in_for", "world_gap")}
+    base.update(metric=metric, at=at, expect=rep.get("expect", "positive"))
+    runs = sorted_runs(frame) if len(frame) else frame.assign(setting=[])
+    if at == "matched_kl":
+        points, why = _kl_points(runs, unc, a, b, metric, sign, float(rep.get("kl_tolerance", 0.25)))
+    else:
+        points, why = _budget_points(runs, unc, a, b, metric, sign, swept)
+    where = "at matched KL" if at == "matched_kl" else "at matched budget"
+    if not points:
+        return Verdict("inconclusive", headline=f"inconclusive: {why}", reason=why, **base)
+    contra = [p for p in points if p.reading == "contradicted"]
+    if contra:
+        verdict, deciding = "contradicted", max(contra, key=lambda p: abs(p.difference))
+    elif all(p.reading == "reproduced" for p in points):
+        verdict, deciding = "reproduced", min(points, key=lambda p: sign * (p.lo if sign > 0 else p.hi))
+    else:
+        verdict = "inconclusive"
+        deciding = next(p for p in points if p.reading == "inconclusive")
+    seeds = f"{deciding.seeds} paired seed{'s' if deciding.seeds != 1 else ''}"
+    ci = f"[{_fmt(deciding.lo)}, {_fmt(deciding.hi)}]" if math.isfinite(deciding.lo) else "(no interval: one seed)"
+    headline = (f"{verdict}: {metric} {deciding.a} − {deciding.b} = {_fmt(deciding.difference)} {ci} {where}"
+                + (f" ({deciding.condition})" if deciding.condition else "") + f", {seeds}"
+                + (f"; {len(points)} matched points" if len(points) > 1 else "")
+                + f"; the claim expects {'> 0' if sign > 0 else '< 0'}.")
+    reason = ""
+    if verdict == "inconclusive":
+        reason = ("the interval includes 0" if math.isfinite(deciding.lo) else "one paired seed gives no interval") \
+            + (f"; {why}" if why else "")
+    mechanism = ""
+    if verdict == "contradicted":
+        measured = "; ".join(_diagnostics(runs, s) for s in (deciding.a, deciding.b))
+        mechanism = (rep.get("mechanism", "").strip() + " " if rep.get("mechanism") else "") + f"Measured: {measured}."
+    return Verdict(verdict, headline=headline, reason=reason, mechanism=mechanism, deciding=deciding,
+                   points=points, **base)
+
+
+def swept_axes(suite: dict[str, Any]) -> list[str] | None:
+    """The names of the axes a suite.json record sweeps (None for a record without "axes")."""
+    axes = suite.get("axes")
+    return None if axes is None else [a[0] for a in axes if a]
+
+
+def with_selection(frame: pd.DataFrame, results_dir) -> pd.DataFrame:
+    """`frame` with summary.csv's `best` column (the runner's selected setting of each swept entry), which the
+    per-run records do not hold; unchanged when it already marks one or there is no summary.csv."""
+    from pathlib import Path
+
+    path = Path(results_dir) / "summary.csv"
+    marked = "best" in frame.columns and (frame["best"].astype(str) == "best").any()
+    if marked or not path.is_file() or not len(frame):
+        return frame
+    try:
+        summary = pd.read_csv(path, usecols=lambda c: c in ("run_id", "best"), dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError):
+        return frame
+    lookup = dict(zip(summary["run_id"], summary["best"])) if "best" in summary.columns else {}
+    return frame.assign(best=frame["run_id"].map(lambda r: lookup.get(r, "") or ""))
+

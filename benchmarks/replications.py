@@ -1,0 +1,91 @@
+"""README's replication table, from the committed baselines of the replication suites (suites/replications/).
+
+    python benchmarks/replications.py                      # print the Markdown table
+    python benchmarks/replications.py --write README.md    # replace the table between its two markers
+
+One row per suite in suites/replications/: the claim, its citation, the verdict (reproduced / contradicted /
+inconclusive) and the deciding number with its paired 95% interval, read from `results/baselines/<name>.json`
+(`bench baseline` stores the verdict there, bench/check.py), and the command that reruns it. A suite without a
+committed baseline is listed as "not yet run". Contradictions stay in the table with their mechanism: a harness
+that only ever agrees with the papers is not measuring anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- replications:start -->", "<!-- replications:end -->"
+HEAD = ("| claim | citation | verdict | deciding number (95% paired interval) | rerun |\n"
+        "|---|---|---|---|---|")
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _number(rep: dict) -> str:
+    d = rep.get("deciding") or {}
+    mean, lo, hi = d.get("difference"), d.get("lo"), d.get("hi")
+    if mean is None or (isinstance(mean, float) and not math.isfinite(mean)):
+        return _cell(rep.get("reason") or "–")
+    where = "matched KL" if rep.get("at") == "matched_kl" else "matched budget"
+    ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else " (one seed)"
+    return _cell(f"{rep.get('metric')} {d.get('a')} − {d.get('b')} = {mean:+.3f}{ci} at {where}, "
+                 f"{d.get('seeds')} seeds")
+
+
+def row(rep: dict, path: str) -> str:
+    verdict = f"**{rep.get('verdict')}**"
+    if rep.get("verdict") == "contradicted" and rep.get("mechanism"):
+        verdict += f": {rep['mechanism']}"
+    return (f"| {_cell(rep.get('claim', ''))} | {_cell(rep.get('citation', ''))} | {_cell(verdict)} | "
+            f"{_number(rep)} | `bench run {path}` |")
+
+
+def table(baselines: list[Path], suites: list[Path] = ()) -> str:
+    """The Markdown table: baselines with a verdict, then suites with none yet ("not yet run")."""
+    lines, seen = [HEAD], set()
+    for b in baselines:
+        data = json.loads(Path(b).read_text())
+        rep = data.get("replication")
+        if not rep:
+            continue
+        path = rep.get("path") or f"suites/replications/{data.get('suite')}.toml"
+        seen.add(Path(path).stem)
+        lines.append(row(rep, path))
+    for s in suites:
+        if s.stem in seen:
+            continue
+        rep = tomllib.loads(s.read_text()).get("replication", {})
+        lines.append(f"| {_cell(rep.get('claim', ''))} | {_cell(rep.get('citation', ''))} | not yet run | – | "
+                     f"`bench run {s.relative_to(ROOT) if s.is_relative_to(ROOT) else s}` |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", type=Path, help="replace the table between the markers in this file")
+    args = parser.parse_args(argv)
+    suites = sorted((ROOT / "suites" / "replications").glob("*.toml"))
+    baselines = [ROOT / "results" / "baselines" / f"{s.stem}.json" for s in suites]
+    text = table([b for b in baselines if b.is_file()], suites)
+    if not args.write:
+        sys.stdout.write(text)
+        return 0
+    page = args.write.read_text()
+    if START not in page or END not in page:
+        print(f"{args.write}: no {START} ... {END} markers; add them where the table goes", file=sys.stderr)
+        return 2
+    head, rest = page.split(START, 1)
+    args.write.write_text(head + START + "\n" + text + END + rest.split(END, 1)[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Replication suites (issue 28): the `[replication]` table's validation, the verdict from the paired interval
+(reproduced / contradicted / inconclusive, matched budget and matched KL), the report's opening section, the
+`bench run` line, the baseline's verdict and README's table, on torch-free `fake` results."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.errors import UserError
+from bench.suite import load_suite
+
+REPLICATION = """
+[replication]
+claim = "A higher beta buys more gold reward."
+citation = "Nobody et al. 2099, Fig. 1"
+stands_in_for = "a fake world"
+world_gap = "everything"
+compare = "hi - lo"
+metric = "gold_reward"
+at = "matched_budget"
+expect = "positive"
+mechanism = "The fake algorithm's quality rises with beta."
+"""
+
+SUITE = """
+[suite]
+name = "rep-fake"
+seeds = [0, 1]
+[budget]
+flops = 1e9
+[algorithms.hi]
+algorithm = "fake"
+beta = 0.5
+[algorithms.lo]
+algorithm = "fake"
+beta = [0.05, 0.1]
+""" + REPLICATION
+
+
+def write(tmp_path: Path, text: str, name: str = "rep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems_of(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(UserError) as err:
+        load_suite(write(tmp_path, text))
+    return err.value.problems
+
+
+def test_a_valid_replication_table_is_read_and_changes_no_run(tmp_path):
+    with_rep = load_suite(write(tmp_path, SUITE))
+    without = load_suite(write(tmp_path, SUITE.replace(REPLICATION, ""), name="plain.toml"))
+    assert with_rep.replication.arms == ("hi", "lo") and with_rep.replication.at == "matched_budget"
+    assert without.replication is None
+    assert with_rep.raw_hash == without.raw_hash  # metadata: no run id and no suite hash moves
+
+
+@pytest.mark.parametrize("change, field, words", [
+    ('compare = "hi - lo"', "compare", "not an [algorithms] label"),
+    ('metric = "gold_reward"', "metric", "has no interval"),
+    ('at = "matched_budget"', "at", "must be one of"),
+    ('claim = "A higher beta buys more gold reward."', "claim", "is empty"),
+])
+def test_each_bad_field_is_one_line_naming_it(tmp_path, change, field, words):
+    bad = {"compare": 'compare = "hi - nope"', "metric": 'metric = "gold"', "at": 'at = "matched_flops"',
+           "claim": 'claim = " "'}[field]
+    problems = problems_of(tmp_path, SUITE.replace(change, bad))
+    assert len(problems) == 1 and f"[replication].{field}:" in problems[0] and words in problems[0]
+    assert "\n" not in problems[0]
+
+
+def test_compare_needs_two_labels_and_the_claim_its_citation(tmp_path):
+    problems = problems_of(tmp_path, SUITE.replace('compare = "hi - lo"', 'compare = "hi > lo"'))
+    assert "[replication].compare:" in problems[0] and "dpo - ppo" in problems[0]
+    problems = problems_of(tmp_path, SUITE.replace('citation = "Nobody et al. 2099, Fig. 1"\n', ""))
+    assert "[replication].citation: required key is missing" in problems[0]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rep")
+    path = write(root, SUITE)
+    assert main(["run", str(path), "--results", str(root / "results"), "--report-dir", str(root / "report")]) == 0
+    return root
+
+
+def _decide(results: Path, **changes):
+    from bench.evaluation.replication import decide, with_selection
+    from bench.io import read_json
+    from bench.results import from_results, summary_frame
+
+    d = results / "results" / "rep-fake"
+    frame = with_selection(summary_frame(d, intervals=False), d)
+    rep = {**read_json(d / "suite.json")["replication"], **changes}
+    return decide(rep, frame, from_results(d, frame))
+
+
+def test_the_verdict_follows_the_paired_interval(results):
+    # fake: gold = 2·sigmoid(log 10β) + noise: hi (β 0.5) ≈ 1.67; lo's runner-selected setting β 0.1 ≈ 1.0
+    v = _decide(results)
+    assert len(v.points) == 1 and v.deciding.b == "lo (beta=0.1)"  # matched budget: the selected setting of a grid
+    assert v.verdict == "reproduced" and v.deciding.lo > 0 and v.deciding.difference == pytest.approx(0.67, abs=0.1)
+    assert not v.mechanism and not v.reason
+    assert re.search(r"\[\+\d\.\d{3}, \+\d\.\d{3}\]", v.headline)  # the deciding interval is in the line
+    mirrored = _decide(results, compare="lo - hi", expect="negative")
+    assert mirrored.verdict == "reproduced"
+    assert mirrored.deciding.difference == pytest.approx(-v.deciding.difference)
+    flipped = _decide(results, expect="negative")
+    assert flipped.verdict == "contradicted" and flipped.headline.startswith("contradicted: gold_reward hi − lo")
+    assert flipped.mechanism.startswith("The fake algorithm's quality rises with beta. Measured: hi: KL 4.")
+    assert "lo (beta=0.1): KL 2." in flipped.mechanism
+
+
+def test_inconclusive_when_the_interval_holds_zero(results):
+    v = _decide(results, metric="length")  # length is 10 + noise for every setting
+    assert v.verdict == "inconclusive" and v.deciding.lo < 0 < v.deciding.hi
+    assert v.reason.startswith("the interval includes 0")
+
+
+def test_matched_kl_pairs_the_nearest_kl_or_says_why_not(results):
+    none = _decide(results, at="matched_kl")  # KL 4.2 (hi) vs 2.5 / 1.7 (lo): no pair within 25%
+    assert none.verdict == "inconclusive" and not none.points
+    assert "closest: hi at KL 4.1" in none.reason and "widen the grids" in none.reason
+    v = _decide(results, at="matched_kl", kl_tolerance=0.5)
+    assert [(p.a, p.b) for p in v.points] == [("hi", "lo (beta=0.1)")]
+    assert v.points[0].condition.startswith("KL 4.1") and "matched KL" in v.headline
+
+
+def test_report_opens_with_the_verdict_and_run_prints_it(results, capsys):
+    page = (results / "report" / "rep-fake" / "index.html").read_text()
+    assert page.index('id="replication"') < page.index('<table class="facts">')
+    assert "Replication verdict:" in page and "Nobody et al. 2099, Fig. 1" in page and "Rerun: <code>bench run" in page
+    path = results / "rep.toml"
+    assert main(["run", str(path), "--results", str(results / "results"), "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^verdict: (reproduced|contradicted|inconclusive): gold_reward hi − lo", out, re.M)
+
+
+def test_baseline_carries_the_verdict_and_readme_table_reads_it(results, tmp_path):
+    from benchmarks.replications import table
+
+    baseline = tmp_path / "rep-fake.json"
+    assert main(["baseline", str(results / "results" / "rep-fake"), "-o", str(baseline)]) == 0
+    data = json.loads(baseline.read_text())
+    assert data["replication"]["verdict"] in ("reproduced", "contradicted", "inconclusive")
+    assert data["replication"]["claim"] == "A higher beta buys more gold reward."
+    text = table([baseline])
+    row = text.splitlines()[2]
+    assert "A higher beta buys more gold reward." in row and "Nobody et al. 2099" in row
+    assert data["replication"]["verdict"] in row and "`bench run " in row
+
+
+def test_an_arm_may_be_pinned_to_one_value_of_a_suite_axis(tmp_path, results):
+    from bench.evaluation.replication import Arm, parse_arms
+
+    assert parse_arms("dpo@budget_flops=2e12 - dpo@budget_flops=5e11") == (
+        Arm("dpo", "budget_flops", "2e12"), Arm("dpo", "budget_flops", "5e11"))
+    assert parse_arms("dpo - ppo") == (Arm("dpo"), Arm("ppo")) and parse_arms("dpo > ppo") is None
+    ok = load_suite(write(tmp_path, SUITE.replace('compare = "hi - lo"',
+                                                  'compare = "hi@budget_flops=2e9 - hi@budget_flops=1e9"')))
+    assert ok.replication.arms == ("hi", "hi")
+    problems = problems_of(tmp_path, SUITE.replace('compare = "hi - lo"', 'compare = "hi@beta=1 - lo"'))
+    assert "[replication].compare: hi@beta=1: 'beta' is not a suite-level axis" in problems[0]
+    # this suite sweeps no budget: an arm pinned to one finds no runs, and the verdict says so
+    v = _decide(results, compare="hi@budget_flops=2e9 - lo")
+    assert v.verdict == "inconclusive" and "never ran under the same conditions" in v.reason
+
+
+def test_every_replication_suite_validates_and_names_its_claim():
+    root = Path(__file__).resolve().parents[1] / "suites" / "replications"
+    files = sorted(root.glob("*.toml"))
+    assert len(files) >= 11  # one per row of issue 28's table (the over-optimisation claim has a control too)
+    for path in files:
+        suite = load_suite(path)
+        rep = suite.replication
+        assert rep is not None, f"{path.name}: no [replication] table"
+        assert suite.name == path.stem, f"{path.name}: [suite].name should be the file's stem (README's table)"
+        assert rep.stands_in_for and rep.world_gap and rep.mechanism, f"{path.name}: say what it stands in for"
+
+
+def test_an_unswept_budget_view_is_one_condition():
+    """In an amortised suite a run without a reward model records budget_view "end_to_end": still comparable."""
+    import pandas as pd
+
+    from bench.evaluation.replication import decide
+    from bench.evaluation.uncertainty import Interval
+
+    class Unc:
+        def difference(self, a, b, metric):
+            return Interval(0.2, 0.1, 0.3, 3)
+
+        def interval(self, s, metric):
+            return Interval(1.0, 0.9, 1.1, 3)
+
+    frame = pd.DataFrame([{"run_id": f"{label}_s{s}", "label": label, "algorithm": label, "seed": s,
+                           "status": "finished", "best": "", "budget_view": view, "gold_reward": 0.0}
+                          for label, view in (("dpo", "end_to_end"), ("dpo_rm", "amortised")) for s in range(3)])
+    rep = {"compare": "dpo - dpo_rm", "metric": "gold_reward", "claim": "c", "citation": "x"}
+    assert decide(rep, frame, Unc(), swept=[]).verdict == "reproduced"
+    assert decide(rep, frame, Unc()).verdict == "reproduced"  # no "axes" in an older suite.json: view ignored
+    swept = frame.assign(budget_view=["both"] * 3 + ["amortised"] * 3)
+    assert decide(rep, swept, Unc(), swept=["budget_view"]).points[0].condition == ""
+
+
+def test_check_fails_when_a_resolved_verdict_reverses():
+    from bench.check import replication_change
+
+    def rep(v):
+        return {"replication": {"verdict": v}}
+
+    assert replication_change(rep("reproduced"), rep("reproduced")) == (False, "")
+    assert replication_change(rep("contradicted"), rep("reproduced"))[0] is True
+    fails, note = replication_change(rep("inconclusive"), rep("reproduced"))
+    assert not fails and note == "replication verdict: reproduced in the baseline, inconclusive now"
+    assert replication_change({}, rep("reproduced")) == (False, "")
