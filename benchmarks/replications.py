@@ -1,7 +1,7 @@
-"""README's replication table, from the committed baselines of the replication suites (suites/replications/).
+"""The replication table (docs/replications.md), from the committed baselines of the replication suites (suites/replications/).
 
     python benchmarks/replications.py                      # print the Markdown table
-    python benchmarks/replications.py --write README.md    # replace the table between its two markers
+    python benchmarks/replications.py --write docs/replications.md    # replace the table between its two markers
 
 One row per suite in suites/replications/: the claim, its citation, the verdict (reproduced / contradicted /
 inconclusive) and the deciding number with its paired 95% interval, read from `results/baselines/<name>.json`
