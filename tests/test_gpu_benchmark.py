@@ -55,11 +55,18 @@ def test_throughput_figures_are_positive(tiny):
         assert rec["bench"]["meter_flops_per_step"] > 0
         assert rec["bench_over_bare_throughput"] > 0
     ppo = r["throughput_ppo"]
+    assert r["summary"]["dpo_tokens_per_s_bench"] > 0
+    if "skipped" in ppo:  # trl >= 1.13 has no PPOTrainer: the bare-TRL side of the PPO comparison cannot run
+        import trl
+
+        assert int(trl.__version__.split(".")[1]) >= 13 and "removed in trl 1.13" in ppo["skipped"]
+        assert r["summary"]["ppo_generated_tokens_per_s_bench"] is None
+        return
     for who in ("bare_trl", "bench"):
         assert ppo[who]["episodes_per_s"] > 0
         assert ppo[who]["generation"]["generated_tokens_per_s"] > 0 and ppo[who]["generation"]["calls"] >= 1
     assert ppo["bench"]["meter_flops_per_step"] > 0
-    assert r["summary"]["dpo_tokens_per_s_bench"] > 0 and r["summary"]["ppo_generated_tokens_per_s_bench"] > 0
+    assert r["summary"]["ppo_generated_tokens_per_s_bench"] > 0
 
 
 def test_memory_table_is_complete_and_null_on_cpu(tiny):

@@ -22,7 +22,7 @@ from bench.runner import RunPlan, run_suite
 from bench.suite import expand, load_suite
 
 # columns that must agree exactly whatever the launcher (timings and memory are measurements, not results)
-NOT_RESULTS = {"wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb"}
+NOT_RESULTS = {"wall_s", "train_s", "eval_s", "curve_s", "start_s", "peak_mem_mb"}
 
 FAKE = """
 [suite]

@@ -52,7 +52,7 @@ def run_dirs(results_dir: Path) -> dict[str, Path]:
     return out
 
 
-VOLATILE = {"wall_s", "train_s", "eval_s", "curve_s", "peak_mem_mb", "compute", "train_logs"}
+VOLATILE = {"wall_s", "train_s", "eval_s", "curve_s", "start_s", "peak_mem_mb", "compute", "train_logs"}
 
 
 def stable_metrics(run: Path) -> dict:
