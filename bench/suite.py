@@ -44,14 +44,16 @@ def unset_learning_rates(suite: Suite) -> list[str]:
     """Labels of the suite's trained entries that leave `learning_rate` to the code's default (neither the entry
     nor [train] sets it). The default (1e-3) is one number for every algorithm and every model; the tuned rates
     differ by 10x between algorithms on the controlled world (suites/controlled.toml) and TRL's are 1e-6-class for
-    billion-parameter models — so the CLI warns instead of training at a rate nobody chose."""
+    billion-parameter models — so the CLI warns instead of training at a rate nobody chose. Test-only stand-ins
+    (`hidden`, e.g. `fake`) train nothing a rate could be tuned for and are not listed."""
     from bench.algorithms.registry import all_algorithms
 
     registry = all_algorithms()
     out = []
     for e in suite.entries:
         cls = registry.get(e.algorithm)
-        if cls is not None and "learning_rate" in cls.param_fields() and "learning_rate" not in dict(e.grid):
+        if cls is not None and not cls.hidden and "learning_rate" in cls.param_fields() \
+                and "learning_rate" not in dict(e.grid):
             out.append(e.label)
     return out
 

@@ -131,12 +131,12 @@ def test_runs_hidden_by_a_new_configuration_are_named(tmp_path, capsys, monkeypa
 def test_unset_learning_rate_is_warned(tmp_path, capsys):
     from bench.suite import load_suite, unset_learning_rates
 
-    path = write_suite(tmp_path, "[algorithms.fake]\n[algorithms.tuned]\nalgorithm = \"fake\"\nlearning_rate = 3e-4\n",
-                       seeds=(0,))
-    assert unset_learning_rates(load_suite(path)) == ["fake"]
+    path = write_suite(tmp_path, "[algorithms.fake]\n[algorithms.dpo]\n[algorithms.tuned]\nalgorithm = \"dpo\"\n"
+                       "learning_rate = 3e-4\n", seeds=(0,))
+    assert unset_learning_rates(load_suite(path)) == ["dpo"]  # not the test-only `fake` (hidden), not `tuned`
     assert main(["run", str(path), "--dry-run"]) == 0
     err = capsys.readouterr().err
-    assert "no learning_rate for fake;" in err and "tuned" in err
+    assert "no learning_rate for dpo;" in err and "tuned" in err
     assert unset_learning_rates(load_suite("suites/controlled.toml")) == []
 
 
