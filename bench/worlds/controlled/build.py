@@ -29,9 +29,15 @@ REQUIRED = ("tokenizer", "base", "weak", "pairs_train", "pairs_heldout", "eval_p
 
 
 def world_key(cfg: ControlledWorldConfig) -> str:
+    """The world's content hash: its config, the build format and the numeric kernels the build runs
+    (bench.modeling.KERNELS). Pretraining the base policy and sampling π_ref's reference draws go through GPT-2's
+    activation; when the fused tanh-GELU replaced `gelu_new` (issue 24) a fresh build gave other reference draws
+    than a cached one (the CI suite's sft read 0.467 against 0.466), so a cache built with other kernels is a
+    different world, not a stale copy of this one."""
     from bench.hashing import stable_hash
+    from bench.modeling import KERNELS
 
-    return stable_hash({"format": WORLD_FORMAT, **as_dict(cfg)})
+    return stable_hash({"format": WORLD_FORMAT, **as_dict(cfg), "kernels": KERNELS})
 
 
 def world_dir(cfg: ControlledWorldConfig, cache_dir: Path) -> Path:
