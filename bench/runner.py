@@ -56,6 +56,7 @@ class SuiteOutcome:
     diverged: list[tuple[str, str]] = field(default_factory=list)
     by_others: list[str] = field(default_factory=list)  # trained meanwhile by another process
     damaged: list[tuple[str, str]] = field(default_factory=list)  # run folders found damaged (re-run)
+    stale: list[str] = field(default_factory=list)  # finished on an older build of the world (re-run)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     elsewhere: list[str] = field(default_factory=list)  # held by another worker when this one passed them by
@@ -236,13 +237,31 @@ def scan(specs: list[RunSpec], results_dir: Path, outcome: SuiteOutcome) -> tupl
     for spec in specs:
         seen[spec.run_id] = _stamp(results_dir, spec)
         state = inspect_run(run_dir(results_dir, spec.run_id), spec.config_hash)
-        if state.done and not _policy_missing(spec, state, results_dir):
+        if state.done and _older_world(spec, state):
+            todo.append(spec)
+            outcome.stale.append(spec.run_id)
+        elif state.done and not _policy_missing(spec, state, results_dir):
             outcome.skipped.append(spec.run_id)
         else:
             todo.append(spec)
             if state.damaged:
                 outcome.damaged.append((spec.run_id, state.reason))
     return todo, seen
+
+
+def _older_world(spec: RunSpec, state) -> bool:
+    """A finished run made on another build of its world than the one this code would build now (the world's
+    format or numeric kernels changed since: bench/worlds/controlled/build.py WORLD_FORMAT, bench.modeling.KERNELS).
+    Run ids hash the suite's settings, not the world's build, so without this check `bench run` would keep readings
+    of a world that no longer exists beside fresh ones. Only where the key is cheap to compute (controlled worlds)."""
+    recorded = (state.config or {}).get("world_key")
+    if not recorded or spec.world is None:
+        return False
+    from bench.worlds import WORLDS
+
+    kind = WORLDS.get(getattr(spec.world, "kind", ""))
+    now = kind.key(spec.world) if kind is not None else None
+    return now is not None and now != recorded
 
 
 def check_folder_owner(suite: Suite, results_dir: Path) -> None:
@@ -303,6 +322,11 @@ def run_suite(suite: Suite, *, results_root: Path, cache_dir=None, only=None, se
     todo, seen = scan(specs, results_dir, outcome)  # decided by every rank before any rank writes
     if outcome.damaged and dist.is_main():
         warn(damaged_line(outcome.damaged))
+    if outcome.stale and dist.is_main():
+        warn(f"{len(outcome.stale)} finished run{'s' if len(outcome.stale) > 1 else ''} in {results_dir} "
+             f"{'were' if len(outcome.stale) > 1 else 'was'} made on an older build of the world (its format or the "
+             "numeric kernels changed since): training "
+             f"{'them' if len(outcome.stale) > 1 else 'it'} again (e.g. {outcome.stale[0]})")
     dist.barrier()
     worlds = suite.worlds  # several when world.seed is swept: each world's runs together, its stages once
     todo.sort(key=lambda s: worlds.index(s.world) if s.world in worlds else len(worlds))

@@ -123,6 +123,30 @@ def test_rerun_skips_finished_runs(tmp_path):
     assert len(read_summary(results)) == 6
 
 
+def test_runs_made_on_an_older_world_build_are_trained_again(tmp_path, capsys):
+    """Run ids hash the suite, not the world's build: a finished run whose config.json records another world key
+    than the one this code builds (format or kernels changed) is re-run with a warning, never reused."""
+    from bench.worlds import WORLDS
+
+    suite = load_suite(write_suite(tmp_path, SWEEP))
+    first = run_suite(suite, results_root=tmp_path / "results", cache_dir=tmp_path / "cache")
+    dirs = run_dirs(first.results_dir)
+    current = WORLDS["controlled"].key(suite.world)
+    assert current and len(current) >= 12
+    old, same = sorted(dirs)[:2]
+    for name, key in ((old, "0123456789ab-older-format"), (same, current)):
+        config = json.loads((dirs[name] / "config.json").read_text())
+        config["world_key"] = key
+        (dirs[name] / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    again = run_suite(load_suite(write_suite(tmp_path, SWEEP)), results_root=tmp_path / "results",
+                      cache_dir=tmp_path / "cache")
+    assert again.stale == [old] and again.finished == [old]
+    assert same in again.skipped and len(again.skipped) == 5
+    assert "made on an older build of the world" in capsys.readouterr().err
+    assert json.loads((dirs[old] / "config.json").read_text()).get("world_key") != "0123456789ab-older-format"
+
+
 def test_failing_run_is_isolated(tmp_path, quiet, capsys):
     path = write_suite(tmp_path, """
         [algorithms.good]

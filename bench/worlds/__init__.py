@@ -19,6 +19,15 @@ class WorldKind:
     config: type
     builder: str  # "module:function"
     summary: str
+    keyer: str | None = None  # "module:function" giving the world's cache key from its config alone, if that is cheap
+
+    def key(self, config: Any) -> str | None:
+        """The key a build of `config` would have, without building (None where it needs the build: a hub world
+        pins its model and data revisions while resolving them)."""
+        if self.keyer is None:
+            return None
+        module, func = self.keyer.split(":")
+        return getattr(importlib.import_module(module), func)(config)
 
     def build(self, config: Any, cache_dir: Any, **kwargs: Any) -> Any:
         module, func = self.builder.split(":")
@@ -27,7 +36,8 @@ class WorldKind:
 
 WORLDS: dict[str, WorldKind] = {
     "controlled": WorldKind(ControlledWorldConfig, "bench.worlds.controlled.build:build_world",
-                            "synthetic review language, gold sentiment reward, tiny GPT-2 trained from scratch (CPU)"),
+                            "synthetic review language, gold sentiment reward, tiny GPT-2 trained from scratch (CPU)",
+                             "bench.worlds.controlled.build:world_key"),
     "hub": WorldKind(HubWorldConfig, "bench.worlds.hub.build:build_hub_world",
                      "Hugging Face policy + preference data set (e.g. UltraFeedback) + reward-model judge"),
 }
