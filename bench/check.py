@@ -12,15 +12,21 @@ identity and provenance.
 
 The check asks the question the baseline can answer: baseline and current results share the world, the prompts and
 the reference draws (else the identity check fails), so the shared part cancels and only seeds differ. Its test is
-the seed-only path of the same model — Welch's t on the two sets of seed values (Welch 1947) — and a metric
-regresses when BOTH hold (asv-style: a factor alone flags noise, a test alone flags tiny effects):
+the seed-only path of the same model, a two-sample t on the two sets of seed values whose variance is *moderated*:
+each row's pooled seed variance is shrunk towards the variance its metric's other rows show, by Smyth's (2004)
+empirical-Bayes prior fitted on the check's own rows (bench/evaluation/moderated.py), which adds the prior's degrees
+of freedom to the row's 4 (3 + 3 seeds). A metric regresses when BOTH hold (asv-style: a factor alone flags noise,
+a test alone flags tiny effects):
   1. it moved in its bad direction by more than its floor, set by the metric's scale (FLOORS: absolute + relative to
      the baseline mean; override a metric's absolute floor in the suite's [check] table, e.g. `win_rate = 0.08`),
-  2. the move beyond that floor is significant: Welch's one-sided test of (current − baseline) against the floor,
-     with Holm's step-down correction over every row of the check (Holm 1979), so that a rerun of an unchanged
-     suite with other seeds fails with probability <= `alpha` (default 0.05) as a whole, not per row.
-The smallest move a row can flag is its `margin` (floor + the Welch critical value × the seed-spread standard
-error): the tolerance, derived from the baseline's and the current seeds' own spread and the metric's scale.
+  2. the move beyond that floor is significant: the moderated one-sided t-test of (current − baseline) against the
+     floor, with Holm's step-down correction over every row that can vary (Holm 1979; a deterministic reading —
+     no seed spread on either side — is compared exactly and left out of the family, Tarone 1990), so that a
+     rerun of an unchanged suite with other seeds fails with probability <= `alpha` (default 0.05) as a whole.
+The smallest move a row can flag is its `margin` (floor + the critical value × the moderated standard error): the
+tolerance, derived from the seeds' own spread, its metric's other rows and the metric's scale. What this buys at
+3 seeds on the default suite: DPO's KL 0.43 → 1.24 is flagged (Welch's t alone, p = 0.03 before a correction over
+~160 rows, was not); 0.43 → 1.01 (p = 0.004) is not — the row's margin, printed on it, says what 3 seeds resolve.
 With fewer than 2 seeds on either side no test is possible and the floor alone decides (stated in the output).
 Metrics with a direction: higher is better for win_rate, win_rate_lc (length-controlled), gold_reward,
 pref_accuracy, lm_eval_score, grammatical and ended fractions; lower is better for kl and heldout_nll_delta. Drift
@@ -45,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
+from bench.evaluation.moderated import NO_PRIOR, Prior, fit_prior, pooled_variance
 from bench.io import read_json, write_json_atomic, write_text_atomic
 
 BASELINE_SCHEMA_VERSION = 2  # 2: intervals from the t model with their variance parts (issue 21); 1 is migrated
@@ -234,46 +241,58 @@ def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": BASELINE_SCHEMA_VERSION, "migrated_from": 1}
 
 
-def welch_p_worse(current: list[float], baseline: list[float], direction: int, floor: float = 0.0) -> float | None:
-    """One-sided p-value that `current` is worse than `baseline` by more than `floor` (Welch's t-test of the
-    shifted hypothesis H0: bad move <= floor); None if n < 2 on a side.
+def _sides(current: list[float], baseline: list[float]) -> tuple[list[float], list[float]] | None:
+    a = [v for v in current if v is not None]
+    b = [v for v in baseline if v is not None]
+    return (a, b) if len(a) >= 2 and len(b) >= 2 else None
 
-    direction +1: worse = lower; -1: worse = higher; 0: either way (the larger of the two one-sided p-values'
-    complements, i.e. twice the smaller one-sided p, capped at 1).
+
+def row_variance(current: list[float], baseline: list[float]) -> tuple[float, int] | None:
+    """The row's pooled seed variance and its degrees of freedom; None if n < 2 on a side."""
+    sides = _sides(current, baseline)
+    return pooled_variance(*sides) if sides else None
+
+
+def p_worse(current: list[float], baseline: list[float], direction: int, floor: float = 0.0,
+            prior: Prior = NO_PRIOR) -> float | None:
+    """One-sided p-value that `current` is worse than `baseline` by more than `floor`: the moderated t-test
+    (bench/evaluation/moderated.py; with NO_PRIOR, the pooled two-sample t) of the shifted hypothesis
+    H0: bad move <= floor; None if n < 2 on a side.
+
+    direction +1: worse = lower; -1: worse = higher; 0: either way (twice the smaller one-sided p, capped at 1).
     """
     from scipy import stats
 
-    a = [v for v in current if v is not None]
-    b = [v for v in baseline if v is not None]
-    if len(a) < 2 or len(b) < 2:
+    sides = _sides(current, baseline)
+    if sides is None:
         return None
     if direction == 0:
-        return min(1.0, 2 * min(welch_p_worse(a, b, +1, floor), welch_p_worse(a, b, -1, floor)))
+        return min(1.0, 2 * min(p_worse(current, baseline, +1, floor, prior),
+                                p_worse(current, baseline, -1, floor, prior)))
+    a, b = sides
     ma, mb = sum(a) / len(a), sum(b) / len(b)
     bad = (mb - ma) if direction > 0 else (ma - mb)  # the move in the bad direction
-    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
-    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
-    if va + vb == 0:  # no spread on either side: the test is degenerate, the move decides
+    s2, d = pooled_variance(a, b)
+    if s2 == 0:  # no spread on either side (a deterministic reading): the test is degenerate, the move decides
         return 0.0 if bad > floor else 1.0
-    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
-    return float(stats.t.sf((bad - floor) / math.sqrt(va + vb), df))
+    var, df = prior.moderate(s2, d)
+    return float(stats.t.sf((bad - floor) / math.sqrt(var * (1 / len(a) + 1 / len(b))), df))
 
 
-def welch_margin(current: list[float], baseline: list[float], floor: float, level: float) -> float | None:
-    """The smallest bad move that would read significant at one-sided `level`: floor + t_{1−level}·SE (Welch)."""
+def margin_of(current: list[float], baseline: list[float], floor: float, level: float,
+              prior: Prior = NO_PRIOR) -> float | None:
+    """The smallest bad move that would read significant at one-sided `level`: floor + t_{1−level}·SE."""
     from scipy import stats
 
-    a = [v for v in current if v is not None]
-    b = [v for v in baseline if v is not None]
-    if len(a) < 2 or len(b) < 2:
+    sides = _sides(current, baseline)
+    if sides is None:
         return None
-    ma, mb = sum(a) / len(a), sum(b) / len(b)
-    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
-    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
-    if va + vb == 0:
+    a, b = sides
+    s2, d = pooled_variance(a, b)
+    if s2 == 0:
         return floor
-    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
-    return floor + float(stats.t.isf(level, df)) * math.sqrt(va + vb)
+    var, df = prior.moderate(s2, d)
+    return floor + float(stats.t.isf(level, df)) * math.sqrt(var * (1 / len(a) + 1 / len(b)))
 
 
 @dataclass
@@ -288,11 +307,16 @@ class Row:
     status: str  # ok | regression | improved | missing | failed | reversed | new
     margin: float | None = None  # the smallest bad move this row could flag (floor + seed-spread part)
     note: str = ""
+    exact: bool = False  # no spread on either side (a deterministic reading): the move alone decides, outside Holm
 
 
 def _holm(rows: list[Row], alpha: float) -> set[int]:
-    """Indices of rows whose p-value is significant under Holm's step-down procedure at family level alpha."""
-    tested = sorted((r.p_value, i) for i, r in enumerate(rows) if r.p_value is not None)
+    """Indices of rows whose p-value is significant under Holm's step-down procedure at family level alpha.
+
+    Exact rows (no seed spread on either side: best-of-n's analytic KL, a scripted row, sft's zero drift) are left
+    out of the family: a reading that cannot vary cannot be falsely flagged, so counting it would only lower every
+    other row's threshold (Tarone 1990: only hypotheses that can reach significance enter the correction)."""
+    tested = sorted((r.p_value, i) for i, r in enumerate(rows) if r.p_value is not None and not r.exact)
     m, out = len(tested), set()
     for k, (p, i) in enumerate(tested):
         if p > alpha / (m - k):
@@ -369,9 +393,22 @@ def finding_rows(current: dict[str, Any], baseline: dict[str, Any]) -> list[Row]
     return rows
 
 
+def metric_priors(current: dict[str, Any], baseline: dict[str, Any], rows: list[Row]) -> dict[str, Prior]:
+    """Per metric, the prior its rows' seed variances share (bench/evaluation/moderated.py), fitted on this check's
+    own rows of that metric (every setting's pooled variance, baseline and current seeds together)."""
+    out: dict[str, list[tuple[float, int]]] = {m: [] for m in METRICS}
+    for r in rows:
+        if r.metric in METRICS:
+            v = row_variance(current["settings"][r.setting]["metrics"][r.metric]["values"],
+                             baseline["settings"][r.setting]["metrics"][r.metric]["values"])
+            if v is not None:
+                out[r.metric].append(v)
+    return {m: fit_prior(v) for m, v in out.items()}
+
+
 def compare(current: dict[str, Any], baseline: dict[str, Any], *, tolerances: dict[str, float] | None = None,
             alpha: float = 0.05) -> list[Row]:
-    """Every check row: per (setting, metric) the move and its Holm-corrected Welch test against the floor, the
+    """Every check row: per (setting, metric) the move and its Holm-corrected moderated t-test against the floor, the
     directional findings, missing / failed / new settings."""
     tolerances = tolerances or {}
     rows: list[Row] = []
@@ -390,10 +427,16 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], *, tolerances: di
             c = cur["metrics"][metric]
             delta = c["mean"] - b["mean"]
             floor = floor_of(metric, b["mean"], tolerances.get(metric))
-            p = welch_p_worse(c["values"], b["values"], direction, floor)
-            rows.append(Row(key, metric, b["mean"], c["mean"], delta, floor, p, "ok"))
+            rows.append(Row(key, metric, b["mean"], c["mean"], delta, floor, None, "ok"))
+    priors = metric_priors(current, baseline, rows)
+    for r in rows:
+        if r.metric in METRICS:
+            b, c = (x["settings"][r.setting]["metrics"][r.metric]["values"] for x in (baseline, current))
+            r.p_value = p_worse(c, b, METRICS[r.metric][0], r.tolerance, priors[r.metric])
+            v = row_variance(c, b)
+            r.exact = v is not None and v[0] == 0
     significant = _holm(rows, alpha)
-    n_tested = sum(r.p_value is not None for r in rows)
+    n_tested = sum(r.p_value is not None and not r.exact for r in rows)
     for i, r in enumerate(rows):
         if r.metric in ("-", "runs"):
             continue
@@ -402,8 +445,9 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], *, tolerances: di
         good = (r.delta if direction > 0 else -r.delta) if direction else 0.0
         base_v = baseline["settings"][r.setting]["metrics"][r.metric]["values"]
         cur_v = current["settings"][r.setting]["metrics"][r.metric]["values"]
-        r.margin = welch_margin(cur_v, base_v, r.tolerance, alpha / max(n_tested, 1) / (2 if direction == 0 else 1))
-        if bad > r.tolerance and (r.p_value is None or i in significant):
+        r.margin = margin_of(cur_v, base_v, r.tolerance, alpha / max(n_tested, 1) / (2 if direction == 0 else 1),
+                             priors[r.metric])
+        if bad > r.tolerance and (r.p_value is None or r.exact or i in significant):
             r.status = "regression"
         elif direction and good > (r.margin if r.margin is not None else r.tolerance):
             r.status = "improved"
@@ -506,10 +550,12 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
     new = [r.setting for r in rows if r.status == "new"]
     if new:
         notes.append("not in the baseline (unchecked): " + ", ".join(new))
-    n_tested = sum(r.p_value is not None for r in rows)
+    n_tested = sum(r.p_value is not None and not r.exact for r in rows)
+    n_exact = sum(r.exact for r in rows)
     summary = (f"{verdict}: {len(failed_rows)} problem(s) in {len(rows)} checks of '{current['suite']}' against "
-               f"{baseline_path} (Welch t over seeds beyond each metric's floor, Holm-corrected over {n_tested} "
-               f"tests at family alpha {alpha}; resolved signs and orders must not reverse)")
+               f"{baseline_path} (moderated t over seeds beyond each metric's floor, Holm-corrected over {n_tested} "
+               f"tests at family alpha {alpha}; {n_exact} deterministic readings compared exactly; resolved signs and "
+               "orders must not reverse)")
     shown = rows if verbose else failed_rows
     hidden = len(rows) - len(shown)
     table = [format_table(shown)] if shown else []

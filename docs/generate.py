@@ -117,8 +117,8 @@ def check_table() -> str:
             "|---|---|---|"]
     rows += [f"| `{m}` | {words[d]} | `{FLOORS[k][0]:g}` + {FLOORS[k][1]:.0%} of \\|mean\\| |"
              for m, (d, k) in METRICS.items()]
-    rows.append("| `alpha` | – | `0.05` (family level of the check: Welch's one-sided t-tests beyond the floors, "
-                "Holm-corrected over every row; 0 < alpha < 1) |")
+    rows.append("| `alpha` | – | `0.05` (family level of the check: moderated one-sided t-tests beyond the "
+                "floors, Holm-corrected over every row; 0 < alpha < 1) |")
     return "\n".join(rows)
 
 
