@@ -25,6 +25,8 @@ SUMMARY_METRICS = [
     "frontier_efficiency", "frontier_efficiency_lo", "frontier_efficiency_hi", "frontier_efficiency_run_lo",
     "frontier_efficiency_run_hi", "frontier_efficiency_bon", "frontier_efficiency_bon_lo",
     "frontier_efficiency_bon_hi", "limit_samples_used",
+    "gao_rl_alpha", "gao_rl_beta", "gao_rl_peak_sqrt_kl", "gao_rl_r2", "gao_bon_alpha", "gao_bon_beta",
+    "gao_bon_peak_sqrt_kl", "gao_bon_r2", "gao_better",
     "adjusted_chosen_minus_rejected_seq", "adjusted_chosen_minus_rejected_token",
     "train_adjusted_chosen_minus_rejected_seq", "train_adjusted_chosen_minus_rejected_token",
     "chosen_logp_delta", "rejected_logp_delta", "margin_delta", "chosen_fell_fraction",

@@ -190,6 +190,9 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
 
             metrics, samples = evaluate_run(ctx, train_out)
             curves = ctx.curves.rows
+        from bench.evaluation.gao import run_fit_metrics
+
+        metrics.update(run_fit_metrics(curves))  # Gao et al.'s two forms through this run's own training
         eval_s = time.perf_counter() - t_eval
         write_curves(path / "curves.csv", curves)
         write_samples(path / "samples.jsonl", samples)

@@ -41,7 +41,7 @@ def decidable_metrics() -> tuple[str, ...]:
     from bench.columns import SUMMARY_METRICS
     from bench.evaluation.uncertainty import SCALAR_BOUNDS, UNITS
 
-    text = {"status", "stop_reason", "best", "error", "budget_view", "censored"}
+    text = {"status", "stop_reason", "best", "error", "budget_view", "censored", "gao_better"}
     scalars = [m for m in SUMMARY_METRICS if m not in text and not m.endswith(("_lo", "_hi"))]
     # per-unit metrics (prompt / pair intervals), then the rest with a seed-level interval (t over seed values)
     return tuple(dict.fromkeys([*UNITS, *SCALAR_BOUNDS, *scalars]))

@@ -83,7 +83,7 @@ SCHEMA_VERSION = 2  # 2: metrics.json repeats run_id and config_hash
 DONE = ("finished", "diverged")  # statuses that are not re-run
 REQUIRED_FILES = ("config.json", "metrics.json")  # curves.csv and samples.jsonl must parse when present
 REQUIRED_METRICS = ("win_rate", "kl", "flops", "wall_s")  # numbers in every finished run
-TEXT_COLUMNS = {"status", "stop_reason", "best", "error", "budget_view"}
+TEXT_COLUMNS = {"status", "stop_reason", "best", "error", "budget_view", "gao_better"}
 
 
 

@@ -198,3 +198,30 @@ def test_run_fit_metrics_from_curve_rows():
     assert out["gao_bon_alpha"] == pytest.approx(1.2) and out["gao_bon_beta"] == pytest.approx(0.4)
     assert out["gao_bon_peak_sqrt_kl"] == pytest.approx(1.5) and out["gao_better"] == "bon"
     assert run_fit_metrics(rows[:2]) == {}
+
+
+def test_a_trained_run_records_its_gao_fits_in_metrics_and_summary(tmp_path):
+    """Issue 25: every trained run fits both of Gao et al.'s forms to its own held-out curve (metrics.json) and
+    summary.csv carries them; the leaderboard shows the efficiency against best-of-n."""
+    import json
+
+    import pandas as pd
+
+    from bench.reporting.tables import LEADERBOARD
+    from bench.runner import run_suite
+    from bench.suite import load_suite
+    from tiny_suite import one_thread, write_tiny_suite
+
+    suite = load_suite(write_tiny_suite(tmp_path, "gao"))
+    with one_thread():
+        outcome = run_suite(suite, results_root=tmp_path / "results", cache_dir=tmp_path / "cache", device="cpu")
+    (run,) = (outcome.results_dir / "runs").iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "finished", metrics.get("error")
+    for form in ("rl", "bon"):
+        for part in ("alpha", "beta", "r2"):
+            assert math.isfinite(metrics[f"gao_{form}_{part}"]), (form, part)
+    assert metrics["gao_better"] in ("rl", "bon")
+    frame = pd.read_csv(outcome.results_dir / "summary.csv")
+    assert frame["gao_rl_alpha"].iloc[0] == pytest.approx(metrics["gao_rl_alpha"], rel=1e-4)
+    assert "frontier_efficiency_bon" in [m.key for m in LEADERBOARD]

@@ -102,10 +102,16 @@ def run_fit_metrics(rows: list[dict]) -> dict[str, float | str]:
     """A run's own fits through training, from its held-out generation curve rows (curves.csv: `kl_tokenwise`,
     `gold_reward`, `reference_gold_reward`): gao_<form>_alpha / _beta / _peak_sqrt_kl / _r2 for both forms and
     `gao_better` (the form with the smaller SSE). Empty when fewer than 3 generation points."""
-    pts = [(float(r["kl_tokenwise"]), float(r["gold_reward"]) - float(r["reference_gold_reward"]))
-           for r in rows if r.get("split", "heldout") == "heldout" and all(
-               isinstance(r.get(k), (int, float)) and math.isfinite(float(r[k]))
-               for k in ("kl_tokenwise", "gold_reward", "reference_gold_reward"))]
+    def number(v) -> float:
+        try:
+            return float(v)  # numpy / torch scalars in memory, strings from a CSV
+        except (TypeError, ValueError):
+            return math.nan
+
+    keys = ("kl_tokenwise", "gold_reward", "reference_gold_reward")
+    pts = [(number(r["kl_tokenwise"]), number(r["gold_reward"]) - number(r["reference_gold_reward"]))
+           for r in rows if r.get("split", "heldout") == "heldout" and not isinstance(r.get(keys[0]), bool)
+           and all(math.isfinite(number(r.get(k))) for k in keys)]
     if len(pts) < 3:
         return {}
     kl, gain = np.array(pts).T
