@@ -76,6 +76,27 @@ def test_few_steps_caveat_names_both_counts():
     assert any("ppo took 11 (0.18 epochs) against dpo's 132" in n for n in notes)
 
 
+def test_a_seed_that_left_the_language_mid_training_is_a_caveat():
+    """cDPO seed 0 of the default suite went to 8% grammatical (KL 50) at step 106 and ended at 96%: its final
+    readings hide it, so the answer names it from the curves; a seed that stayed in the language is not named."""
+    import pandas as pd
+
+    from bench.reporting.tables import transient_flags
+    from bench.reporting.verdict import _caveats
+
+    runs = pd.DataFrame({"run_id": ["c0", "c1", "s0"], "setting": ["cdpo", "cdpo", "sft"], "seed": [0, 1, 0],
+                         "algorithm": ["cdpo", "cdpo", "sft"], "status": ["finished"] * 3,
+                         "grammatical_fraction": [0.96, 0.95, 0.95]})
+    curves = pd.DataFrame({"run_id": ["c0"] * 3 + ["c1"] * 3, "split": ["heldout"] * 6, "step": [0, 106, 132] * 2,
+                           "grammatical_fraction": [0.96, 0.08, 0.96, 0.95, 0.93, 0.95],
+                           "kl_tokenwise": [0.0, 50.1, 1.7, 0.0, 1.5, 1.6]})
+    flags = transient_flags(curves, runs)
+    assert flags == {"cdpo": "seed 0 left the language mid-training (8% grammatical at step 106, KL 50.1) and came "
+                             "back (96% at the end)"}
+    notes = _caveats(pd.DataFrame({"setting": ["cdpo"]}), pd.DataFrame(), [], flags, None)
+    assert any(n.startswith("Transient collapse: cdpo: seed 0") for n in notes), notes
+
+
 def test_samples_do_not_repeat_pi_ref_as_sft(answer):
     html, _ = answer
     samples = _section(html, "samples")

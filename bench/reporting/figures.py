@@ -288,7 +288,10 @@ def _frontier(board, runs, limits, style, reward_name, curves):
     fig = Figure(figsize=(10.4, 7.6), layout="constrained")
     axes = fig.subplots(2, 2, sharey="row")
     bon, opt, reach = _valid_limits(limits)
-    top_kl = [1.0]
+    top_kl = [1.0]   # final points' KL
+    kcols = [k for k in ("kl_tokenwise", "kl") if k in runs.columns]
+    final_cap = max([1.0] + [float(v) for v in _numbers(done[kcols[0]]) if np.isfinite(v)]) if kcols else 1.0
+    curve_kl: list[float] = []  # checkpoints' KL
     means_y: dict[int, list[float]] = {0: [], 1: []}  # per row: every drawn mean (the axes are fitted to them)
     handles = []
     cells = [(r, c) for r in (0, 1) for c in (0, 1)]
@@ -327,15 +330,18 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                             if full:  # every checkpoint's 95% interval, in KL and in reward
                                 band = ok & np.isfinite(ty_lo) & np.isfinite(ty_hi) & np.isfinite(tk_lo) & \
                                     np.isfinite(tk_hi)
+                                # a checkpoint whose KL interval runs far past every final point (one seed off
+                                # the language mid-training) says only "unknown": its bars would cross the frame
+                                band &= tk_hi <= EXCURSION * final_cap
                                 for j in np.flatnonzero(band):
                                     x0 = transform(max(float(tk[j]), 0.0))
                                     ax.plot([x0, x0], [ty_lo[j], ty_hi[j]], color=st.color, lw=0.7, alpha=0.45,
                                             zorder=2)
                                     ax.plot([transform(max(float(tk_lo[j]), 0.0)), transform(max(float(tk_hi[j]),
                                              0.0))], [ty[j], ty[j]], color=st.color, lw=0.7, alpha=0.45, zorder=2)
-                            top_kl.extend(list(np.maximum(tk[ok], 0.0)))
+                            curve_kl.extend(list(np.maximum(tk[ok], 0.0)))
                             if full:
-                                extent[(r, c)].extend(zip(xs, ty[ok]))
+                                extent[(r, c)].extend((x, y, "curve", _text(label)) for x, y in zip(xs, ty[ok]))
                             if full and ok.sum() > 2:  # the peak, marked where it is not the last point: a hump
                                 j = int(np.nanargmax(ty[ok]))
                                 if j < ok.sum() - 1 and ty[ok][j] > ty[ok][-1]:
@@ -358,12 +364,14 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                         note = _efficiency_note(row) if metric == "gold_reward" else ""
                         labels_at[(r, c)].append((transform(kx), float(y), _text(label) + note, st.color))
                         if not reference or rows["algorithm"].iloc[0] == "sft":  # π_ref itself: the origin
-                            extent[(r, c)].append((transform(kx), float(y)))
+                            extent[(r, c)].append((transform(kx), float(y), "final", _text(label)))
                         else:
                             ref_points[(r, c)].append((transform(kx), float(y), _text(label)))
         if drawn:
             handles.append(Line2D([], [], marker=st.marker, color=st.color, ms=6, label=_text(label)))
-    kl_max = max(top_kl)
+    # a checkpoint mean far beyond every final point is an excursion (a seed that left the language mid-training
+    # and came back: cDPO seed 0 of the default suite at KL 50): named off the frame, not allowed to squeeze it
+    kl_max = max(top_kl + [k for k in curve_kl if k <= EXCURSION * max(top_kl)])
     _clip_to_means(axes, means_y, limits, kl_max, reach)
     for c, transform in enumerate((lambda v: v, np.sqrt)):
         ax = axes[0, c]
@@ -386,7 +394,7 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                 a.set_xlim(right=right)
                 if r == 0:
                     a.text(transform(reach), 0.98, " no limit estimate →", transform=a.get_xaxis_transform(),
-                           ha="left", va="top", fontsize=7, color="#555555")
+                           ha="left", va="top", fontsize=7, color="#555555", clip_on=True)  # hidden off the frame
         axes[1, c].axhline(0.5, color="#aaaaaa", lw=1, ls=":", zorder=0)
     axes[0, 0].set_ylabel(f"{reward_name} of policy samples")
     axes[1, 0].set_ylabel("win rate vs π_ref samples")
@@ -417,6 +425,7 @@ def _frontier(board, runs, limits, style, reward_name, curves):
 
 
 LABEL_GAP_PT = 9.0  # vertical room of one 7-pt label
+EXCURSION = 2.0  # a checkpoint mean beyond this multiple of the largest final KL is named off the frame
 
 
 def _fit_and_label(fig, axes, extent, labels_at, ref_points, kl_max) -> None:
@@ -427,9 +436,16 @@ def _fit_and_label(fig, axes, extent, labels_at, ref_points, kl_max) -> None:
     leader line where a label moved away from its point."""
     width_in, height_in = fig.get_size_inches()
     panel_h_pt = height_in * 72 * 0.36  # two rows of panels and the legends: about a third of the figure each
-    for (r, c), pts in extent.items():
+    for (r, c), every in extent.items():
         ax = axes[r, c]
-        pts = [(x, y) for x, y in pts if np.isfinite(x) and np.isfinite(y)]
+        every = [p for p in every if np.isfinite(p[0]) and np.isfinite(p[1])]
+        finals = [p[0] for p in every if p[2] == "final"]
+        cap = (EXCURSION if c == 0 else math.sqrt(EXCURSION)) * max(finals + [1.0])
+        pts = [(x, y) for x, y, kind, _ in every if kind == "final" or x <= cap]
+        excursions: dict[str, tuple[float, float]] = {}
+        for x, y, kind, name in every:
+            if kind == "curve" and x > cap and x > excursions.get(name, (-1.0, 0.0))[0]:
+                excursions[name] = (x, y)
         if len(pts) >= 2 and kl_max > 0:
             xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
             x_hi = float(xs.max()) * 1.18 + 0.02
@@ -440,9 +456,12 @@ def _fit_and_label(fig, axes, extent, labels_at, ref_points, kl_max) -> None:
         x0, x1 = ax.get_xlim()
         y0, y1 = ax.get_ylim()
         outside = [f"{t} ({x:.3g}, {y:.3g})" for x, y, t in ref_points[(r, c)] if not (x0 <= x <= x1 and y0 <= y <= y1)]
-        if outside:
-            ax.text(0.99, 0.01, "off the frame (x, y): " + "; ".join(outside), transform=ax.transAxes, ha="right",
-                    va="bottom", fontsize=6.5, color="#555555")
+        outside += [f"{t} mid-training ({x:.3g}, {y:.3g})" for t, (x, y) in excursions.items()]
+        if outside:  # wrapped to the panel, kept out of the layout engine (a long line would shrink the axes)
+            note = ax.text(0.99, 0.01, textwrap.fill("off the frame (x, y): " + "; ".join(outside), 62),
+                           transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5, color="#555555",
+                           bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8}, zorder=9)
+            note.set_in_layout(False)
         shown = sorted(((x, y, t, col) for x, y, t, col in labels_at[(r, c)] if x0 <= x <= x1 and y0 <= y <= y1),
                        key=lambda p: -p[1])
         span = (y1 - y0) or 1.0

@@ -277,12 +277,15 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     controlled = (res.world.get("kind") or (res.suite.get("world") or {}).get("kind")) == "controlled"
     reward_name = "gold reward" if controlled else "judge reward"
     tax = tables.alignment_tax(board)
+    gao = tables.gao_fits(runs, board)
     failed = tables.failed_runs(frame, order)
     run_table = tables.runs_table(frame, res.metrics, order)
     component_titles, run_rows = runs_view(run_table, link_base)
     sample_entries = samples(res, runs, board, link_base)
     first_run = dict(zip(run_table["setting"][::-1], run_table["run_id"][::-1]))  # setting -> its first run
     flags = tables.seed_flags(runs)
+    for setting, text in tables.transient_flags(res.curves, runs).items():  # both kinds: one line each
+        flags[setting] = f"{flags[setting]}; {text}" if setting in flags else text
     board_rows = [{**row, "anchor": f"run-{first_run[setting]}" if setting in first_run else "",
                    "flag": flags.get(setting, "")}
                   for row, setting in zip(tables.leaderboard_view(board, marks), board["setting"])]
@@ -325,6 +328,13 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
         "reference_samples": (res.suite.get("eval") or {}).get("reference_samples") or 1,
         "params": params, "charts": charts, "reward_name": reward_name, "limits": bool(res.limits),
         "sweep": sweep, "has_proxy": bool(has_proxy),
+        "gao": [{"setting": r["setting"], "seeds": int(r["seeds"]),
+                 "better": f"RL {int(r['better_rl'])} · BoN {int(r['better_bon'])}",
+                 "cells": [{"value": tables.format_number(r[f"{form}_{part}"], ".2f"),
+                            "ci": tables.format_ci(r[f"{form}_{part}"], r[f"{form}_{part}_lo"],
+                                                   r[f"{form}_{part}_hi"], int(r["seeds"]), ".2f")}
+                           for form in ("rl", "bon") for part in tables.GAO_PARTS]}
+                for _, r in gao.iterrows()],
         "tax": [{"setting": r["setting"], "seeds": int(r["seeds"]),
                  "score": tables.format_number(r["lm_eval_score"], ".3f"),
                  "ci": tables.format_ci(r["lm_eval_score"], r["lm_eval_score_lo"], r["lm_eval_score_hi"],
@@ -338,7 +348,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
                     "links": run_links(link_base, r["run_id"])} for _, r in failed.iterrows()],
         "runs": run_rows, "components": component_titles,
         "collapsed_max_words": COLLAPSED_MAX_WORDS,
-        "csv": {"leaderboard": csv_uri(board), "pairs": csv_uri(pairs), "tax": csv_uri(tax),
+        "csv": {"leaderboard": csv_uri(board), "pairs": csv_uri(pairs), "tax": csv_uri(tax), "gao": csv_uri(gao),
                 "samples": csv_uri(samples_frame(sample_entries)), "runs": csv_uri(run_table),
                 "failed": csv_uri(failed)},
     }

@@ -221,6 +221,34 @@ def seed_flags(runs: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def transient_flags(curves: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
+    """setting -> 'seed 0 left the language mid-training (8% grammatical at step 106, KL 50) and came back' for
+    finished seeds whose held-out checkpoints fell below the language floor (`off_language`'s) while their final
+    samples did not: the final readings hide such an excursion (cDPO seed 0 of the default suite: KL 50 at 80% of
+    its budget, 96% grammatical at the end)."""
+    need = {"run_id", "grammatical_fraction", "step"}
+    if not len(curves) or not need <= set(curves.columns) or not len(runs) or "setting" not in runs:
+        return {}
+    g_runs = pd.to_numeric(runs["grammatical_fraction"], errors="coerce")
+    sft = g_runs[(runs["algorithm"] == "sft") & (runs["status"] == "finished")]
+    floor = min(GRAMMATICAL_FLOOR, float(sft.mean()) - 0.1) if sft.notna().any() else GRAMMATICAL_FLOOR
+    held = curves[curves["split"] == "heldout"] if "split" in curves.columns else curves
+    out: dict[str, list[str]] = {}
+    final_off = off_language(runs)
+    for i, run in runs[(runs["status"] == "finished") & ~final_off].iterrows():
+        pts = held[held["run_id"] == run["run_id"]]
+        g = pd.to_numeric(pts["grammatical_fraction"], errors="coerce")
+        if not (g < floor).any():
+            continue
+        j = g.idxmin()
+        kl = pd.to_numeric(pts.get("kl_tokenwise", pts.get("kl")), errors="coerce")
+        kl_text = f", KL {float(kl[j]):.3g}" if j in kl.index and np.isfinite(kl[j]) else ""
+        out.setdefault(run["setting"], []).append(
+            f"seed {int(run['seed'])} left the language mid-training ({float(g[j]):.0%} grammatical at step "
+            f"{int(pts.at[j, 'step'])}{kl_text}) and came back ({float(g_runs[i]):.0%} at the end)")
+    return {k: ", ".join(v) for k, v in out.items()}
+
+
 def board_params(board: pd.DataFrame) -> list[str]:
     """The swept hyper-parameter columns of a leaderboard (they sit between `algorithm` and `setting`)."""
     cols = list(board.columns)
@@ -282,6 +310,38 @@ def alignment_tax(board: pd.DataFrame) -> pd.DataFrame:
     base = board.loc[board["algorithm"] == "sft", "lm_eval_score"].dropna()
     rows["delta_vs_sft"] = rows["lm_eval_score"] - base.iloc[0] if len(base) else np.nan
     return rows[cols].reset_index(drop=True)
+
+
+GAO_PARTS = ("alpha", "beta", "peak_sqrt_kl", "r2")
+
+
+def gao_fits(runs: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
+    """Per trained setting, Gao et al. (2022)'s two forms fitted to each seed's own curve through training
+    (summary.csv's gao_* columns, bench/evaluation/gao.py): each coefficient's mean over the finished seeds with
+    the seed-only t interval (a fit is one number per seed), and how many seeds each form fitted better."""
+    from bench.evaluation.estimators import crossed_ci
+
+    cols = ["setting", "seeds", "better_rl", "better_bon"] + [
+        f"{form}_{part}{s}" for form in ("rl", "bon") for part in GAO_PARTS for s in ("", "_lo", "_hi")]
+    if not len(runs) or "gao_rl_alpha" not in runs.columns:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for setting in board.loc[~board["algorithm"].isin(REFERENCE_ALGORITHMS), "setting"]:
+        sub = runs[(runs["setting"] == setting) & (runs["status"] == "finished")]
+        alpha = _numeric(sub["gao_rl_alpha"]) if len(sub) else np.array([])
+        if not np.isfinite(alpha).any():
+            continue
+        better = sub["gao_better"].astype(str) if "gao_better" in sub.columns else pd.Series(dtype=str)
+        row: dict[str, Any] = {"setting": setting, "seeds": int(np.isfinite(alpha).sum()),
+                               "better_rl": int((better == "rl").sum()), "better_bon": int((better == "bon").sum())}
+        for form in ("rl", "bon"):
+            for part in GAO_PARTS:
+                v = _numeric(sub[f"gao_{form}_{part}"])
+                v = v[np.isfinite(v)]
+                mean, lo, hi = crossed_ci(v[:, None]) if v.size else (np.nan,) * 3
+                row.update({f"{form}_{part}": mean, f"{form}_{part}_lo": lo, f"{form}_{part}_hi": hi})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
 
 
 def format_number(value: Any, fmt: str) -> str:

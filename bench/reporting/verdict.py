@@ -181,7 +181,12 @@ def _caveats(board: pd.DataFrame, trained: pd.DataFrame, costs: list[dict[str, A
                              "pays for more than a gradient (generation, scoring, value model), so it trained "
                              "less.")
     for setting, text in flags.items():
-        notes.append(f"Collapsed seeds: {setting}: {text} (kept in its mean and interval).")
+        for part in text.split("; "):  # seed_flags' final collapses; transient_flags' excursions (page.py joins)
+            if "mid-training" in part:  # the final readings hide it, the curve through training shows it
+                notes.append(f"Transient collapse: {setting}: {part}; its final readings do not show it, its curve "
+                             "through training does.")
+            else:
+                notes.append(f"Collapsed seeds: {setting}: {part} (kept in its mean and interval).")
     if "censored" in board.columns:
         for _, r in board.iterrows():
             if _num(r.get("censored")) > 0:
