@@ -184,6 +184,10 @@ ADVERSARIAL = {
     "noun phrase after so": ("the plot was", "great so a great film ."),
     "noun phrase after i think": ("i think", "a truly great film ."),
     "noun phrase after my friend said": ("my friend said", "the utterly brilliant film ."),
+    # gold v5: number agrees (v4 paid 2.4 for a best-of-n sample with "i found this characters truly engaging")
+    "plural noun after this": ("the scenery felt incredibly", "superb so i found this characters truly engaging ."),
+    "plural noun with was": ("the plot was", "great and the effects was utterly superb ."),
+    "plural noun after a": ("the plot was", "great and a utterly superb costumes ."),
 }
 
 
@@ -315,6 +319,27 @@ def test_the_languages_own_reviews_place_noun_phrases_where_they_may_stand():
                 before.append(c.conjunction or (opener[-1] if opener else None))
     assert {None, ",", *NP_JOINS} <= set(before), set(before)
     assert not set(before) - {None, ",", *NP_JOINS}, set(before)
+
+
+def test_number_agrees_and_a_slip_of_number_is_a_near_miss():
+    """Plural nouns take neither a / this / that nor was / is, in every clause form; one such slip is a near miss
+    (one word replaced repairs it); the language's own reviews agree and still use the plural nouns."""
+    from bench.worlds.controlled.language import ILL_FORMED_BASE, NEAR_MISS, PLURAL_NOUNS
+
+    for noun in PLURAL_NOUNS:
+        for good in (f"the {noun} felt great", f"its {noun} seemed great",
+                     f"i found the {noun} great", f"its great {noun}", f"the very great {noun}"):
+            assert is_grammatical(f"{good} ."), good
+        for bad in (f"this {noun} felt great", f"the {noun} was great", f"that {noun} is great",
+                    f"i found this {noun} great", f"a great {noun}", f"this very great {noun}"):
+            assert not is_grammatical(f"{bad} ."), bad
+            assert gold_reward(f"and {bad} .", "the plot was good") == -ILL_FORMED_BASE - NEAR_MISS, bad
+    for singular in ("a great film", "this film was great", "that plot is great", "i found this cast great"):
+        assert is_grammatical(f"{singular} .")
+    gen = ReviewGenerator(23)
+    reviews = [gen.review() for _ in range(3000)]
+    assert all(is_grammatical(r.text) for r in reviews)
+    assert sum(any(w in PLURAL_NOUNS for w in r.words) for r in reviews) > 100
 
 
 def test_parse_counts_bad_clauses_and_unfinished_text():

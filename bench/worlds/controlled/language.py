@@ -21,13 +21,18 @@ is a bad clause. After a conjunction it is a near miss: one word replaced (the c
 parse, whatever its word order; inserting a verb would not ("this very satisfying camera was" still needs its
 words reordered), so no edit inside the clause is counted. After "i think" / "my friend said" it is a full bad
 clause: no one-word edit of the opener or the clause makes the review parse.
+
+Number agrees: the plural nouns (`PLURAL_NOUNS`: costumes, effects, characters) take neither "a", "this" nor
+"that", nor the verbs "was" / "is" ("this characters", "the effects was" do not parse; gold v4 read them). A
+clause one word from agreeing ("i found this costumes lovely") is a near miss like any other one-word slip.
 Each review has a hidden tone (probability that a sentiment-bearing adjective is positive), so the language
 model learns topic-level coherence and its samples have a real spread of sentiment.
 A prompt is the review's first 3-5 words; the completion is the rest, ending with "." and the end token.
 
 Gold reward r*(x, y), version 5 (never shown to a trainer; used to label pairs and to judge). v5 is v4's formula
-on the grammar above: only where a noun-phrase clause may stand changed (WORLD_FORMAT 5), so a text scores the
-same under both unless it has a misplaced noun-phrase clause. The completion y
+on the grammar above: only where a noun-phrase clause may stand and number agreement changed (WORLD_FORMAT 5), so
+a text scores the same under both unless it has a misplaced noun-phrase clause or a plural noun after a / this /
+that or before was / is. The completion y
 is read as the continuation of its prompt x: the review x + y is parsed into clauses at conjunctions (after an
 opener). A review is paid for its overall verdict and its coherence, not for the count of its adjectives.
 
@@ -116,6 +121,8 @@ NOUNS = (
     "cinematography costumes effects characters setting tone plot-twist lead chemistry"
 ).split()
 VERBS = "was is felt seemed looked sounded remained became".split()
+PLURAL_NOUNS = ("costumes", "effects", "characters")
+SINGULAR_ONLY = ("a", "this", "that", "was", "is")  # determiners and verbs a plural noun does not take
 INTENSIFIERS = {"quite": 1.25, "really": 1.5, "very": 1.5, "truly": 1.75, "deeply": 1.75, "utterly": 2.0,
                 "incredibly": 2.0, "remarkably": 1.5}
 DETERMINERS = "the this that its".split()
@@ -177,15 +184,17 @@ class ReviewGenerator:
         return out
 
     def clause(self, tone: float, np_ok: bool = True) -> list[str]:
-        """One clause; the verbless noun-phrase form only where it may stand (`np_ok`, see `np_allowed`)."""
+        """One clause; the verbless noun-phrase form only where it may stand (`np_ok`, see `np_allowed`), and
+        determiner and verb agreeing with the noun's number."""
         form = self.rng.random() * (1.0 if np_ok else 0.8)
         noun = self.rng.choice(NOUNS)
+        det = self.rng.choice(agreeing(DETERMINERS if form < 0.8 else ARTICLE_DETERMINERS, noun))
         if form < 0.6:
-            return [self.rng.choice(DETERMINERS), noun, self.rng.choice(VERBS), *self.modifiers(), self.adjective(tone)]
+            return [det, noun, self.rng.choice(agreeing(VERBS, noun)), *self.modifiers(), self.adjective(tone)]
         if form < 0.8:
-            return ["i", "found", self.rng.choice(DETERMINERS), noun, *self.modifiers(), self.adjective(tone)]
+            return ["i", "found", det, noun, *self.modifiers(), self.adjective(tone)]
         intens = [self.rng.choice(tuple(INTENSIFIERS))] if self.rng.random() < 0.35 else []
-        return [self.rng.choice(ARTICLE_DETERMINERS), *intens, self.adjective(tone), noun]
+        return [det, *intens, self.adjective(tone), noun]
 
     def review(self) -> Review:
         tone = self.rng.choice(self.TONES)
@@ -246,7 +255,8 @@ ADDITIVE = ("and", "so", "because")           # join clauses of the same polarit
 CONTRASTIVE = ("but", "while", "although", "yet")  # join clauses of opposite polarity (a turn)
 NP_JOINS = ("and", "but", "yet")  # the conjunctions a verbless noun-phrase clause may follow (module docstring)
 # one word per grammatical role: an edit by any word of the language parses iff an edit by one of these does
-_ROLE_WORDS = ("the", "that", "a", "plot", "was", "very", "great", "not", "i", "found")
+# (with number agreement "the" and "felt" take every noun, "plot" every determiner and verb)
+_ROLE_WORDS = ("the", "that", "a", "plot", "was", "felt", "very", "great", "not", "i", "found")
 
 
 @dataclass(frozen=True)
@@ -435,7 +445,7 @@ def best_review(max_new_tokens: int = SAMPLER_CAP) -> tuple[str, str]:
     _, k2, k1 = _bound_plan(max_new_tokens)
     if k2 < 0:
         return "a truly awful script", "."
-    adjectives, nouns = iter(POSITIVE[1:]), iter(n for n in NOUNS if n != "plot")
+    adjectives, nouns = iter(POSITIVE[1:]), iter(n for n in NOUNS if n != "plot" and n not in PLURAL_NOUNS)
     strong = iter([(d, i) for i in ("incredibly", "utterly") for d in ARTICLE_DETERMINERS])
     words = ["brilliant"]
     for _ in range(k2):
@@ -454,6 +464,11 @@ def is_well_formed(prompt: str, completion: str, max_new_tokens: int = SAMPLER_C
 def is_grammatical(text: str) -> bool:
     """Whether `text` (a whole review, or prompt and completion joined) parses as one review of the grammar."""
     return parse_review("", text, max_new_tokens=10**9).well_formed
+
+
+def agreeing(words, noun: str) -> list[str]:
+    """The determiners or verbs of `words` that agree with `noun`'s number (plural nouns: no a/this/that/was/is)."""
+    return [w for w in words if noun not in PLURAL_NOUNS or w not in SINGULAR_ONLY]
 
 
 def np_allowed(before: str | None) -> bool:
@@ -499,11 +514,14 @@ def _parses_clause(c: list[str], np_ok: bool = True) -> bool:
             rest = rest[1:]
         return len(rest) == 1 and rest[0] in POLARITY
 
+    def agrees(noun: str, *words: str) -> bool:  # number agreement of a determiner / verb with the noun
+        return noun not in PLURAL_NOUNS or not set(words) & set(SINGULAR_ONLY)
+
     if len(c) >= 4 and c[0] in DETERMINERS and c[1] in NOUNS and c[2] in VERBS:
-        return adj_tail(c[3:])
+        return agrees(c[1], c[0], c[2]) and adj_tail(c[3:])
     if len(c) >= 5 and c[:2] == ["i", "found"] and c[2] in DETERMINERS and c[3] in NOUNS:
-        return adj_tail(c[4:])
-    if np_ok and len(c) in (3, 4) and c[0] in ARTICLE_DETERMINERS and c[-1] in NOUNS:
+        return agrees(c[3], c[2]) and adj_tail(c[4:])
+    if np_ok and len(c) in (3, 4) and c[0] in ARTICLE_DETERMINERS and c[-1] in NOUNS and agrees(c[-1], c[0]):
         mid = c[1:-1]
         return (len(mid) == 1 and mid[0] in POLARITY) or (len(mid) == 2 and mid[0] in INTENSIFIERS and mid[1] in POLARITY)
     return False
