@@ -271,7 +271,8 @@ def test_noun_phrase_clauses_stand_only_where_english_lets_a_fragment_stand():
         assert is_grammatical(f"a dull script {conj} i found the cast great .")
     # the default suite's top sample under gold v4, and the v4 reading of the same review with "and"
     prompt, completion = "its cast felt very", "joyful because this very satisfying camera ."
-    assert gold_reward(completion, prompt) < WELL_FORMED_FLOOR < gold_reward(completion.replace("because", "and"), prompt)
+    repaired = completion.replace("because", "and")
+    assert gold_reward(completion, prompt) < WELL_FORMED_FLOOR < gold_reward(repaired, prompt)
 
 
 def test_a_misplaced_noun_phrase_is_a_near_miss_after_a_conjunction_and_a_bad_clause_after_an_opener():
@@ -299,7 +300,8 @@ def test_a_misplaced_noun_phrase_is_a_near_miss_after_a_conjunction_and_a_bad_cl
             assert parse.bad_clauses == 1 and not parse.clause_list[0].near_miss
             assert gold_reward(f"{np_clause} .", opener) == -ILL_FORMED_BASE - 1.0
     # still above salad, still below every well-formed review
-    assert gold_reward("film great the and was very lovely cast a .", P) < -ILL_FORMED_BASE - NEAR_MISS < WELL_FORMED_FLOOR
+    salad = gold_reward("film great the and was very lovely cast a .", P)
+    assert salad < -ILL_FORMED_BASE - NEAR_MISS < WELL_FORMED_FLOOR
 
 
 def test_the_languages_own_reviews_place_noun_phrases_where_they_may_stand():

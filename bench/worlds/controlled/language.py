@@ -10,13 +10,14 @@ where a clause is one of
     DET [INTENSIFIER] ADJ NOUN                     "a truly awful script"   (DET = a/the/this/its)
 
 The third form has no verb: a noun phrase standing as a clause, as reviews write ("a dull plot but a great cast").
-English lets such a fragment stand where no finite clause is required, so it may stand (`NP_JOINS`, `_np_allowed`)
+English lets such a fragment stand where no finite clause is required, so it may stand (`NP_JOINS`, `np_allowed`)
   - first in the review: alone, or after an opener that ends with "," or "and" ("honestly , a great film");
   - after the coordinators "and", "but", "yet" ("the plot was dull but a great cast");
 and never after the subordinators "because", "although", "while", after "so" (read as "therefore": it joins two
 finite clauses), or after the openers "i think" / "my friend said" (verbs of thinking and saying take a finite
 complement). "joyful because this very satisfying camera ." is no sentence; gold v4 read it as a clause after any
-conjunction, and it was the default suite's top-scoring sample (best_of_n, 2.45). A misplaced noun-phrase clause
+conjunction, and such samples topped the v4 default suite's best_of_n (2.0-2.5, e.g. "the scenery felt incredibly
+| elegant so the truly charming film and i found the acting sharp ." at 2.52). A misplaced noun-phrase clause
 is a bad clause. After a conjunction it is a near miss: one word replaced (the conjunction, by "and") makes it
 parse, whatever its word order; inserting a verb would not ("this very satisfying camera was" still needs its
 words reordered), so no edit inside the clause is counted. After "i think" / "my friend said" it is a full bad
@@ -25,6 +26,7 @@ clause: no one-word edit of the opener or the clause makes the review parse.
 Number agrees: the plural nouns (`PLURAL_NOUNS`: costumes, effects, characters) take neither "a", "this" nor
 "that", nor the verbs "was" / "is" ("this characters", "the effects was" do not parse; gold v4 read them). A
 clause one word from agreeing ("i found this costumes lovely") is a near miss like any other one-word slip.
+
 Each review has a hidden tone (probability that a sentiment-bearing adjective is positive), so the language
 model learns topic-level coherence and its samples have a real spread of sentiment.
 A prompt is the review's first 3-5 words; the completion is the rest, ending with "." and the end token.
@@ -32,9 +34,9 @@ A prompt is the review's first 3-5 words; the completion is the rest, ending wit
 Gold reward r*(x, y), version 5 (never shown to a trainer; used to label pairs and to judge). v5 is v4's formula
 on the grammar above: only where a noun-phrase clause may stand and number agreement changed (WORLD_FORMAT 5), so
 a text scores the same under both unless it has a misplaced noun-phrase clause or a plural noun after a / this /
-that or before was / is. The completion y
-is read as the continuation of its prompt x: the review x + y is parsed into clauses at conjunctions (after an
-opener). A review is paid for its overall verdict and its coherence, not for the count of its adjectives.
+that or before was / is. The completion y is read as the continuation of its prompt x: the review x + y is parsed
+into clauses at conjunctions (after an opener). A review is paid for its overall verdict and its coherence, not
+for the count of its adjectives.
 
     clause value  v_i = polarity(adj_i) * weight(intensifier_i) * (-1/2 if the clause says "not")    |v_i| <= 2
     discount      d_i = 1/2 ** (earlier uses, in the review, of clause i's adjective + its noun + its template)
