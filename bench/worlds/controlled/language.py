@@ -29,7 +29,8 @@ clause one word from agreeing ("i found this costumes lovely") is a near miss li
 
 Each review has a hidden tone (probability that a sentiment-bearing adjective is positive), so the language
 model learns topic-level coherence and its samples have a real spread of sentiment.
-A prompt is the review's first 3-5 words; the completion is the rest, ending with "." and the end token.
+A prompt is the review's first 3-5 words (2 for a four-word review: the completion keeps at least 2); the
+completion is the rest, ending with "." and the end token.
 
 Gold reward r*(x, y), version 5 (never shown to a trainer; used to label pairs and to judge). v5 is v4's formula
 on the grammar above: only where a noun-phrase clause may stand and number agreement changed (WORLD_FORMAT 5), so
