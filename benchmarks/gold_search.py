@@ -1,6 +1,6 @@
 """Search a gold reward with its own code and check what it pays for as a reader would.
 
-    python benchmarks/gold_search.py                                   # the controlled world's gold (v4)
+    python benchmarks/gold_search.py                                   # the controlled world's gold (v5)
     python benchmarks/gold_search.py --reward mypkg.gold:reward --steps 20000 --restarts 4
 
 Hill-climbs completions over the controlled language's vocabulary from several prompts, under the sampler's real

@@ -7,8 +7,10 @@ Reads the suite's run folders (default budget and 4x, three seeds each) and writ
 seed's final gold reward, win rate, KL, length and grammatical fraction, steps and FLOPs by component, and its
 curve through training (the same metrics at each generation checkpoint, by budget fraction); then, per metric, the
 seed mean and its 95% t-interval (t_{0.975, S-1}·SD/√S), and whether our seed mean lies inside TRL's interval.
-The world (its settings, key and revisions) and the package versions are recorded so that the fixture can be
-re-recorded when the world changes (tests/test_ppo.py reads it). Prints a markdown table.
+The world (its format, settings, key and revisions) and the package versions are recorded: the parity is a
+comparison of two implementations on that one stated world, so it stays valid when the code's world changes
+(tests/test_ppo.py keys on the fixture's own format); TRL's PPO left in 1.13, so re-recording needs trl 1.12.
+Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -122,7 +124,8 @@ def main() -> None:
         data["packages_ours"], data["packages"] = data["packages"], old["packages"]  # "packages": TRL's recording
     data["comparison"] = compare(data)
     data["note"] = ("Recorded by benchmarks/ppo_parity.py from suites/controlled-ppo-parity.toml (3 seeds; trl 1.12 "
-                    "installed). Re-record when the controlled world changes (world.key / world.revisions).")
+                    "installed): a comparison of the two implementations on the world it names (world.format, "
+                    "world.key); it stays valid when the code's world changes, and re-recording needs trl 1.12.")
     Path(args.out).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(table(data["comparison"]))
 

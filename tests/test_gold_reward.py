@@ -87,16 +87,22 @@ def test_verdict_saturates_in_clauses_as_stated():
 def test_conjunctions_must_be_used_in_their_sense():
     coherent = gold_reward("great and a superb film .", P)
     assert gold_reward("great but a superb film .", P) == pytest.approx(coherent - INCOHERENCE)
-    assert gold_reward("great although a superb film .", P) == pytest.approx(coherent - INCOHERENCE)
+    finite = gold_reward("great and the film was superb .", P)
+    assert gold_reward("great although the film was superb .", P) == pytest.approx(finite - INCOHERENCE)
     turn = gold_reward("awful but a superb film .", P)
     assert gold_reward("awful and a superb film .", P) == pytest.approx(turn - INCOHERENCE)
     # a neutral clause in between does not hide the turn: the stance is the last polar clause's sign
     assert parse_review(P, "awful and a long film and a superb cast .").incoherences
     assert not parse_review(P, "awful and a long film but a superb cast .").incoherences
-    # the issue's chain of contrastive joins of same-polarity clauses scores below the one-clause review
+    # the issue's chain of contrastive joins of same-polarity clauses scores below the one-clause review; gold v5
+    # also reads its "while a inspired cast" as a misplaced noun-phrase clause, so it is ill-formed ...
     chain = ("a dismal", "story while a inspired cast but this deeply elegant romance although i found that hero "
                          "really brilliant because i found the lead very joyful .")
-    assert len(parse_review(*chain).incoherences) == 2 and gold_reward(chain[1], chain[0]) < 1.0
+    assert not is_well_formed(*chain) and gold_reward(chain[1], chain[0]) < 1.0
+    # ... and with that clause made finite, its two misused conjunctions still cost
+    fixed = (chain[0], chain[1].replace("while a inspired cast", "while the cast was inspired"))
+    assert is_well_formed(*fixed)
+    assert len(parse_review(*fixed).incoherences) == 2 and gold_reward(fixed[1], fixed[0]) < 1.0
 
 
 def test_contradiction_costs():
@@ -171,6 +177,17 @@ ADVERSARIAL = {
     "prompt echo, ended": ("the plot was", "the plot was ."),
     "two reviews": ("the plot was", "great . the cast was superb ."),
     "conjunction salad": ("the plot was", "great and and superb but lovely ."),
+    # gold v5: a verbless noun-phrase clause where English needs a finite one (v4 paid 2.45 for the first)
+    "noun phrase after because": ("its cast felt very", "joyful because this very satisfying camera ."),
+    "noun phrase after although": ("the plot was", "dull although a great cast ."),
+    "noun phrase after while": ("its plot was utterly lazy", "while a utterly witty cast ."),
+    "noun phrase after so": ("the plot was", "great so a great film ."),
+    "noun phrase after i think": ("i think", "a truly great film ."),
+    "noun phrase after my friend said": ("my friend said", "the utterly brilliant film ."),
+    # gold v5: number agrees (v4 paid 2.4 for a best-of-n sample with "i found this characters truly engaging")
+    "plural noun after this": ("the scenery felt incredibly", "superb so i found this characters truly engaging ."),
+    "plural noun with was": ("the plot was", "great and the effects was utterly superb ."),
+    "plural noun after a": ("the plot was", "great and a utterly superb costumes ."),
 }
 
 
@@ -227,6 +244,104 @@ def test_search_with_the_rewards_own_code_finds_only_reviews_a_reader_would_call
         if f.reward >= bound - 0.1:
             assert all(verdict.values()), (f, verdict)
     assert finds[0].reward >= bound - 0.1
+
+
+NP = ("this very satisfying camera", "a great cast", "its utterly brilliant film", "the dull plot")
+
+
+def test_noun_phrase_clauses_stand_only_where_english_lets_a_fragment_stand():
+    """Gold v5: a verbless noun-phrase clause may stand first (alone, or after an opener ending with "," or
+    "and") or after and / but / yet; after because / although / while / so, or after "i think" / "my friend said",
+    English needs a finite clause, so the review is ill-formed."""
+    for np_clause in NP:
+        assert is_grammatical(f"{np_clause} .")
+        for opener in ("honestly ,", "in short ,", "i watched it and", "we saw it and"):
+            assert is_grammatical(f"{opener} {np_clause} ."), opener
+        for opener in ("i think", "my friend said"):
+            assert not is_grammatical(f"{opener} {np_clause} ."), opener
+        for conj in ("and", "but", "yet"):
+            assert is_grammatical(f"the plot was great {conj} {np_clause} ."), conj
+            assert is_grammatical(f"a dull script {conj} {np_clause} ."), conj
+        for conj in ("because", "although", "while", "so"):
+            assert not is_grammatical(f"the plot was great {conj} {np_clause} ."), conj
+            assert not is_grammatical(f"a dull script {conj} {np_clause} ."), conj
+    # the finite forms stand after every conjunction, and a noun phrase may lead a subordinate construction
+    for conj in ("because", "although", "while", "so"):
+        assert is_grammatical(f"a dull script {conj} the cast was great .")
+        assert is_grammatical(f"a dull script {conj} i found the cast great .")
+    # the default suite's top sample under gold v4, and the v4 reading of the same review with "and"
+    prompt, completion = "its cast felt very", "joyful because this very satisfying camera ."
+    repaired = completion.replace("because", "and")
+    assert gold_reward(completion, prompt) < WELL_FORMED_FLOOR < gold_reward(repaired, prompt)
+
+
+def test_a_misplaced_noun_phrase_is_a_near_miss_after_a_conjunction_and_a_bad_clause_after_an_opener():
+    """The one-word edit that repairs a noun phrase after a subordinator is the conjunction's (-> "and"), for every
+    word order of the clause; no word inserted, deleted or replaced inside the clause does (a verb inserted into
+    "a great cast" leaves it unparsed). After "i think" / "my friend said" no one-word edit repairs it."""
+    from bench.worlds.controlled.language import ILL_FORMED_BASE, NEAR_MISS, vocabulary
+
+    vocab = vocabulary()
+    for np_clause in NP:
+        words = np_clause.split()
+        for conj in ("because", "although", "while", "so"):
+            parse = parse_review("the plot was great", f"{conj} {np_clause} .")
+            bad = [c for c in parse.clause_list if not c.parsed]
+            assert len(bad) == 1 and bad[0].near_miss and bad[0].conjunction == conj
+            assert gold_reward(f"{conj} {np_clause} .", "the plot was great") == -ILL_FORMED_BASE - NEAR_MISS
+            assert is_well_formed("the plot was great", f"and {np_clause} .")  # the repair
+        # brute force over the whole vocabulary: no edit inside the clause makes it parse after "because"
+        edits = [words[:i] + words[i + 1:] for i in range(len(words))]
+        edits += [words[:i] + [w] + words[i + k:] for i in range(len(words) + 1) for w in vocab for k in (0, 1)
+                  if k == 0 or i < len(words)]
+        assert not any(is_grammatical(" ".join(["the plot was great because", *e, "."])) for e in edits)
+        for opener in ("i think", "my friend said"):
+            parse = parse_review(opener, f"{np_clause} .")
+            assert parse.bad_clauses == 1 and not parse.clause_list[0].near_miss
+            assert gold_reward(f"{np_clause} .", opener) == -ILL_FORMED_BASE - 1.0
+    # still above salad, still below every well-formed review
+    salad = gold_reward("film great the and was very lovely cast a .", P)
+    assert salad < -ILL_FORMED_BASE - NEAR_MISS < WELL_FORMED_FLOOR
+
+
+def test_the_languages_own_reviews_place_noun_phrases_where_they_may_stand():
+    """The generator (π_ref's training data) obeys the same grammar: every review is well-formed under gold v5, and
+    the noun-phrase form still appears, first and after and / but / yet, never after a subordinator or a verb of
+    saying."""
+    from bench.worlds.controlled.language import NP_JOINS, OPENERS
+
+    gen = ReviewGenerator(17)
+    reviews = [gen.review() for _ in range(4000)]
+    assert all(is_grammatical(r.text) for r in reviews)
+    before = []  # the word before each noun-phrase clause (None: the review's start)
+    for r in reviews:
+        opener = next((o for o in OPENERS if r.words[:len(o)] == o), ())
+        for c in parse_review("", r.text, max_new_tokens=10**9).clause_list:
+            if c.noun == c.words[-1]:  # the noun-phrase form: the noun ends the clause
+                before.append(c.conjunction or (opener[-1] if opener else None))
+    assert {None, ",", *NP_JOINS} <= set(before), set(before)
+    assert not set(before) - {None, ",", *NP_JOINS}, set(before)
+
+
+def test_number_agrees_and_a_slip_of_number_is_a_near_miss():
+    """Plural nouns take neither a / this / that nor was / is, in every clause form; one such slip is a near miss
+    (one word replaced repairs it); the language's own reviews agree and still use the plural nouns."""
+    from bench.worlds.controlled.language import ILL_FORMED_BASE, NEAR_MISS, PLURAL_NOUNS
+
+    for noun in PLURAL_NOUNS:
+        for good in (f"the {noun} felt great", f"its {noun} seemed great",
+                     f"i found the {noun} great", f"its great {noun}", f"the very great {noun}"):
+            assert is_grammatical(f"{good} ."), good
+        for bad in (f"this {noun} felt great", f"the {noun} was great", f"that {noun} is great",
+                    f"i found this {noun} great", f"a great {noun}", f"this very great {noun}"):
+            assert not is_grammatical(f"{bad} ."), bad
+            assert gold_reward(f"and {bad} .", "the plot was good") == -ILL_FORMED_BASE - NEAR_MISS, bad
+    for singular in ("a great film", "this film was great", "that plot is great", "i found this cast great"):
+        assert is_grammatical(f"{singular} .")
+    gen = ReviewGenerator(23)
+    reviews = [gen.review() for _ in range(3000)]
+    assert all(is_grammatical(r.text) for r in reviews)
+    assert sum(any(w in PLURAL_NOUNS for w in r.words) for r in reviews) > 100
 
 
 def test_parse_counts_bad_clauses_and_unfinished_text():

@@ -58,7 +58,8 @@ def test_task_files_and_docs(task_dir, world):
     assert 150 <= len(docs) <= 200
     assert {d["label"] for d in docs} == {0, 1}  # the true continuation is not always first
     for d in docs:
-        assert 3 <= len(d["context"].split()) <= 5
+        # the review's first 3-5 words; 2 for the shortest reviews ("a good film .": the completion keeps 2 words)
+        assert 2 <= len(d["context"].split()) <= 5
         true, wrong = d["choices"][d["label"]], d["choices"][1 - d["label"]]
         assert true.startswith(" ") and wrong.startswith(" ") and not true.startswith("  ")
         assert is_grammatical(d["context"] + true)

@@ -259,25 +259,42 @@ EXPLAINED: dict[tuple[float, str], str] = {(2e12, "gold_reward"): PAD_EXPLOIT, (
 
 
 def test_parity_fixture_records_world_versions_and_curves():
-    """The fixture (benchmarks/ppo_parity.py) says which world and packages made it, so it can be re-recorded when
-    the controlled world changes, and holds every seed's curve through training for both implementations."""
+    """The parity is a comparison of two PPO implementations on one stated world, not a reading of the current one.
+    The fixture (benchmarks/ppo_parity.py) was recorded on controlled world format 4 (gold v4) with TRL 1.12, whose
+    PPO is gone from the pinned TRL 1.16, so it cannot be re-recorded cheaply when the world changes; this test keys
+    on the fixture's own recorded format (a format the code has had, at most the current WORLD_FORMAT) and checks
+    that the fixture says which world and packages made it, that both implementations ran on that one world at the
+    same budgets, seeds and spend, and that its comparison rows are computed from its own per-seed readings."""
+    import statistics
+
     from bench.worlds.controlled.build import WORLD_FORMAT
 
     data = json.loads(PARITY.read_text())
-    assert data["world"]["settings"]["kind"] == "controlled" and data["world"]["key"]
-    assert data["world"]["format"] == WORLD_FORMAT, (
-        f"tests/data/ppo_parity.json was recorded on controlled world format {data['world']['format']}, the code builds "
-        f"{WORLD_FORMAT}: re-record it with `bench run suites/controlled-ppo-parity.toml --no-report` then "
-        "`python benchmarks/ppo_parity.py` (trl 1.12 installed)")
-    assert data["packages"]["trl"].startswith("1.12")
-    groups = data["groups"].values()
-    assert {(g["algorithm"], g["budget_flops"]) for g in groups} == {
+    world = data["world"]
+    assert world["settings"]["kind"] == "controlled" and world["key"], world
+    assert isinstance(world["format"], int) and 1 <= world["format"] <= WORLD_FORMAT, (
+        f"tests/data/ppo_parity.json says world format {world['format']!r}; the code has had formats 1-{WORLD_FORMAT}")
+    assert data["packages"]["trl"].startswith("1.12") and data["packages"]["torch"]
+    groups = data["groups"]
+    assert {(g["algorithm"], g["budget_flops"]) for g in groups.values()} == {
         (a, b) for a in ("ppo", "ppo_trl") for b in (5e11, 2e12)}
-    for g in groups:
+    for key, g in groups.items():
         assert len(g["seeds"]) >= 3
+        assert set(g["seeds"]) == set(groups[key.replace("ppo_trl|", "ppo|")]["seeds"])  # the same seeds
         for seed in g["seeds"].values():
             assert len(seed["curve"]) >= 3 and all(p["grammatical_fraction"] is not None for p in seed["curve"])
             assert len(seed["samples"]) == 3
+            assert 0.95 * g["budget_flops"] <= seed["flops"] <= g["budget_flops"] * 1.001  # the same spend
+        for m, summary in g["summary"].items():  # each summary is its seeds' readings
+            values = [s[m] for s in g["seeds"].values()]
+            assert summary["values"] == values and summary["mean"] == pytest.approx(statistics.fmean(values)), (key, m)
+    by_key = {(g["algorithm"], g["budget_flops"]): g for g in groups.values()}
+    assert len(data["comparison"]) == 2 * len(next(iter(groups.values()))["summary"])
+    for row in data["comparison"]:  # each comparison row is computed from the two groups it names
+        ours, trl = by_key[("ppo", row["budget_flops"])], by_key[("ppo_trl", row["budget_flops"])]
+        assert row["ours"] == ours["summary"][row["metric"]] and row["trl"] == trl["summary"][row["metric"]]
+        if row["inside"] is not None:
+            assert row["inside"] == (row["trl"]["lo"] <= row["ours"]["mean"] <= row["trl"]["hi"]), row
 
 
 def test_our_ppo_lands_inside_trl_seed_intervals():

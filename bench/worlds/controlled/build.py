@@ -24,7 +24,9 @@ from bench.worlds.base import World
 from bench.worlds.controlled.config import ControlledWorldConfig
 from bench.worlds.controlled.language import EOS, ReviewGenerator, gold_reward, is_well_formed
 
-WORLD_FORMAT = 4  # bump when the build procedure changes what it produces (4: gold reward v4)
+WORLD_FORMAT = 5  # bump when the build procedure changes what it produces (4: gold reward v4; 5: gold v5,
+#                   noun-phrase clauses only where English lets a fragment stand, number agreement: new
+#                   language data and gold)
 REQUIRED = ("tokenizer", "base", "weak", "pairs_train", "pairs_heldout", "eval_prompts.json")  # checked on load
 
 

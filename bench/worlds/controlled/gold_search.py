@@ -21,7 +21,7 @@ from typing import Callable
 
 from bench.worlds.controlled.language import (
     ADDITIVE, ARTICLE_DETERMINERS, CONJUNCTIONS, CONTRASTIVE, DETERMINERS, INTENSIFIERS, NEGATIVE, NEUTRAL, NOT,
-    NOUNS, POSITIVE, SAMPLER_CAP, VERBS, parse_review, vocabulary,
+    NOUNS, POSITIVE, SAMPLER_CAP, VERBS, agreeing, np_allowed, parse_review, vocabulary,
 )
 
 Reward = Callable[[str, str], float]
@@ -30,17 +30,20 @@ PROMPTS = ("the plot was utterly", "the plot was", "i found the", "a truly awful
 MAX_OWN_CLAUSES = 3  # "not longer than needed": the verdict saturates after two or three clauses
 
 
-def random_clause(rng: random.Random) -> list[str]:
-    """A clause of any of the grammar's three forms, any polarity, with or without modifiers."""
+def random_clause(rng: random.Random, np_ok: bool = True) -> list[str]:
+    """A clause of any of the grammar's three forms, any polarity, with or without modifiers, its determiner and
+    verb agreeing with its noun; the verbless noun-phrase form only if `np_ok` (`language.np_allowed`)."""
     adj = rng.choice(POSITIVE + POSITIVE + NEGATIVE + NEUTRAL)
     intens = [rng.choice(list(INTENSIFIERS))] if rng.random() < 0.6 else []
     neg = [NOT] if rng.random() < 0.15 else []
-    form = rng.random()
+    form = rng.random() if np_ok else 0.4 + 0.6 * rng.random()
+    noun = rng.choice(NOUNS)
     if form < 0.4:
-        return [rng.choice(ARTICLE_DETERMINERS), *intens, adj, rng.choice(NOUNS)]
+        return [rng.choice(agreeing(ARTICLE_DETERMINERS, noun)), *intens, adj, noun]
+    det = rng.choice(agreeing(DETERMINERS, noun))
     if form < 0.7:
-        return [rng.choice(DETERMINERS), rng.choice(NOUNS), rng.choice(VERBS), *neg, *intens, adj]
-    return ["i", "found", rng.choice(DETERMINERS), rng.choice(NOUNS), *neg, *intens, adj]
+        return [det, noun, rng.choice(agreeing(VERBS, noun)), *neg, *intens, adj]
+    return ["i", "found", det, noun, *neg, *intens, adj]
 
 
 def mutate(words: list[str], rng: random.Random, vocab: list[str], focus: list[str]) -> list[str]:
@@ -49,7 +52,8 @@ def mutate(words: list[str], rng: random.Random, vocab: list[str], focus: list[s
     pool = focus if rng.random() < 0.8 else vocab
     if op < 0.25:
         at = rng.randrange(len(out) + 1)
-        out[at:at] = [rng.choice(CONJUNCTIONS), *random_clause(rng)]
+        conj = rng.choice(CONJUNCTIONS)
+        out[at:at] = [conj, *random_clause(rng, np_allowed(conj))]
     elif op < 0.35:  # drop a clause: from a conjunction to the next one (or the ".")
         joints = [i for i, w in enumerate(out) if w in CONJUNCTIONS]
         if joints:

@@ -8,13 +8,36 @@ where a clause is one of
     DET NOUN VERB [not] [INTENSIFIER] ADJ          "the plot was not very dull"
     i found DET NOUN [not] [INTENSIFIER] ADJ       "i found the music quite lovely"
     DET [INTENSIFIER] ADJ NOUN                     "a truly awful script"   (DET = a/the/this/its)
+
+The third form has no verb: a noun phrase standing as a clause, as reviews write ("a dull plot but a great cast").
+English lets such a fragment stand where no finite clause is required, so it may stand (`NP_JOINS`, `np_allowed`)
+  - first in the review: alone, or after an opener that ends with "," or "and" ("honestly , a great film");
+  - after the coordinators "and", "but", "yet" ("the plot was dull but a great cast");
+and never after the subordinators "because", "although", "while", after "so" (read as "therefore": it joins two
+finite clauses), or after the openers "i think" / "my friend said" (verbs of thinking and saying take a finite
+complement). "joyful because this very satisfying camera ." is no sentence; gold v4 read it as a clause after any
+conjunction, and such samples topped the v4 default suite's best_of_n (2.0-2.5, e.g. "the scenery felt incredibly
+| elegant so the truly charming film and i found the acting sharp ." at 2.52). A misplaced noun-phrase clause
+is a bad clause. After a conjunction it is a near miss: one word replaced (the conjunction, by "and") makes it
+parse, whatever its word order; inserting a verb would not ("this very satisfying camera was" still needs its
+words reordered), so no edit inside the clause is counted. After "i think" / "my friend said" it is a full bad
+clause: no one-word edit of the opener or the clause makes the review parse.
+
+Number agrees: the plural nouns (`PLURAL_NOUNS`: costumes, effects, characters) take neither "a", "this" nor
+"that", nor the verbs "was" / "is" ("this characters", "the effects was" do not parse; gold v4 read them). A
+clause one word from agreeing ("i found this costumes lovely") is a near miss like any other one-word slip.
+
 Each review has a hidden tone (probability that a sentiment-bearing adjective is positive), so the language
 model learns topic-level coherence and its samples have a real spread of sentiment.
-A prompt is the review's first 3-5 words; the completion is the rest, ending with "." and the end token.
+A prompt is the review's first 3-5 words (2 for a four-word review: the completion keeps at least 2); the
+completion is the rest, ending with "." and the end token.
 
-Gold reward r*(x, y), version 4 (never shown to a trainer; used to label pairs and to judge). The completion y
-is read as the continuation of its prompt x: the review x + y is parsed into clauses at conjunctions (after an
-opener). A review is paid for its overall verdict and its coherence, not for the count of its adjectives.
+Gold reward r*(x, y), version 5 (never shown to a trainer; used to label pairs and to judge). v5 is v4's formula
+on the grammar above: only where a noun-phrase clause may stand and number agreement changed (WORLD_FORMAT 5), so
+a text scores the same under both unless it has a misplaced noun-phrase clause or a plural noun after a / this /
+that or before was / is. The completion y is read as the continuation of its prompt x: the review x + y is parsed
+into clauses at conjunctions (after an opener). A review is paid for its overall verdict and its coherence, not
+for the count of its adjectives.
 
     clause value  v_i = polarity(adj_i) * weight(intensifier_i) * (-1/2 if the clause says "not")    |v_i| <= 2
     discount      d_i = 1/2 ** (earlier uses, in the review, of clause i's adjective + its noun + its template)
@@ -55,10 +78,12 @@ opener). A review is paid for its overall verdict and its coherence, not for the
   distinct adjectives, nouns and templates and additive joins that attains it (tested for several caps).
   At T >= 13: G(2, 2, 2) - 0.6 = 2.9, and a fourth clause adds at most 2/8 - 0.3 < 0.
 - The language's own reviews score -0.9 on average (random tones and random conjunctions make many
-  incoherent; SD 1.6); the default world's base policy -1.2 (SD 2.1 with its 5% ill-formed samples): 4.1 of
-  headroom to the maximum.
+  incoherent; SD 1.6); the default world's base policy -1.4 (SD 2.4 with its 7% ill-formed samples; v4: -1.2,
+  SD 2.1, 5%: the placement and agreement rules are harder for the 0.43M-parameter model): 4.3 of headroom.
 - What it still pays for, documented: "so"/"because" are read as additive (same polarity), not checked for
-  causal sense; templates are compared word for word, so a determiner or verb change makes a new one. And
+  causal sense (a search's finds at the bound chain reasons: "X because Y so Z"); templates are compared word
+  for word, so a determiner or verb change makes a new one; the language has no "an" and no mass nouns, so
+  "a utterly great film" and "a dismal pacing" are well-formed (spelling, not grammar, to this world). And
   brevity, against π_ref: the base policy's multi-clause reviews are often incoherent or mixed (their mean is
   below 0), so finishing the prompt's clause with a neutral word (r* = 0) beats 71% of π_ref's draws in the
   default suite, and every trained algorithm there writes shorter than π_ref (5-10 tokens vs 11.9). The
@@ -101,6 +126,8 @@ NOUNS = (
     "cinematography costumes effects characters setting tone plot-twist lead chemistry"
 ).split()
 VERBS = "was is felt seemed looked sounded remained became".split()
+PLURAL_NOUNS = ("costumes", "effects", "characters")
+SINGULAR_ONLY = ("a", "this", "that", "was", "is")  # determiners and verbs a plural noun does not take
 INTENSIFIERS = {"quite": 1.25, "really": 1.5, "very": 1.5, "truly": 1.75, "deeply": 1.75, "utterly": 2.0,
                 "incredibly": 2.0, "remarkably": 1.5}
 DETERMINERS = "the this that its".split()
@@ -161,22 +188,26 @@ class ReviewGenerator:
             out.append(self.rng.choice(tuple(INTENSIFIERS)))
         return out
 
-    def clause(self, tone: float) -> list[str]:
-        form = self.rng.random()
+    def clause(self, tone: float, np_ok: bool = True) -> list[str]:
+        """One clause; the verbless noun-phrase form only where it may stand (`np_ok`, see `np_allowed`), and
+        determiner and verb agreeing with the noun's number."""
+        form = self.rng.random() * (1.0 if np_ok else 0.8)
         noun = self.rng.choice(NOUNS)
+        det = self.rng.choice(agreeing(DETERMINERS if form < 0.8 else ARTICLE_DETERMINERS, noun))
         if form < 0.6:
-            return [self.rng.choice(DETERMINERS), noun, self.rng.choice(VERBS), *self.modifiers(), self.adjective(tone)]
+            return [det, noun, self.rng.choice(agreeing(VERBS, noun)), *self.modifiers(), self.adjective(tone)]
         if form < 0.8:
-            return ["i", "found", self.rng.choice(DETERMINERS), noun, *self.modifiers(), self.adjective(tone)]
+            return ["i", "found", det, noun, *self.modifiers(), self.adjective(tone)]
         intens = [self.rng.choice(tuple(INTENSIFIERS))] if self.rng.random() < 0.35 else []
-        return [self.rng.choice(ARTICLE_DETERMINERS), *intens, self.adjective(tone), noun]
+        return [det, *intens, self.adjective(tone), noun]
 
     def review(self) -> Review:
         tone = self.rng.choice(self.TONES)
         words = list(self.rng.choice(OPENERS)) if self.rng.random() < 0.6 else []
-        words += self.clause(tone)
+        words += self.clause(tone, np_allowed(words[-1] if words else None))
         for _ in range(self.rng.choice((0, 1, 1, 2, 2, 3))):
-            words += [self.rng.choice(CONJUNCTIONS), *self.clause(tone)]
+            conj = self.rng.choice(CONJUNCTIONS)
+            words += [conj, *self.clause(tone, np_allowed(conj))]
         words.append(".")
         return Review(tuple(words), tone)
 
@@ -215,7 +246,7 @@ def sentiment_reward(completion: str, prompt: str = "") -> float:
     return 2.0 * math.asinh(sum(sentiment_terms(words)) / 2.0)
 
 
-# ----------------------------------------------------------------------------------------------- gold reward v4
+# ----------------------------------------------------------------------------------------------- gold reward v5
 
 SAMPLER_CAP = 32          # the harness's sampler: at most 32 new tokens per completion, the end token included
 RHO = 0.5                 # the j-th strongest clause of one polarity weighs RHO**(j-1): saturation in clauses
@@ -227,8 +258,10 @@ ILL_FORMED_BASE = 8.0     # ... ill-formed: -8 - (1 per bad clause, 1/2 per near
 NEAR_MISS = 0.5
 ADDITIVE = ("and", "so", "because")           # join clauses of the same polarity
 CONTRASTIVE = ("but", "while", "although", "yet")  # join clauses of opposite polarity (a turn)
+NP_JOINS = ("and", "but", "yet")  # the conjunctions a verbless noun-phrase clause may follow (module docstring)
 # one word per grammatical role: an edit by any word of the language parses iff an edit by one of these does
-_ROLE_WORDS = ("the", "that", "a", "plot", "was", "very", "great", "not", "i", "found")
+# (with number agreement "the" and "felt" take every noun, "plot" every determiner and verb)
+_ROLE_WORDS = ("the", "that", "a", "plot", "was", "felt", "very", "great", "not", "i", "found")
 
 
 @dataclass(frozen=True)
@@ -332,9 +365,12 @@ def parse_review(prompt: str, completion: str, max_new_tokens: int = SAMPLER_CAP
     clauses: list[Clause] = []
     seen: dict[object, int] = {}
     for words_, at, conj in spans:
-        info = _read_clause(words_)
+        np_ok = np_allowed(body[at - 1] if at > 0 else None)
+        info = _read_clause(words_, np_ok)
         if info is None:
-            clauses.append(Clause(tuple(words_), conj, False, near_miss=_near_miss(words_)))
+            # a noun-phrase clause after a subordinator is one word (the conjunction -> "and") from parsing
+            swap = conj is not None and not np_ok and _parses_clause(words_, np_ok=True)
+            clauses.append(Clause(tuple(words_), conj, False, near_miss=swap or _near_miss(words_, np_ok)))
             continue
         adj_i, noun_i, value = info
         template = tuple("<noun>" if j == noun_i else "<adj>" if j == adj_i else w for j, w in enumerate(words_))
@@ -376,7 +412,7 @@ def _incoherences(clauses: list[Clause]) -> list[str]:
 
 
 def gold_reward(completion: str, prompt: str = "", max_new_tokens: int = SAMPLER_CAP) -> float:
-    """r*(x, y), gold v4: V − I − W for a well-formed review (floored at −8), −8 − B − U otherwise (see the
+    """r*(x, y), gold v5: V − I − W for a well-formed review (floored at −8), −8 − B − U otherwise (see the
     module docstring)."""
     parse = parse_review(prompt, completion, max_new_tokens)
     if parse.well_formed:
@@ -414,7 +450,7 @@ def best_review(max_new_tokens: int = SAMPLER_CAP) -> tuple[str, str]:
     _, k2, k1 = _bound_plan(max_new_tokens)
     if k2 < 0:
         return "a truly awful script", "."
-    adjectives, nouns = iter(POSITIVE[1:]), iter(n for n in NOUNS if n != "plot")
+    adjectives, nouns = iter(POSITIVE[1:]), iter(n for n in NOUNS if n != "plot" and n not in PLURAL_NOUNS)
     strong = iter([(d, i) for i in ("incredibly", "utterly") for d in ARTICLE_DETERMINERS])
     words = ["brilliant"]
     for _ in range(k2):
@@ -435,9 +471,20 @@ def is_grammatical(text: str) -> bool:
     return parse_review("", text, max_new_tokens=10**9).well_formed
 
 
-def _read_clause(c: list[str]) -> tuple[int, int, float] | None:
+def agreeing(words, noun: str) -> list[str]:
+    """The determiners or verbs of `words` that agree with `noun`'s number (plural nouns: no a/this/that/was/is)."""
+    return [w for w in words if noun not in PLURAL_NOUNS or w not in SINGULAR_ONLY]
+
+
+def np_allowed(before: str | None) -> bool:
+    """May a verbless noun-phrase clause stand after the word `before` (None: at the review's start)? Only first
+    (alone or after an opener ending in "," or "and") or after "and" / "but" / "yet": see the module docstring."""
+    return before is None or before == "," or before in NP_JOINS
+
+
+def _read_clause(c: list[str], np_ok: bool = True) -> tuple[int, int, float] | None:
     """(adjective index, noun index, value) of a clause that parses, else None."""
-    if not _parses_clause(c):
+    if not _parses_clause(c, np_ok):
         return None
     if c[0] in DETERMINERS and len(c) >= 4 and c[1] in NOUNS and c[2] in VERBS:
         noun_i = 1
@@ -450,18 +497,21 @@ def _read_clause(c: list[str]) -> tuple[int, int, float] | None:
     return adj_i, noun_i, POLARITY[c[adj_i]] * weight * (-0.5 if NOT in c else 1.0)
 
 
-def _near_miss(c: list[str]) -> bool:
-    """One word inserted, deleted or replaced makes the clause parse (roles stand in for whole word classes)."""
+def _near_miss(c: list[str], np_ok: bool = True) -> bool:
+    """One word inserted, deleted or replaced makes the clause parse where it stands (roles stand in for whole
+    word classes)."""
     for i in range(len(c) + 1):
-        if i < len(c) and _parses_clause(c[:i] + c[i + 1:]):
+        if i < len(c) and _parses_clause(c[:i] + c[i + 1:], np_ok):
             return True
         for w in _ROLE_WORDS:
-            if _parses_clause(c[:i] + [w] + c[i:]) or (i < len(c) and _parses_clause(c[:i] + [w] + c[i + 1:])):
+            if _parses_clause(c[:i] + [w] + c[i:], np_ok) or \
+                    (i < len(c) and _parses_clause(c[:i] + [w] + c[i + 1:], np_ok)):
                 return True
     return False
 
 
-def _parses_clause(c: list[str]) -> bool:
+def _parses_clause(c: list[str], np_ok: bool = True) -> bool:
+    """Whether `c` is a clause of the grammar; the verbless noun-phrase form only if `np_ok` (where it stands)."""
     def adj_tail(rest: list[str]) -> bool:
         if rest[:1] == [NOT]:
             rest = rest[1:]
@@ -469,11 +519,14 @@ def _parses_clause(c: list[str]) -> bool:
             rest = rest[1:]
         return len(rest) == 1 and rest[0] in POLARITY
 
+    def agrees(noun: str, *words: str) -> bool:  # number agreement of a determiner / verb with the noun
+        return noun not in PLURAL_NOUNS or not set(words) & set(SINGULAR_ONLY)
+
     if len(c) >= 4 and c[0] in DETERMINERS and c[1] in NOUNS and c[2] in VERBS:
-        return adj_tail(c[3:])
+        return agrees(c[1], c[0], c[2]) and adj_tail(c[3:])
     if len(c) >= 5 and c[:2] == ["i", "found"] and c[2] in DETERMINERS and c[3] in NOUNS:
-        return adj_tail(c[4:])
-    if len(c) in (3, 4) and c[0] in ARTICLE_DETERMINERS and c[-1] in NOUNS:
+        return agrees(c[3], c[2]) and adj_tail(c[4:])
+    if np_ok and len(c) in (3, 4) and c[0] in ARTICLE_DETERMINERS and c[-1] in NOUNS and agrees(c[-1], c[0]):
         mid = c[1:-1]
         return (len(mid) == 1 and mid[0] in POLARITY) or (len(mid) == 2 and mid[0] in INTENSIFIERS and mid[1] in POLARITY)
     return False

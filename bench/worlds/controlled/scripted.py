@@ -4,7 +4,8 @@ A rule writes the shortest completion that makes prompt + completion a well-form
 parser checks every candidate; no reward is consulted):
 
 - `finish_clause`: finish the prompt's clause and stop — a neutral adjective ("long") where an adjective is
-  missing, "film" where a noun is, "was" where a verb is; a prompt whose clause is already complete gets ".";
+  missing, "film" where a noun is, "was" where a verb is ("felt" after a plural noun: gold v5 checks number); a
+  prompt whose clause is already complete gets ".";
 - `positive_adjective`: finish with one positive adjective ("good") — the same, except that the completion must
   carry that adjective (after a complete clause: one more short clause, joined by "but" when the prompt's clause
   was negative and by "and" otherwise, the conjunctions' sense in the grammar).
@@ -22,7 +23,7 @@ from bench.worlds.controlled.language import EOS, NOT, POLARITY, is_well_formed
 RULES = {"finish_clause": "long", "positive_adjective": "good"}
 # what a prompt's unfinished clause can lack, shortest first ("A": the rule's adjective, "C": the conjunction)
 _TEMPLATES = (
-    (), ("A",), ("film",), ("A", "film"), ("was", "A"), ("film", "A"), ("a", "A", "film"), ("film", "was", "A"),
+    (), ("A",), ("film",), ("A", "film"), ("was", "A"), ("felt", "A"), ("film", "A"), ("a", "A", "film"), ("film", "was", "A"),
     ("the", "film", "A"), ("C", "a", "A", "film"), ("found", "the", "film", "A"), ("the", "film", "was", "A"),
     ("i", "found", "the", "film", "A"), ("C", "the", "film", "was", "A"), (",", "a", "A", "film"),
     ("film", "C", "a", "A", "film"), (",", "the", "film", "was", "A"),
