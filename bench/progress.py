@@ -28,11 +28,12 @@ def report(progress: ProgressFn | None, stage: str, done: int, total: int) -> No
         progress(stage, done, total)
 
 
-def announce(progress, line: str) -> None:
-    """Pass one whole line (a run's start or finish) to `progress` when it writes lines."""
+def announce(progress, line: str | Callable[[], str]) -> None:
+    """Pass one whole line (a run's start or finish) to `progress` when it writes lines; a callable `line` is
+    called only then (a finish line reads the run's folder)."""
     write = getattr(progress, "line", None)
     if write is not None:
-        write(line)
+        write(line() if callable(line) else line)
 
 
 def write_line(stream: TextIO, line: str) -> None:
