@@ -146,3 +146,12 @@ def test_a_clash_with_what_the_adapter_sets_stops_the_run_with_one_line(tmp_path
                          truncation_mode="keep_end")
     assert err.value.problems == ["[algorithms.dpo.trl].truncation_mode: dpo sets this TRL field itself; remove it "
                                   "from the table"]
+
+
+def test_bench_list_names_each_algorithms_trl_config(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: nxt for line, nxt in zip(out.splitlines(), out.splitlines()[1:])
+             if line.startswith("  ") and not line.startswith("   ")}
+    assert "TRL config: DPOConfig ([algorithms.<label>.trl])" in lines["ipo"]
+    assert "TRL config: CPOConfig" in lines["simpo"] and "TRL config" not in lines["ppo"]
