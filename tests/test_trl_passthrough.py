@@ -49,6 +49,7 @@ def test_each_bad_key_is_one_line_naming_file_table_key_and_fix(tmp_path):
         loss_type = ["ipo"]
         seed = 4
         adam_beta2 = "high"
+        lerning_rate = 1e-4
         """)
     where = str(tmp_path / "p.toml")
     assert all(line.startswith(f"{where}: [algorithms.dpo.trl].") and "\n" not in line for line in lines), lines
@@ -60,7 +61,9 @@ def test_each_bad_key_is_one_line_naming_file_table_key_and_fix(tmp_path):
     assert "loss_type: the harness sets this field" in text and "`bench list dpo`" in text
     assert "seed: the harness sets this field (budget and comparison); use [suite].seeds" in text
     assert "adam_beta2: expected float, got str 'high'" in text
-    assert len(lines) == 7
+    assert ("lerning_rate: is not a field of DPOConfig; did you mean 'learning_rate'? (not here: use "
+            "[algorithms.dpo].learning_rate)") in text
+    assert len(lines) == 8
 
 
 def test_algorithms_without_a_trl_config_refuse_the_table(tmp_path):

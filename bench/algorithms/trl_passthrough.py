@@ -121,7 +121,7 @@ def read_trl(cls, label: str, table: Any, where: str, problems: list[str]) -> st
                                     "use " + OWNED[key].format(entry=entry, key=key, algorithm=cls.name)))
         elif key not in fields:
             problems.append(problem(where, f"{section}.{key}", f"is not a field of {config_cls.__name__}",
-                                    closest(key, fields - set(OWNED) - set(params))))
+                                    closest(key, fields | set(params), lambda k: _elsewhere(k, params, entry, cls))))
     hints = _simple_types(config_cls)
     for key, value in table.items():
         if key in hints and key in fields and key not in OWNED and key not in params:
@@ -163,14 +163,23 @@ def _simple_types(config_cls) -> dict[str, Any]:
     return out
 
 
-def closest(key: str, fields) -> str:
-    """'did you mean X?' naming the one closest field a suite may pass (a config has ~140: never the list)."""
+def _elsewhere(key: str, params, entry: str, cls) -> str:
+    """Where a field the table may not hold is set ("" for a field it may hold)."""
+    if key in params:
+        return f"{entry}.{key}"
+    return OWNED[key].format(entry=entry, key=key, algorithm=cls.name) if key in OWNED else ""
+
+
+def closest(key: str, fields, elsewhere=lambda k: "") -> str:
+    """'did you mean X?' naming the one closest field (a config has ~140: never the list); where X is set
+    elsewhere (a hyper-parameter, a field the harness holds), that place."""
     import difflib
 
     match = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
     if match:
-        return f"did you mean '{match[0]}'?"
-    match = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.0)
+        where = elsewhere(match[0])
+        return f"did you mean '{match[0]}'?" + (f" (not here: use {where})" if where else "")
+    match = difflib.get_close_matches(key, sorted(k for k in fields if not elsewhere(k)), n=1, cutoff=0.0)
     return (f"no field is close (the nearest is '{match[0]}'); TRL's documentation of the config lists its fields"
             if match else "no field of it may be passed through")
 
