@@ -397,7 +397,7 @@ def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress
             i += 1
             announce(progress, start_line(spec))  # the same lines under every launcher (bench.runlines)
             status, error = execute(spec, book, progress)
-            announce(progress, lambda: finish_line(results_dir, spec.run_id, spec.config_hash))
+            announce(progress, lambda s=spec: finish_line(results_dir, s.run_id, s.config_hash))
             if status == "finished":
                 outcome.finished.append(spec.run_id)
             elif status == "diverged":

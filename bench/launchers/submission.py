@@ -190,7 +190,7 @@ class SubmititLauncher:
             for spec, job in [(s, j) for s, j in running if j.done()]:
                 running.remove((spec, job))
                 done += 1
-                announce(progress, finish_line(plan.results_dir, spec.run_id, spec.config_hash))
+                announce(progress, lambda s=spec: finish_line(plan.results_dir, s.run_id, s.config_hash))
                 report(progress, "runs", min(done, total - 1) if total > 1 else 0, total)
         report(progress, "runs", total, total)
 
@@ -212,7 +212,7 @@ class SubmititLauncher:
                     announce(progress, start_line(specs[run_id], f"job {st.job_id}" if st.job_id else ""))
                 if st.state != "running":
                     finished.add(run_id)
-                    announce(progress, finish_line(plan.results_dir, run_id, specs[run_id].config_hash))
+                    announce(progress, lambda r=run_id: finish_line(plan.results_dir, r, specs[r].config_hash))
             ended = sum(st.state not in ("queued", "running") for st in states.values())
             report(progress, "runs", min(ended, total - 1), total)
             if ended >= total:
@@ -356,7 +356,10 @@ def run_one(plan, spec) -> str:
     one = dataclasses.replace(plan, specs=[spec])
     outcome = SuiteOutcome(plan.results_dir)
     with pinned_threads(plan.threads if plan.needs_torch else None):
-        work_through(one, StageBook(one), outcome, _TaskLog(f"job {_job_id()} on {os.uname().nodename}"))
+        from bench.distributed import is_main
+
+        log = _TaskLog(f"job {_job_id()} on {os.uname().nodename}") if is_main() else None  # torchrun: rank 0's lines
+        work_through(one, StageBook(one), outcome, log)
     if outcome.failed:
         return f"failed: {outcome.failed[0][1]}"
     return "diverged" if outcome.diverged else ("finished" if outcome.finished else "finished by another process")
