@@ -272,7 +272,9 @@ def cmd_list(args) -> int:
             (", reference model" if cls.uses_reference else ", no reference model") + \
             (", reward model (charged)" if cls.uses_reward_model else "")
         print(f"  {name:<11} {cls.summary}")
-        print(f"  {'':<11}   family: {getattr(cls, 'family', '') or '-'}; {uses}; from: {origin(name)}")
+        trl = f"; TRL config: {cls.trl_config.split(':')[-1]} ([algorithms.<label>.trl])" \
+            if getattr(cls, "trl_config", "") else ""
+        print(f"  {'':<11}   family: {getattr(cls, 'family', '') or '-'}; {uses}; from: {origin(name)}{trl}")
         if getattr(cls, "paper", ""):
             print(f"  {'':<11}   paper: {cls.paper}")
         params = [_describe_field(f) for f in dataclasses.fields(cls.Params) if f.name not in _TRAIN_FIELDS]

@@ -69,6 +69,7 @@ def write_config(spec: RunSpec, path: Path, stages) -> None:
         "world_revisions": stages.world().info.get("revisions") if stages is not None and cls.needs_torch else None,
         "budget": as_dict(spec.budget), "eval": as_dict(spec.eval), "axes": dict(spec.axes),
         "budget_view": spec.budget.view, "train_options": as_dict(spec.options),
+        **({"trl": spec.trl_dict} if spec.trl else {}),  # [algorithms.<label>.trl], passed to the TRL config
         "provenance": provenance(device),
     })
 

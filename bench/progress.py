@@ -6,6 +6,9 @@ The library accepts any such callable (or None). The CLI picks one with `for_str
   throttle: the bar is advanced with `update`, never forced with `refresh`, which redraws on every call);
 * anything else (a file, a pipe, a cluster log) gets `LineProgress`: plain lines at 0, 25, 50, 75 and 100% of each
   stage, no carriage returns or cursor escapes, so a log of the default suite stays a few kilobytes.
+
+Whole lines (each run's start and finish, bench.runlines) go through `announce(progress, line)`: a progress object
+with a `line(text)` method writes them (above the bars on a terminal); a plain callable ignores them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,24 @@ def report(progress: ProgressFn | None, stage: str, done: int, total: int) -> No
         progress(stage, done, total)
 
 
+def announce(progress, line: str | Callable[[], str]) -> None:
+    """Pass one whole line (a run's start or finish) to `progress` when it writes lines; a callable `line` is
+    called only then (a finish line reads the run's folder)."""
+    write = getattr(progress, "line", None)
+    if write is not None:
+        write(line() if callable(line) else line)
+
+
+def write_line(stream: TextIO, line: str) -> None:
+    """`line` on `stream`, flushed; never fails a run for a log that went away or cannot encode a symbol."""
+    from bench.terminal import encodable
+
+    try:
+        print(encodable(line, stream), file=stream, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def for_stream(stream: TextIO | None = None) -> ProgressFn:
     """Bars on a terminal, milestone lines elsewhere (`stream` defaults to stderr)."""
     stream = stream if stream is not None else sys.stderr
@@ -42,6 +63,18 @@ class TqdmProgress:
         self.stream = stream
         self.mininterval = mininterval
         self.bars: dict[str, object] = {}
+
+    def line(self, text: str) -> None:
+        """A whole line above the bars (tqdm.write keeps them intact)."""
+        from tqdm import tqdm
+
+        from bench.terminal import encodable
+
+        stream = self.stream if self.stream is not None else sys.stderr
+        try:
+            tqdm.write(encodable(text, stream), file=stream)
+        except (OSError, ValueError):
+            pass
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         from tqdm import tqdm
@@ -64,6 +97,9 @@ class LineProgress:
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
         self.stages: dict[str, tuple[float, int]] = {}  # stage -> (start time, next milestone index)
+
+    def line(self, text: str) -> None:
+        write_line(self.stream, text)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         start, nxt = self.stages.get(stage, (self.clock(), 0))

@@ -37,7 +37,8 @@ from bench.errors import UserError
 from bench.execute import LOGS, clear_run_folder, execute_run  # noqa: F401  (one run's life; re-exported)
 from bench.io import cache_root, clean_stale_temps, warn, write_json_atomic
 from bench.locking import hold, try_hold
-from bench.progress import report
+from bench.progress import announce, report
+from bench.runlines import finish_line, start_line
 from bench.results import damaged_line, inspect_run, run_dir, write_summary
 from bench.schema import as_dict
 from bench.suite import RunSpec, Suite, expand
@@ -418,7 +419,9 @@ def work_through(plan: RunPlan, book: StageBook, outcome: SuiteOutcome, progress
                 continue
             report(progress, "runs", i, len(todo))
             i += 1
+            announce(progress, start_line(spec))  # the same lines under every launcher (bench.runlines)
             status, error = execute(spec, book, progress)
+            announce(progress, lambda s=spec: finish_line(results_dir, s.run_id, s.config_hash))
             if status == "finished":
                 outcome.finished.append(spec.run_id)
             elif status == "diverged":

@@ -390,8 +390,15 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
     hints = typing.get_type_hints(cls.Params)
     grid: dict[str, tuple[Any, ...]] = {}
     peft = _read_entry_peft(table, section, where, problems) if "peft" in table else None
+    trl = None
+    if "trl" in table and "trl" not in fields:
+        from bench.algorithms.trl_passthrough import read_trl
+
+        trl = read_trl(cls, label, table["trl"], where, problems)
+        if trl is None:
+            return None
     merged = {k: v for k, v in train.items() if k in fields}
-    merged.update({k: v for k, v in table.items() if k not in ("algorithm", "peft")})
+    merged.update({k: v for k, v in table.items() if k not in ("algorithm", "peft") and (k != "trl" or trl is None)})
     ok = True
     for key, value in merged.items():
         src = f"[{section}].{key}" if key in table else f"[train].{key}"
@@ -421,7 +428,7 @@ def _read_entry(label: str, table: Any, train: dict[str, Any], registry: dict[st
         grid[key] = tuple(converted)
     if not ok or peft is _BAD:
         return None
-    return AlgorithmEntry(label, name, tuple(sorted(grid.items())), peft)
+    return AlgorithmEntry(label, name, tuple(sorted(grid.items())), peft, trl or "")
 
 
 def _read_entry_peft(table: dict[str, Any], section: str, where: str, problems: list[str]) -> Any:
@@ -474,7 +481,8 @@ def expand(suite: Suite) -> list[RunSpec]:
                 for seed in suite.meta.seeds:
                     spec = RunSpec(suite.name, entry.label, entry.algorithm, cls.version,
                                    tuple(sorted(params.items())), swept, seed, suite.world_for(axis_point),
-                                   budget, suite.eval, tuple(sorted(axes.items())), options)
+                                   budget, suite.eval, tuple(sorted(axes.items())), options,
+                                   entry.trl if cls.trains else "")
                     if not cls.trains or axes.get("budget_view") == "both":
                         if spec.run_id in shared:
                             continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,6 +237,7 @@ class AlgorithmEntry:
     grid: tuple[tuple[str, tuple[Any, ...]], ...]  # sorted (name, values); one value = fixed, several = swept
     # the entry's own `peft`: None = [train].peft applies, False = full fine-tuning, else this adapter
     peft: LoraSettings | bool | None = None
+    trl: str = ""  # [algorithms.<label>.trl]: TRL config fields as canonical JSON ("" = none; bench.algorithms.trl_passthrough)
 
     def resolved_peft(self, suite_peft: LoraSettings | None) -> LoraSettings | None:
         if self.peft is None:
@@ -247,6 +249,8 @@ class AlgorithmEntry:
         out = {"label": self.label, "algorithm": self.algorithm, "grid": as_dict(self.grid)}
         if self.peft is not None:
             out["peft"] = as_dict(self.peft) if self.peft is not False else False
+        if self.trl:  # only when set: every suite hash from before the pass-through stays
+            out["trl"] = json.loads(self.trl)
         return out
 
 
@@ -313,6 +317,7 @@ class RunSpec:
     eval: EvalConfig
     axes: tuple[tuple[str, Any], ...] = ()  # this run's values of the suite's swept axes (AXES), sorted
     options: TrainOptions = TrainOptions()  # run options: tracking and the saved policy are not hashed; peft is
+    trl: str = ""  # TRL config fields passed through ([algorithms.<label>.trl]), canonical JSON; hashed when set
 
     def canonical(self) -> dict[str, Any]:
         """What defines the run's result; its hash is the run id's suffix. `suite` and `label` are names only."""
@@ -327,6 +332,8 @@ class RunSpec:
         }
         if self.options.peft is not None:  # a LoRA run trains something else than the full policy
             out["peft"] = as_dict(self.options.peft)
+        if self.trl:  # TRL fields passed through change the training: two values, two run ids
+            out["trl"] = json.loads(self.trl)
         return out
 
     @property
@@ -343,6 +350,11 @@ class RunSpec:
     @property
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
+
+    @property
+    def trl_dict(self) -> dict[str, Any]:
+        """The TRL config fields this run passes through (empty when none)."""
+        return json.loads(self.trl) if self.trl else {}
 
 
 def budget_dict(budget: BudgetConfig) -> dict[str, Any]:

@@ -24,3 +24,22 @@ def printable(text: str) -> str:
         else:
             out.append(f"\\u{ord(ch):04x}")
     return "".join(out)
+
+
+ASCII = {"▶": ">", "✓": "+", "✗": "x", "·": "-"}  # the run lines' symbols (bench.runlines) for a LANG=C log
+
+
+def encodable(line: str, stream) -> str:
+    """`line` as `stream` can write it: the run lines' symbols become ASCII where its encoding lacks them, any
+    other such character a replacement mark (a log must never fail a run)."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        line.encode(encoding)
+        return line
+    except (UnicodeEncodeError, LookupError):
+        for symbol, plain in ASCII.items():
+            line = line.replace(symbol, plain)
+        try:
+            return line.encode(encoding, "replace").decode(encoding, "replace")
+        except LookupError:
+            return line.encode("ascii", "replace").decode("ascii")

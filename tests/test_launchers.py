@@ -70,15 +70,35 @@ def quiet(monkeypatch):
     monkeypatch.setenv("BENCH_QUIET", "1")
 
 
-def test_fake_suite_identical_across_launchers(tmp_path, quiet):
+def assert_run_lines(text: str, run_ids, where: str) -> None:
+    """Each run's one start line and one finish line (bench.runlines), the start before the finish."""
+    lines = text.splitlines()
+    for run_id in run_ids:
+        starts = [i for i, line in enumerate(lines) if line.startswith(f"▶ {run_id} fake seed ")]
+        ends = [i for i, line in enumerate(lines) if line.startswith(f"✓ {run_id} win 0.") and line.endswith(" s")]
+        assert len(starts) == 1 and len(ends) == 1 and starts[0] < ends[0], (where, run_id, text)
+
+
+def test_fake_suite_identical_across_launchers(tmp_path, capsys):
+    """Same results whatever the launcher; and every launcher prints each run's start and finish line where the
+    user sees them (stderr), and writes them to its workers' / tasks' logs, none of which is empty."""
     suite = write(tmp_path, FAKE)
     cache = str(tmp_path / "cache")
-    roots = {}
+    roots, err = {}, {}
     for kind, extra in (("sequential", []), ("local", ["--workers", "2"]), ("submitit-local", [])):
         roots[kind] = tmp_path / kind
         code = main(["run", str(suite), "--results", str(roots[kind]), "--cache-dir", cache, "--launcher", kind,
                      "--no-report", *extra])
         assert code == 0, kind
+        err[kind] = capsys.readouterr().err
+    run_ids = [s.run_id for s in expand(load_suite(suite))]
+    for kind in roots:
+        assert_run_lines(err[kind], run_ids, kind)
+    logs = sorted((roots["local"] / "fk" / ".launch" / "local").glob("worker-*.log"))
+    assert len(logs) == 2 and all(p.read_text(encoding="utf-8").strip() for p in logs)
+    ran = [r for r in run_ids if any(f"▶ {r} " in p.read_text(encoding="utf-8") for p in logs)]
+    assert sorted(ran) == sorted(run_ids)  # each run's lines are in the log of the worker that trained it
+    assert_run_lines("\n".join(p.read_text(encoding="utf-8") for p in logs), run_ids, "worker logs")
     for kind in ("local", "submitit-local"):
         assert_same_results(roots["sequential"] / "fk", roots[kind] / "fk")
     # two workers really shared the runs: each recorded some of them, none twice
@@ -90,7 +110,12 @@ def test_fake_suite_identical_across_launchers(tmp_path, quiet):
     # submitit's local executor kept each task's stdout/stderr under the run folder
     for d in (roots["submitit-local"] / "fk" / "runs").iterdir():
         logs = list((d / "logs").glob("*.out"))
-        assert logs and "bench: run " in logs[0].read_text()
+        assert len(logs) == 1, d
+        assert_run_lines(logs[0].read_text(encoding="utf-8"), [d.name], "submitit task log")
+        assert f"(job {logs[0].stem} on " in logs[0].read_text(encoding="utf-8")
+    stages_logs = [p for p in (roots["submitit-local"] / "fk" / ".launch").rglob("*_log.out")
+                   if "shared stages" in p.read_text(encoding="utf-8")]
+    assert stages_logs and "bench: stages ready" in stages_logs[0].read_text(encoding="utf-8")
 
 
 def test_tiny_real_suite_identical_sequential_local_submitit(tmp_path, quiet, capsys):

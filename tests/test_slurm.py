@@ -92,21 +92,30 @@ def jobs(results: Path) -> dict:
     return json.loads((results / ".launch" / "slurm" / "jobs.json").read_text())
 
 
-def test_slurm_summary_equals_sequential_fake_and_tiny_dpo(tmp_path, slurm, quiet, capsys):
+def test_slurm_summary_equals_sequential_fake_and_tiny_dpo(tmp_path, slurm, quiet, capsys, monkeypatch):
     suite = fake_suite(tmp_path)
     cache = str(tmp_path / "cache")
     assert main(["run", str(suite), "--results", str(tmp_path / "seq"), "--cache-dir", cache,
                  "--launcher", "sequential", "--no-report"]) == 0
+    capsys.readouterr()
+    monkeypatch.delenv("BENCH_QUIET")  # the parent's polling output: each task's lines as its result arrives
     assert main(["run", str(suite), "--results", str(tmp_path / "slurm"), "--cache-dir", cache,
                  "--launcher", "slurm", "--wait", "--no-report"]) == 0
-    out = capsys.readouterr().out
+    monkeypatch.setenv("BENCH_QUIET", "1")
+    captured = capsys.readouterr()
+    out = captured.out
     assert "submitted to SLURM: stages job" in out and "--dependency=afterok:" in out
     assert_same_results(tmp_path / "seq" / "fk", tmp_path / "slurm" / "fk")
     record = jobs(tmp_path / "slurm" / "fk")
     assert len(record["runs"]) == 4 and all("_" in r["job_id"] for r in record["runs"].values())  # array tasks
     for run_id, r in record["runs"].items():  # each task's stdout/stderr under its run folder
         out_log = tmp_path / "slurm" / "fk" / "runs" / run_id / "logs" / f"{r['job_id']}.out"
-        assert f"bench: run {run_id} in job {r['job_id']}" in out_log.read_text()
+        text = out_log.read_text()
+        assert f"▶ {run_id} fake seed " in text and f"(job {r['job_id']} on " in text, text
+        assert f"✓ {run_id} win 0." in text, text  # the task's log holds its run's finish line (bench.runlines)
+        parent = captured.err.splitlines()
+        assert any(line.startswith(f"▶ {run_id} fake seed ") for line in parent), captured.err
+        assert any(line.startswith(f"✓ {run_id} win 0.") for line in parent), captured.err
 
     tiny = write(tmp_path, TINY + LAUNCHER, "tiny.toml")
     for kind in ("sequential", "slurm"):

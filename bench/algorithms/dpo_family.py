@@ -44,6 +44,7 @@ class LabelSmoothingParams(DPOParams):
 
 
 class DPOFamily(Algorithm):
+    trl_config = "trl:DPOConfig"
     """Shared adapter over `trl.DPOTrainer`; subclasses only say which loss."""
 
     Params = DPOParams

@@ -42,6 +42,7 @@ def unpair(train, seed: int):
 
 @register("kto")
 class KTO(Algorithm):
+    trl_config = "trl:KTOConfig"
     summary = "KTO (Ethayarajh et al. 2024): prospect-theoretic loss on the pairs unpaired into good/bad (TRL KTOTrainer)"
     paper = "Ethayarajh et al. 2024, KTO: Model Alignment as Prospect Theoretic Optimization, arXiv:2402.01306"
     family = "unpaired"

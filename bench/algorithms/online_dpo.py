@@ -119,6 +119,7 @@ def estimate_judged(spec, sizes: dict, sequences_per_row: int) -> dict:
 
 @register("online_dpo")
 class OnlineDPO(Algorithm):
+    trl_config = "trl.experimental.online_dpo:OnlineDPOConfig"
     summary = "Online DPO (Guo et al. 2024): DPO on on-policy pairs judged by PPO's reward model (TRL)"
     Params = OnlineDPOParams
     paper = "Guo et al. 2024, Direct Language Model Alignment from Online AI Feedback, arXiv:2402.04792"

@@ -20,6 +20,7 @@ class ORPOParams(TrainParams):
 
 @register("orpo")
 class ORPO(Algorithm):
+    trl_config = "trl.experimental.orpo:ORPOConfig"
     summary = "ORPO (Hong et al. 2024): SFT on chosen + odds-ratio penalty, no reference (TRL ORPOTrainer)"
     Params = ORPOParams
     supports_peft = True

@@ -80,6 +80,8 @@ def update_flops(n_params: int, tokens: float, rollout: int, epochs: int, policy
 
 @register("ppo")
 class PPO(Algorithm):
+    trl_refusal = ("ppo is the project's own PPO loop (TRL removed PPOTrainer in 1.13): it takes no TRL config; its "
+                   "settings are its hyper-parameters (`bench list ppo`)")
     # 2: our own PPO (1 was the adapter over TRL 1.12's PPOTrainer); 3: data parallel, and a mini-batch's loss is its
     # token mean (2 averaged micro-batch token means by rows: the same whenever a mini-batch is one micro-batch, as in
     # the default suite)

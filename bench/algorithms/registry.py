@@ -85,6 +85,8 @@ class Algorithm:
     uses_reward_model: ClassVar[bool] = False  # needs the shared Bradley–Terry reward model (PPO, Online DPO)
     needs_torch: ClassVar[bool] = True
     supports_peft: ClassVar[bool] = False    # trains a LoRA adapter when the suite sets [train] peft
+    trl_config: ClassVar[str] = ""           # "module:Class" of the TRL config its trainer takes: the fields a
+                                             # suite may pass through in [algorithms.<label>.trl] (trl_passthrough)
 
     def train(self, ctx: Any) -> Any:  # pragma: no cover - interface
         raise NotImplementedError

@@ -92,6 +92,7 @@ class CriticFree(Algorithm):
 
 @register("rloo")
 class RLOO(CriticFree):
+    trl_config = "trl:RLOOConfig"
     summary = "RLOO (Ahmadian et al. 2024): REINFORCE with a leave-one-out baseline, no critic (TRL RLOOTrainer)"
     paper = "Ahmadian et al. 2024, Back to Basics: Revisiting REINFORCE Style Optimization ..., arXiv:2402.14740"
 
@@ -103,6 +104,7 @@ class RLOO(CriticFree):
 
 @register("grpo")
 class GRPO(CriticFree):
+    trl_config = "trl:GRPOConfig"
     summary = "GRPO (Shao et al. 2024): group-normalised advantages, clipped ratio, KL loss, no critic (TRL GRPOTrainer)"
     paper = "Shao et al. 2024, DeepSeekMath (GRPO, Sec. 4.1), arXiv:2402.03300"
     Params = GRPOParams

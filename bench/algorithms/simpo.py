@@ -22,6 +22,7 @@ class SimPOParams(TrainParams):
 
 @register("simpo")
 class SimPO(Algorithm):
+    trl_config = "trl.experimental.cpo:CPOConfig"
     summary = "SimPO (Meng et al. 2024): length-normalised reward, margin γ, no reference (TRL CPOTrainer)"
     Params = SimPOParams
     supports_peft = True
@@ -49,6 +50,7 @@ class AlphaPOParams(SimPOParams):
 
 @register("alphapo")
 class AlphaPO(Algorithm):
+    trl_config = "trl.experimental.cpo:CPOConfig"
     """AlphaPO (Gupta et al. 2025, Eq. 6): SimPO with the reward reshaped by α. TRL 1.12 CPOTrainer
     `loss_type="alphapo"` (sugar for "simpo" with cpo_alpha = 0) and `alpha`; cross-checked against
     bench.algorithms.reference_losses.alphapo_loss. `pref_accuracy` ranks pairs by the average log-prob, a

@@ -85,7 +85,9 @@ def training_args(ctx, config_cls, *, rows: int, step_flops: float | None, margi
 
     kwargs.update(args_kwargs(spec))  # run name / project for the trackers (none without one)
     kwargs.update(algorithm_kwargs)
-    return config_cls(**kwargs), epoch_steps
+    from bench.algorithms.trl_passthrough import apply
+
+    return config_cls(**apply(ctx, kwargs)), epoch_steps  # + the suite's [algorithms.<label>.trl] fields
 
 
 def callbacks(ctx, get_policy=lambda kw: kw["model"]):

@@ -90,10 +90,13 @@ class LocalLauncher:
         from bench.runner import _stamp
 
         total = len(plan.specs)
+        lines = RunLines(plan, progress)
         while any(p.poll() is None for p, _ in procs):
             done = sum(_stamp(plan.results_dir, s) != plan.seen.get(s.run_id) for s in plan.specs)
+            lines.poll()
             report(progress, "runs", min(done, total - 1), total)  # the last tick closes the bar, after the merge
             time.sleep(POLL_S)
+        lines.poll()
 
     def _merge(self, plan, folder: Path, procs, outcome) -> None:
         errors, records = [], []
@@ -124,6 +127,46 @@ class LocalLauncher:
                                   and r not in outcome.by_others]
         if errors:
             raise UserError(*dict.fromkeys(errors))
+
+
+class RunLines:
+    """The parent's copy of its workers' run lines (bench.runlines): a run started when its config.json is
+    (re)written, ended when its metrics.json is. Read from the run folders, never from the workers' locks (taking a
+    lock to look at it could make a worker pass its run by)."""
+
+    def __init__(self, plan, progress):
+        self.plan, self.progress = plan, progress
+        self.config0 = {s.run_id: _mtime(plan.results_dir, s.run_id, "config.json") for s in plan.specs}
+        self.metrics0 = {s.run_id: _mtime(plan.results_dir, s.run_id, "metrics.json") for s in plan.specs}
+        self.started: set[str] = set()
+        self.ended: set[str] = set()
+
+    def poll(self) -> None:
+        from bench.progress import announce
+        from bench.runlines import finish_line, start_line
+
+        if self.progress is None or not hasattr(self.progress, "line"):
+            return
+        for spec in self.plan.specs:
+            run_id, folder = spec.run_id, self.plan.results_dir
+            if run_id in self.ended:
+                continue
+            ended = _mtime(folder, run_id, "metrics.json") != self.metrics0[run_id]
+            if run_id not in self.started and (ended or _mtime(folder, run_id, "config.json") != self.config0[run_id]):
+                self.started.add(run_id)
+                announce(self.progress, start_line(spec))
+            if ended:
+                self.ended.add(run_id)
+                announce(self.progress, finish_line(folder, run_id, spec.config_hash))
+
+
+def _mtime(results_dir, run_id: str, name: str) -> int | None:
+    from bench.results import run_dir
+
+    try:
+        return (run_dir(results_dir, run_id) / name).stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def longest_first(specs):

@@ -30,7 +30,8 @@ from bench.errors import UserError
 from bench.launcher_config import time_minutes
 from bench.launchers.jobs import cancel, load_jobs, now, save_jobs, scheduler_states
 from bench.launchers.planfile import dump_plan
-from bench.progress import report
+from bench.progress import announce, report
+from bench.runlines import finish_line, start_line
 
 POLL_S = 2.0
 
@@ -182,12 +183,14 @@ class SubmititLauncher:
                 jobs["runs"][spec.run_id] = {"job_id": str(job.job_id), "at": now(),
                                              "submitit_stdout": str(job.paths.stdout),
                                              "submitit_stderr": str(job.paths.stderr)}
-                running.append(job)
+                running.append((spec, job))
+                announce(progress, start_line(spec, f"job {job.job_id}"))
             save_jobs(plan.results_dir, self.kind, jobs)
             time.sleep(0.2)
-            for job in [j for j in running if j.done()]:
-                running.remove(job)
+            for spec, job in [(s, j) for s, j in running if j.done()]:
+                running.remove((spec, job))
                 done += 1
+                announce(progress, lambda s=spec: finish_line(plan.results_dir, s.run_id, s.config_hash))
                 report(progress, "runs", min(done, total - 1) if total > 1 else 0, total)
         report(progress, "runs", total, total)
 
@@ -196,8 +199,20 @@ class SubmititLauncher:
 
         total = len(plan.specs)
         ids = [s.run_id for s in plan.specs]
+        specs = {s.run_id: s for s in plan.specs}
+        started: set[str] = set()
+        finished: set[str] = set()
         while True:
             states = run_states(plan.results_dir, ids, self.kind)
+            for run_id, st in states.items():  # the array's tasks' lines, as their results arrive
+                if run_id in finished or st.state == "queued":
+                    continue
+                if run_id not in started and st.state != "not started":  # its job ended before the run began
+                    started.add(run_id)
+                    announce(progress, start_line(specs[run_id], f"job {st.job_id}" if st.job_id else ""))
+                if st.state != "running":
+                    finished.add(run_id)
+                    announce(progress, lambda r=run_id: finish_line(plan.results_dir, r, specs[r].config_hash))
             ended = sum(st.state not in ("queued", "running") for st in states.values())
             report(progress, "runs", min(ended, total - 1), total)
             if ended >= total:
@@ -258,10 +273,14 @@ def stage_task(plan_path: str) -> str:
     _quiet_libraries()
     plan = _load(plan_path)
     book = StageBook(plan)
+    print(f"bench: shared stages for {len(plan.specs)} run(s) in job {_job_id()} on {os.uname().nodename}",
+          flush=True)
+    t0 = time.perf_counter()
     with pinned_threads(plan.threads if plan.needs_torch else None):
         build_shared_stages(plan, book)
         if book.first is not None and book.first._world is not None:
             write_world_record(Path(plan.results_dir), book.first)
+    print(f"bench: stages ready ({time.perf_counter() - t0:.0f} s)", flush=True)
     return "stages ready"
 
 
@@ -310,6 +329,24 @@ def torchrun_command(plan_path: str, run_id: str, gpus: int) -> list[str]:
             "-m", "bench.launchers.task", plan_path, run_id]
 
 
+class _TaskLog:
+    """A task's log (its stdout): the run's start and finish lines (bench.runlines), the start naming the job and
+    node; no progress bars or milestones (the parent polls the folders for those)."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        pass
+
+    def line(self, text: str) -> None:
+        from bench.progress import write_line
+
+        if text.startswith("▶"):
+            text = f"{text} ({self.where})"
+        write_line(sys.stdout, text)
+
+
 def run_one(plan, spec) -> str:
     from bench.quiet import quiet_libraries as _quiet_libraries
     from bench.threads import pinned_threads
@@ -318,9 +355,11 @@ def run_one(plan, spec) -> str:
     _quiet_libraries()
     one = dataclasses.replace(plan, specs=[spec])
     outcome = SuiteOutcome(plan.results_dir)
-    print(f"bench: run {spec.run_id} in job {_job_id()} on {os.uname().nodename}", flush=True)
     with pinned_threads(plan.threads if plan.needs_torch else None):
-        work_through(one, StageBook(one), outcome, None)
+        from bench.distributed import is_main
+
+        log = _TaskLog(f"job {_job_id()} on {os.uname().nodename}") if is_main() else None  # torchrun: rank 0's lines
+        work_through(one, StageBook(one), outcome, log)
     if outcome.failed:
         return f"failed: {outcome.failed[0][1]}"
     return "diverged" if outcome.diverged else ("finished" if outcome.finished else "finished by another process")

@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     outcome = SuiteOutcome(plan.results_dir)
     book = StageBook(plan)
     try:
-        work_through_isolated(plan, book, outcome, _log_lines(index), wait=False)
+        work_through_isolated(plan, book, outcome, _Log(index), wait=False)
     except UserError as err:
         record["user_error"], code = err.problems, 2
     except KeyboardInterrupt:
@@ -48,25 +48,32 @@ def main(argv: list[str]) -> int:
     return code
 
 
-def _log_lines(index: int):
-    """Progress for worker-K.log (the worker's stdout): one timestamped line per run it starts and when it is done
-    with its queue, and each shared stage's milestones — so a log shows what the worker is doing between the parent's
-    progress lines."""
-    import time
+class _Log:
+    """Progress for worker-K.log (the worker's stdout): each run's start and finish line (bench.runlines, the same
+    lines the parent prints), each shared stage's milestones, and a timestamped line when its queue is done — so
+    the log is never empty and shows what the worker did between the parent's lines."""
 
-    from bench.progress import LineProgress
+    def __init__(self, index: int):
+        import time
 
-    stages = LineProgress(sys.stdout)
-    start = time.monotonic()
+        from bench.progress import LineProgress
 
-    def progress(stage: str, done: int, total: int) -> None:
+        self.index = index
+        self.stages = LineProgress(sys.stdout)
+        self.start = time.monotonic()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        import time
+
         if stage != "runs":
-            stages(stage, done, total)
-            return
-        what = f"run {done + 1} of {total} in its queue starting" if done < total else f"queue done ({total} runs)"
-        print(f"worker {index} [{time.monotonic() - start:7.1f} s] {what}", flush=True)
+            self.stages(stage, done, total)
+        elif done >= total:
+            print(f"worker {self.index} [{time.monotonic() - self.start:7.1f} s] queue done ({total} runs)", flush=True)
 
-    return progress
+    def line(self, text: str) -> None:
+        from bench.progress import write_line
+
+        write_line(sys.stdout, text)
 
 
 if __name__ == "__main__":
