@@ -29,8 +29,10 @@ FEW_STEPS = 0.25  # a competitor with fewer than this share of another's optimiz
 COMPONENT_NAMES = {"policy": "policy", "reference": "reference", "reward_model_training": "reward-model training",
                    "reward_model": "reward-model scoring", "value_model": "value model", "generation": "generation"}
 # the columns of the short leaderboard (report and terminal): key, title, format
-SHORT_COLUMNS = (("win_rate", "win rate", ".3f"), ("kl", "KL", ".2f"), ("flops", "FLOPs", ".2e"),
-                 ("steps", "steps", ".0f"), ("epochs", "epochs", ".2f"), ("wall_s", "wall s", ".0f"))
+# steps right after KL: on a phone only the first columns show, and an algorithm's few optimizer steps (PPO's,
+# paying for its reward model) is the caveat a reader must see beside its win rate
+SHORT_COLUMNS = (("win_rate", "win rate", ".3f"), ("kl", "KL", ".2f"), ("steps", "steps", ".0f"),
+                 ("epochs", "epochs", ".2f"), ("flops", "FLOPs", ".2e"), ("wall_s", "wall s", ".0f"))
 
 
 def _num(value: Any) -> float:
@@ -122,7 +124,7 @@ def verdict(board: pd.DataFrame, pairs: pd.DataFrame, runs: pd.DataFrame, flags:
         rows["_w"] = pd.to_numeric(rows["win_rate"], errors="coerce")
         contenders = rows[comp[mask] & rows["_w"].notna()].sort_values("_w", ascending=False, kind="stable")
         group: dict[str, Any] = {"condition": caption, "leader": "", "tied": [], "gaps": [], "unresolved": [],
-                                 "rows": []}
+                                 "other_gaps": [], "rows": []}
         if len(contenders):
             leader = contenders.iloc[0]
             group["leader"] = leader["setting"]
@@ -139,6 +141,14 @@ def verdict(board: pd.DataFrame, pairs: pd.DataFrame, runs: pd.DataFrame, flags:
                 else:
                     tied.append(other["setting"])
             group["tied"] = tied
+            names = list(contenders["setting"])
+            for i, a in enumerate(names[1:], start=1):  # every other resolved pair: a reader should not need the table
+                for b in names[i + 1:]:
+                    g = _gap(pairs, a, b)
+                    if g is not None and g["significant"]:
+                        first, second = (a, b) if g["difference"] > 0 else (b, a)
+                        g = _gap(pairs, first, second)
+                        group["other_gaps"].append({"a": first, "b": second, "text": _gap_text(g), **g})
         trained = rows[~rows["algorithm"].isin(REFERENCE_ALGORITHMS) & rows["seeds"].astype(int).gt(0)]
         trained = trained[comp[trained.index]].sort_values("_w", ascending=False, kind="stable", na_position="last")
         refs = rows[rows["algorithm"].isin(REFERENCE_ALGORITHMS)].sort_values("_w", ascending=False, kind="stable")
@@ -180,6 +190,15 @@ def _caveats(board: pd.DataFrame, trained: pd.DataFrame, costs: list[dict[str, A
                              f"against {most[0]}'s {most[1]:.0f} under the same FLOP budget — each of its steps "
                              "pays for more than a gradient (generation, scoring, value model), so it trained "
                              "less.")
+    if "win_rate_lc" in trained.columns:  # what the win is made of: a win at equal length near ½ is brevity
+        brief = []
+        for _, r in trained.iterrows():
+            w, lc = _num(r.get("win_rate")), _num(r.get("win_rate_lc"))
+            if np.isfinite(w) and np.isfinite(lc) and w > 0.5 and lc - 0.5 < (w - 0.5) / 2:
+                brief.append(f"{r['setting']} {format_number(w, '.3f')} → {format_number(lc, '.3f')}")
+        if brief:
+            notes.append("Brevity: read at equal length (length-controlled win rate), most of the win goes: "
+                         + ", ".join(brief) + " — they win mostly by writing shorter than π_ref.")
     for setting, text in flags.items():
         for part in text.split("; "):  # seed_flags' final collapses; transient_flags' excursions (page.py joins)
             if "mid-training" in part:  # the final readings hide it, the curve through training shows it
@@ -208,13 +227,18 @@ def answer_sentences(v: dict[str, Any]) -> list[str]:
             continue
         head = f"{g['condition']}: " if g["condition"] else ""
         win = f"win rate {g['leader_win']}" + (f" {g['leader_ci']}" if g.get("leader_ci") else "") + " vs π_ref"
-        if len(g["tied"]) > 1:
+        if len(g["tied"]) > 2:  # a many-way tie has no winner: say so before naming the highest
+            text = (f"{head}no clear best: {g['leader']} has the highest {win}, tied with "
+                    f"{', '.join(g['tied'][1:])} — their paired differences' 95% intervals cover 0.")
+        elif len(g["tied"]) > 1:
             text = (f"{head}best: {g['leader']} ({win}), tied with {', '.join(g['tied'][1:])} — their paired "
                     "differences' 95% intervals cover 0.")
         else:
             text = f"{head}best: {g['leader']} ({win}), ahead of every other algorithm."
         if g["gaps"]:
             text += " It beats " + "; ".join(f"{x['setting']} by {x['text']}" for x in g["gaps"]) + "."
+        if g.get("other_gaps"):
+            text += " Also resolved: " + "; ".join(f"{x['a']} − {x['b']} {x['text']}" for x in g["other_gaps"]) + "."
         if g["unresolved"]:
             text += f" Not compared (no shared seeds): {', '.join(g['unresolved'])}."
         out.append(text)
@@ -252,6 +276,6 @@ def text(v: dict[str, Any]) -> str:
         lines.append("")
         lines += [f"! {c}" for c in v["caveats"]]
     if lines:
-        lines.append("★ best, = tied with it (paired 95% interval covers 0); (ref): training-free reference. "
+        lines.append("★ highest win rate, = tied with it (paired 95% interval covers 0); (ref): training-free reference. "
                      "Details and every metric: the report and summary.csv.")
     return "\n".join(lines) + "\n" if lines else ""
