@@ -298,10 +298,15 @@ def _frontier(board, runs, limits, style, reward_name, curves):
     labels_at: dict = {k: [] for k in cells}   # (x, y, text, colour) of each selected setting's final point
     extent: dict = {k: [] for k in cells}      # the trained runs' points (final and through training): the frame
     ref_points: dict = {k: [] for k in cells}  # training-free references: in the frame only if they fall inside
+    n_trained_labels = board.loc[~board["algorithm"].isin(REFERENCE_ALGORITHMS), "label"].nunique()
     for label, rows in board.groupby("label", sort=False):
         st = style[label]
         reference = rows["algorithm"].iloc[0] in REFERENCE_ALGORITHMS
-        highlight = set(rows.loc[rows["selected"], "setting"]) or set(rows["setting"])
+        # a one-algorithm sweep (suites/controlled-dpo-beta.toml) is read across its settings — the frontier a β
+        # traces — so each is drawn in full and named; beside other algorithms only the selected setting is
+        one_label_sweep = n_trained_labels == 1 and len(rows) > 1 and not reference
+        highlight = set(rows["setting"]) if one_label_sweep else \
+            set(rows.loc[rows["selected"], "setting"]) or set(rows["setting"])
         drawn = False
         for _, row in rows.iterrows():
             if not (finite_number(row["kl"]) and finite_number(row["gold_reward"])):
@@ -362,7 +367,8 @@ def _frontier(board, runs, limits, style, reward_name, curves):
                                 zorder=5)
                     if full:
                         note = _efficiency_note(row) if metric == "gold_reward" else ""
-                        labels_at[(r, c)].append((transform(kx), float(y), _text(label) + note, st.color))
+                        name = _text(row["setting"]) if one_label_sweep else _text(label)
+                        labels_at[(r, c)].append((transform(kx), float(y), name + note, st.color))
                         if not reference or rows["algorithm"].iloc[0] == "sft":  # π_ref itself: the origin
                             extent[(r, c)].append((transform(kx), float(y), "final", _text(label)))
                         else:
@@ -451,7 +457,7 @@ def _fit_and_label(fig, axes, extent, labels_at, ref_points, kl_max) -> None:
             x_hi = float(xs.max()) * 1.18 + 0.02
             y_lo, y_hi = float(ys.min()), float(ys.max())
             pad = max(0.08 * (y_hi - y_lo), 0.02)
-            ax.set_xlim(0.0 if ax.get_xscale() == "linear" else ax.get_xlim()[0], x_hi)
+            ax.set_xlim(0.0, x_hi)  # KL >= 0 on either scale (symlog's own limits reached below 0)
             ax.set_ylim(y_lo - pad, y_hi + 2.5 * pad)
         x0, x1 = ax.get_xlim()
         y0, y1 = ax.get_ylim()
