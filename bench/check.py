@@ -27,7 +27,7 @@ The smallest move a row can flag is its `margin` (floor + the critical value × 
 tolerance, derived from the seeds' own spread, its metric's other rows and the metric's scale. What this buys at
 3 seeds on the default suite's gold-v4 baseline: DPO's KL 0.43 → 1.24 is flagged (Welch's t alone, p = 0.03 before
 a correction over ~160 rows, was not); 0.43 → 1.01 (p = 0.004) is not — the row's margin, printed on it, says what
-3 seeds resolve (0.79 nats there; 0.41 on the gold-v5 baseline, whose DPO seeds agree more closely).
+3 seeds resolve (0.79 nats there; tests/test_check.py re-reads it on whatever baseline is committed).
 With fewer than 2 seeds on either side no test is possible and the floor alone decides (stated in the output).
 Metrics with a direction: higher is better for win_rate, win_rate_lc (length-controlled), gold_reward,
 pref_accuracy, lm_eval_score, grammatical and ended fractions; lower is better for kl and heldout_nll_delta. Drift

@@ -341,40 +341,39 @@ def test_schema_1_baseline_is_migrated_to_t_intervals(tmp_path):
 
 
 def test_the_issue_27_edit_of_the_committed_baseline_fails():
-    """Issue 27's reproduction on the committed default-suite baseline: a copy with DPO's chosen_logp_delta at
-    +0.90 (the finding's sign flipped) and KL 0.43 checked against results with DPO's KL at the issue's 1.24 (DPO's
-    three seed values, shifted) used to PASS (fixed 3-nat tolerances). Now the reversed finding fails, and so does
-    the KL: Welch's t alone gave p = 0.03 against a Holm threshold near 0.0003; the moderated variance (DPO's KL
-    spread shrunk towards the other settings', d0 ≈ 7 more degrees of freedom) gives p ≈ 4e-4, under the threshold
-    once deterministic rows (sft's zero KL, best-of-n's analytic one) leave the family. Against today's DPO KL the
-    row's margin, printed on it, says what 3 seeds can resolve (on the gold-v4 baseline, KL 1.01 with seeds 1.21,
-    0.84, 0.99: margin 0.79, p ≈ 0.004, not flagged; on gold v5, 0.94 with seeds 0.91-0.98: margin 0.41, flagged)."""
+    """Issue 27's reproduction on the committed default-suite baseline, whatever its regenerated numbers: a copy
+    whose DPO chosen_logp_delta is mirrored (the displacement finding's sign flipped) and whose DPO KL is divided by
+    the issue's ratio 1.24 / 0.43 (each seed value, so the seeds keep their relative spread) used to PASS against
+    the unchanged results (fixed 3-nat tolerances). Both now fail: the flipped sign as a reversed finding and a
+    move beyond its margin, the KL through the moderated t (Welch's t alone, on the gold-v4 baseline, gave p = 0.03
+    against a Holm threshold near 0.0003; the moderated variance and deterministic rows leaving the family give
+    p ≈ 2e-4 here). A smaller KL move is flagged exactly when it passes the margin printed on its row."""
     import copy
 
     from bench.check import PROBLEMS, compare, load_baseline
 
     committed = load_baseline(Path(__file__).resolve().parents[1] / "results" / "baselines" / "controlled.json")
 
-    def shifted(data: dict, metric: str, value: float) -> dict:
-        out = copy.deepcopy(data)
-        m = out["settings"]["dpo"]["metrics"][metric]
-        shift = value - m["mean"]
-        m["values"] = [v + shift for v in m["values"]]
-        m.update(mean=value, lo=m["lo"] + shift, hi=m["hi"] + shift)
+    def edited(kl_ratio: float, mirror: bool) -> dict:
+        out = copy.deepcopy(committed)
+        kl = out["settings"]["dpo"]["metrics"]["kl"]
+        kl["values"] = [v / kl_ratio for v in kl["values"]]
+        kl.update(mean=kl["mean"] / kl_ratio, lo=kl["lo"] / kl_ratio, hi=kl["hi"] / kl_ratio)
+        if mirror:
+            ch = out["settings"]["dpo"]["metrics"]["chosen_logp_delta"]
+            assert ch["hi"] < 0, "the committed baseline resolves DPO's displacement (chosen falls)"
+            ch["values"] = [-v for v in ch["values"]]
+            ch.update(mean=-ch["mean"], lo=-ch["hi"], hi=-ch["lo"])
         return out
 
-    edited = shifted(shifted(committed, "chosen_logp_delta", 0.90), "kl", 0.43)
-    current = shifted(committed, "kl", 1.24)
-    problems = {(r.setting, r.metric): r for r in compare(current, edited) if r.status in PROBLEMS}
-    assert ("dpo", "sign of chosen_logp_delta") in problems, problems
-    assert problems[("dpo", "kl")].status == "regression", problems
-    assert ("dpo", "kl") in {(r.setting, r.metric) for r in compare(current, shifted(committed, "kl", 0.43))
-                             if r.status in PROBLEMS}
-    # against today's DPO KL the row says what its seeds resolve: flagged exactly when the move passes its margin
-    today = {(r.setting, r.metric): r for r in compare(committed, shifted(committed, "kl", 0.43))}[("dpo", "kl")]
-    assert 0 < today.margin < 1.0
-    assert (today.status == "regression") == (today.delta > today.margin), today
-    assert compare(committed, committed) and not [r for r in compare(committed, committed) if r.status in PROBLEMS]
+    rows = {(r.setting, r.metric): r for r in compare(committed, edited(1.24 / 0.43, True))}
+    assert rows[("dpo", "sign of chosen_logp_delta")].status == "reversed"
+    assert rows[("dpo", "chosen_logp_delta")].status == "regression"
+    assert rows[("dpo", "kl")].status == "regression", rows[("dpo", "kl")]
+    smaller = {(r.setting, r.metric): r for r in compare(committed, edited(1.5, False))}[("dpo", "kl")]
+    assert 0 < smaller.margin < 1.5
+    assert (smaller.status == "regression") == (smaller.delta > smaller.margin), smaller
+    assert not [r for r in compare(committed, committed) if r.status in PROBLEMS]
 
 
 def test_rerun_with_other_seeds_passes_at_the_nominal_rate_when_spreads_differ_by_setting():
