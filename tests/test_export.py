@@ -19,7 +19,18 @@ from tiny_suite import one_thread, run_dirs, stable_metrics, write_tiny_suite
 def saved(tmp_path_factory):
     import os
 
-    os.environ["BENCH_QUIET"] = "1"
+    quiet = os.environ.get("BENCH_QUIET")
+    os.environ["BENCH_QUIET"] = "1"  # restored when the fixture's runs are done: later tests read the run lines
+    try:
+        return _saved(tmp_path_factory)
+    finally:
+        if quiet is None:
+            os.environ.pop("BENCH_QUIET", None)
+        else:
+            os.environ["BENCH_QUIET"] = quiet
+
+
+def _saved(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     suite = write_tiny_suite(tmp, name="exp", algorithms="[algorithms.dpo]\n[algorithms.sft]\n")
     base = ["run", str(suite), "--results", str(tmp / "results"), "--cache-dir", str(tmp / "cache"), "--device",

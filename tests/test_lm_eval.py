@@ -170,9 +170,10 @@ def test_default_world_base_policy(tmp_path):
     results = run_lm_eval(root / "base", root / "tokenizer", [TASK_NAME, TONE_TASK_NAME], include_path=task,
                           limit=None)
     assert results[TASK_NAME]["acc"] > 0.9, results
-    # the tone task does not saturate (the grammar task reads 1.0); the base policy learnt tone only weakly
-    # (measured 0.527 on the 400 docs, standard error 0.025), so it sits just above chance: a narrow range
-    assert 0.5 < results[TONE_TASK_NAME]["acc"] < 0.9, results
+    # the tone task does not saturate (the grammar task reads 1.0); the base policy learnt tone only weakly: 0.527
+    # on gold v4's world and 0.495 on v5's (400 docs, standard error 0.025) — at chance within two standard errors,
+    # so the alignment-tax reading on this task starts from chance (docs/guide.md says so)
+    assert 0.4 < results[TONE_TASK_NAME]["acc"] < 0.9, results
 
 
 def test_tone_task_docs(tmp_path):

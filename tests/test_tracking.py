@@ -28,7 +28,8 @@ def tracked(tmp_path_factory):
     trackio_dir = Path(tempfile.mkdtemp(prefix="trackio-", dir=tmp))
     previous = os.environ.get("TRACKIO_DIR")
     os.environ["TRACKIO_DIR"] = str(trackio_dir)
-    os.environ["BENCH_QUIET"] = "1"
+    quiet = os.environ.get("BENCH_QUIET")
+    os.environ["BENCH_QUIET"] = "1"  # restored below: later tests read the run lines on stderr
     suite = write_tiny_suite(tmp, name="trk")
     cache = tmp / "cache"
     out = {}
@@ -42,6 +43,10 @@ def tracked(tmp_path_factory):
         os.environ.pop("TRACKIO_DIR", None)
     else:
         os.environ["TRACKIO_DIR"] = previous
+    if quiet is None:
+        os.environ.pop("BENCH_QUIET", None)
+    else:
+        os.environ["BENCH_QUIET"] = quiet
     out["trackio_db"] = trackio_dir / "trk.db"
     assert out["trackio_db"].is_file(), f"trackio wrote no database under {trackio_dir}"
     return out
