@@ -121,3 +121,16 @@ def test_interval_is_paired_across_settings_and_unresolved_with_one_scalar_seed(
     wide = unc.interval("a", "win_rate")  # unpaired, the seed spread shows
     assert wide.lo < 0.65 and wide.hi > 0.75
     assert math.isnan(unc.difference("a", "c", "win_rate").lo)  # one common seed, no units: not resolvable
+
+
+def test_shares_of_samples_stay_inside_zero_and_one():
+    """A seed that left the language (DPO β 0.03: 22%, 86%, 0% well-formed samples) made the unclipped t interval
+    of `grammatical_fraction` read [−74%, 147%]; shares are bounded like win rates."""
+    frame = pd.DataFrame({"run_id": ["a0", "a1", "a2"], "label": ["a"] * 3, "algorithm": ["dpo"] * 3,
+                          "seed": [0, 1, 2], "status": ["finished"] * 3,
+                          "grammatical_fraction": [0.22, 0.86, 0.0], "ended_fraction": [0.3, 1.0, 0.1]})
+    unc = from_frame(frame)
+    for metric in ("grammatical_fraction", "ended_fraction"):
+        iv = unc.interval("a", metric)
+        assert 0.0 <= iv.lo <= iv.mean <= iv.hi <= 1.0, (metric, iv)
+        assert iv.lo == 0.0 or iv.hi == 1.0  # clipped: three seeds this far apart span the whole range

@@ -56,6 +56,9 @@ SCALAR_BOUNDS: dict[str, tuple[float, float]] = {
     "tie_rate": (0.0, 1.0), "val_win_rate": (0.0, 1.0), "lm_eval_score": (0.0, 1.0),
     "flops": (0.0, INF), "wall_s": (0.0, INF), "train_s": (0.0, INF), "steps": (0.0, INF), "epochs": (0.0, INF),
     "peak_mem_mb": (0.0, INF),
+    # shares of samples (a seed that left the language made an unclipped t interval run to 147%)
+    "grammatical_fraction": (0.0, 1.0), "ended_fraction": (0.0, 1.0), "capped_fraction": (0.0, 1.0),
+    "rm_label_accuracy": (0.0, 1.0), "rm_gold_accuracy": (0.0, 1.0),
 }
 
 
