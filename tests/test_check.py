@@ -98,6 +98,7 @@ def test_improvement_is_not_a_regression(tmp_path):
     assert {r["status"] for r in rows if r["metric"] in ("win_rate", "kl")} == {"improved"}
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_noise_within_ci_passes(tmp_path):
     """Other seeds of the same configuration: different numbers, same distribution → pass."""
     results = run(tmp_path)
@@ -177,6 +178,7 @@ def test_bad_baseline_is_a_clear_usage_error(tmp_path, capsys, content, message)
     assert len(err) == 1 and message in err[0] and "bench baseline" in err[0]
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_tolerance_from_suite_check_table(tmp_path):
     results = run(tmp_path, SUITE + "\n[check]\nwin_rate = 0.5\n")
     baseline = tmp_path / "baseline.json"

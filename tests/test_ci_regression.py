@@ -47,6 +47,7 @@ def check_intervals(out: Path) -> None:
         sft[["seed", "win_rate", "win_rate_lo", "win_rate_hi"]]
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_controlled_ci_suite_matches_committed_baseline(tmp_path):
     # sft (π_ref against itself) reads 0.467 in the CI world; explained in issue 21: no sampling bias
     # (benchmarks/reference_layout.py: policy-layout against reference-layout samples of the base model, 48 seeds ×

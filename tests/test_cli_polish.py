@@ -124,6 +124,7 @@ def test_terminal_bars_are_throttled():
     assert "2000/2000" in term.getvalue()
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_run_log_outside_a_terminal_is_small(tmp_path):
     """A `bench run` whose stderr is a file writes milestone lines: no carriage returns, no cursor escapes."""
     path = write_suite(tmp_path, SWEEP, seeds=(0, 1, 2))
@@ -150,6 +151,7 @@ def _results(tmp_path: Path, name: str, seeds=(0, 1, 2, 3)) -> Path:
     return out
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_compare_names_its_columns_a_and_b(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("BENCH_QUIET", "1")
     a, b = _results(tmp_path, "trl-1.12"), _results(tmp_path, "trl-1.13")
@@ -169,6 +171,7 @@ def _shift(results: Path, metric: str, by: float) -> None:
         metrics.write_text(json.dumps(data))
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_check_prints_only_problems_unless_verbose(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("BENCH_QUIET", "1")
     results = _results(tmp_path, "papers-now")

@@ -24,6 +24,7 @@ rm_batch_size = 8
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
     os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_two_processes_train_and_rank0_writes(tmp_path):
     suite = tmp_path / "mp.toml"
     suite.write_text(SUITE)

@@ -110,6 +110,7 @@ def test_corrupt_run_file_is_rerun_never_a_crash(tmp_path, env, capsys, how):
     assert {r["status"] for r in rows} == {"finished"}
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_report_and_run_survive_every_corruption_at_once(tmp_path, env, capsys):
     path = write_suite(tmp_path, seeds=tuple(range(6)))
     assert cli_run(path, tmp_path, "--no-report") == EXIT_OK
@@ -320,6 +321,7 @@ sys.exit(main(["run", {suite!r}, "--results", {results!r}, "--cache-dir", {cache
 """
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_two_bench_runs_on_a_fresh_cache_build_the_world_once(tmp_path, env):
     """Two `bench run` of one suite at once on an empty cache: the world is built once (the other process waits
     on its lock), the runs are shared (claims), none is trained twice, both end with the complete summary."""

@@ -16,6 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# every test here shares a module fixture that runs the benchmark's tiny mode (~30 s on 2 cores): the slow tier
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gpu_benchmark")
@@ -30,6 +34,7 @@ def tiny(tmp_path_factory):
     return {"result": json.loads(out.read_text()), "seconds": seconds, "stdout": proc.stdout}
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_tiny_mode_runs_every_section_on_cpu(tiny):
     r = tiny["result"]
     assert r["mode"] == "tiny" and r["device"] == "cpu" and r["device_name"] == "cpu"

@@ -369,6 +369,7 @@ def e2e(assets, tmp_path_factory):
     return {"code": code, "results": tmp / "results" / "ultrafeedback", "seconds": seconds}
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_end_to_end_every_algorithm(e2e):
     assert e2e["code"] == 0
     results = e2e["results"]

@@ -67,6 +67,7 @@ beta = [0.05, 0.5]
 
 @pytest.mark.parametrize("launcher", [["--launcher", "sequential"], ["--launcher", "local", "--workers", "2"]],
                          ids=["sequential", "local-2-workers"])
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_a_sigkilled_run_is_failed_with_its_cause_and_the_suite_goes_on(tmp_path, env, launcher):
     path = faulty_suite(tmp_path, KILLER_FIRST)
     proc = bench(["run", path.name, "--results", "res", "--report-dir", "rep", *launcher], tmp_path)
@@ -103,6 +104,7 @@ def test_a_run_killed_once_finishes_on_its_second_attempt(tmp_path, env):
 @pytest.mark.parametrize("launcher", [["--launcher", "sequential"], ["--launcher", "local", "--workers", "2"],
                                       ["--launcher", "auto"], ["--launcher", "submitit-local"]],
                          ids=["sequential", "local", "auto", "submitit-local"])
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_a_suite_plugin_algorithm_runs_under_every_local_launcher(tmp_path, env, launcher):
     if launcher[1] == "submitit-local":
         pytest.importorskip("submitit")
@@ -161,6 +163,7 @@ def _all_gone(pids, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_sigterm_stops_the_workers_like_ctrl_c(tmp_path, env):
     proc = _start_slow_suite(tmp_path, env)
     family = _descendants(proc.pid)
@@ -225,6 +228,7 @@ def test_a_plugin_that_exits_at_import_is_one_line_and_exit_2(tmp_path, body, sh
 
 # ----------------------------------------------------------------------------- absurd numbers on disk
 @pytest.mark.parametrize("value", [10 ** 400, 1e308])
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_an_absurd_number_in_metrics_json_crashes_no_command(tmp_path, env, capsys, value):
     path = faulty_suite(tmp_path, '[algorithms.ok]\nalgorithm = "faulty"\nbeta = [0.05, 0.5]\n')
     assert main(["run", str(path), "--results", str(tmp_path / "res"), "--no-report", "--launcher",

@@ -116,6 +116,7 @@ def test_the_ladder_suite_is_the_ladder():
     assert rm == {()}
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_report_of_a_tiny_ladder_suite_has_the_section(tmp_path):
     """End to end on a tiny world: every rung trains, the report states each step with its interval."""
     from test_adapters import HEADER

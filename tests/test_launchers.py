@@ -79,6 +79,7 @@ def assert_run_lines(text: str, run_ids, where: str) -> None:
         assert len(starts) == 1 and len(ends) == 1 and starts[0] < ends[0], (where, run_id, text)
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_fake_suite_identical_across_launchers(tmp_path, capsys):
     """Same results whatever the launcher; and every launcher prints each run's start and finish line where the
     user sees them (stderr), and writes them to its workers' / tasks' logs, none of which is empty."""
@@ -118,6 +119,7 @@ def test_fake_suite_identical_across_launchers(tmp_path, capsys):
     assert stages_logs and "bench: stages ready" in stages_logs[0].read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_tiny_real_suite_identical_sequential_local_submitit(tmp_path, quiet, capsys):
     """DPO and PPO (reward model as a shared stage) give the same numbers in one process with 1 thread, as two
     workers x 1 thread, and through submitit's local executor; the local workers' reward model is built once,
@@ -219,6 +221,7 @@ def test_auto_layout(tmp_path, monkeypatch):
     assert choose(tplan, device="cpu").workers == 1  # accelerate/torchrun: ranks share each run
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_in_process_is_the_library_default_and_auto_the_cli_default(tmp_path, quiet, capsys):
     suite = load_suite(write(tmp_path, FAKE))
     outcome = run_suite(suite, results_root=tmp_path / "r", cache_dir=tmp_path / "c")

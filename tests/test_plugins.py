@@ -99,6 +99,7 @@ gamma = 0.5
 """
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_plugin_algorithm_and_world_run_in_a_suite(plugin_site, tmp_path):
     (tmp_path / "local_loss.py").write_text(LOCAL_LOSS, encoding="utf-8")
     (tmp_path / "plugins.toml").write_text(SUITE, encoding="utf-8")

@@ -92,6 +92,7 @@ def jobs(results: Path) -> dict:
     return json.loads((results / ".launch" / "slurm" / "jobs.json").read_text())
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_slurm_summary_equals_sequential_fake_and_tiny_dpo(tmp_path, slurm, quiet, capsys, monkeypatch):
     suite = fake_suite(tmp_path)
     cache = str(tmp_path / "cache")
@@ -124,6 +125,7 @@ def test_slurm_summary_equals_sequential_fake_and_tiny_dpo(tmp_path, slurm, quie
     assert_same_results(tmp_path / "sequential" / "tiny", tmp_path / "slurm" / "tiny")
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_scancel_of_one_task_then_rerun_completes_the_suite(tmp_path, slurm, quiet, capsys, monkeypatch):
     train_log = tmp_path / "trained.log"
     monkeypatch.setenv("BENCH_FAKE_TRAIN_LOG", str(train_log))  # exported to the jobs by sbatch
@@ -180,6 +182,7 @@ def test_sbatch_refusal_is_one_line(tmp_path, slurm, capsys):
     assert len(ours) == 1 and "[launcher.slurm]" in ours[0] and "invalid partition" in ours[0].lower()
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_a_suite_plugin_algorithm_runs_on_slurm(tmp_path, slurm, quiet, capsys):
     """Issue 23: the stages job and every array task import the suite's [suite].plugins before unpickling the
     plan (it died with "unknown algorithm", leaving the array PENDING (DependencyNeverSatisfied) forever)."""

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.cli import EXIT_OK
 from test_isolation import REPO, _descendants, attempts, env, faulty_suite  # noqa: F401  (env is a fixture)
 from test_runner import read_summary
@@ -51,6 +53,7 @@ def test_one_zygote_forks_every_attempt_each_in_its_own_process(tmp_path, env):
     assert len(starts) == 3 and all(isinstance(s, float) and 0 <= s < 120 for s in starts)
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_without_the_zygote_each_attempt_is_a_fresh_interpreter(tmp_path, env):
     path = faulty_suite(tmp_path, '[algorithms.ok]\nalgorithm = "faulty"\nbeta = [0.05, 0.5]\n')
     proc = _run(tmp_path, path, {"BENCH_ZYGOTE": "0"})
@@ -59,6 +62,7 @@ def test_without_the_zygote_each_attempt_is_a_fresh_interpreter(tmp_path, env):
     assert all(isinstance(s, float) for s in _start_seconds(tmp_path))
 
 
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
 def test_a_killed_zygote_costs_one_attempt_and_a_fresh_one_finishes_the_run(tmp_path, env):
     path = faulty_suite(tmp_path, '[algorithms.slow]\nalgorithm = "faulty"\nsleep = 8.0\n')
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", path.name, "--results", "res", "--no-report",
