@@ -213,3 +213,16 @@ def test_local_workers_write_a_line_per_run_to_their_logs(tmp_path, monkeypatch)
     text = "".join(p.read_text(encoding="utf-8") for p in logs)
     # bench/runlines.py's lines, the same under every launcher: a start and a finish per run
     assert text.count("▶ fake_") == 4 and text.count("✓ fake_") == 4 and text.count("queue done") == 2, text
+
+
+def test_short_table_head_follows_its_cells(answer):
+    """The first screen's table head comes from the same column list as its cells (verdict.SHORT_COLUMNS): a
+    hand-written head kept the old order when steps moved before FLOPs, so "steps" sat above the FLOPs."""
+    from bench.reporting.verdict import SHORT_COLUMNS
+
+    html, _ = answer
+    section = _section(html, "answer")
+    head = section[section.index("<thead>"):section.index("</thead>")]
+    titles = re.findall(r'<th class="num">([^<]+)', head)
+    assert titles == [t for _, t, _ in SHORT_COLUMNS]
+    assert titles.index("steps") < titles.index("FLOPs")

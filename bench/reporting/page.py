@@ -306,7 +306,9 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     return {
         "answer": answer, "answer_sentences": verdict.answer_sentences(answer),
         "answer_costs": verdict.cost_sentences(answer), "answer_text": verdict.text(answer),
-        "short_columns": [t for _, t, _ in verdict.SHORT_COLUMNS],
+        # the short table's head, built from the same SHORT_COLUMNS as its cells (a hand-written head once kept the
+        # old order after the cells moved: "steps" sat above the FLOPs)
+        "short_columns": [{"title": t, "unit": verdict.SHORT_UNITS.get(k, "")} for k, t, _ in verdict.SHORT_COLUMNS],
         "h": header(res), "metrics": metrics, "board": board_rows,
         "pairs": [{"a": r["a"], "b": r["b"], "d": tables.format_number(r["difference"], "+.3f"),
                    "ci": f"[{tables.format_number(r['lo'], '+.3f')}, {tables.format_number(r['hi'], '+.3f')}]",

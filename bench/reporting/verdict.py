@@ -33,6 +33,7 @@ COMPONENT_NAMES = {"policy": "policy", "reference": "reference", "reward_model_t
 # paying for its reward model) is the caveat a reader must see beside its win rate
 SHORT_COLUMNS = (("win_rate", "win rate", ".3f"), ("kl", "KL", ".2f"), ("steps", "steps", ".0f"),
                  ("epochs", "epochs", ".2f"), ("flops", "FLOPs", ".2e"), ("wall_s", "wall s", ".0f"))
+SHORT_UNITS = {"win_rate": "vs π_ref", "kl": "nats"}
 
 
 def _num(value: Any) -> float:
