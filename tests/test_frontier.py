@@ -225,3 +225,28 @@ def test_a_trained_run_records_its_gao_fits_in_metrics_and_summary(tmp_path):
     frame = pd.read_csv(outcome.results_dir / "summary.csv")
     assert frame["gao_rl_alpha"].iloc[0] == pytest.approx(metrics["gao_rl_alpha"], rel=1e-4)
     assert "frontier_efficiency_bon" in [m.key for m in LEADERBOARD]
+
+
+def test_gao_fit_across_a_sweep_recovers_a_planted_curve():
+    """A β sweep's settings, each one final point per seed, lie on gain = d(1.2 − 0.4 d) (best-of-n form): the row
+    fitted across the sweep recovers α and β, and R² stays <= 1 in its interval."""
+    import numpy as np
+    import pandas as pd
+
+    from bench.reporting.tables import gao_fits
+
+    betas = [0.03, 0.1, 0.3, 1.0]
+    sqrt_kl = {0.03: 2.5, 0.1: 1.6, 0.3: 1.0, 1.0: 0.5}
+    runs, curves = [], []
+    for b in betas:
+        for seed in (0, 1, 2):
+            d = sqrt_kl[b] * (1 + 0.01 * seed)
+            run_id = f"dpo_b{b}_s{seed}"
+            runs.append({"run_id": run_id, "setting": f"dpo (beta={b})", "seed": seed, "status": "finished",
+                         "kl_tokenwise": d * d, "gold_reward": -1.0 + d * (1.2 - 0.4 * d), "gao_rl_alpha": np.nan})
+            curves.append({"run_id": run_id, "split": "heldout", "reference_gold_reward": -1.0})
+    board = pd.DataFrame({"setting": [f"dpo (beta={b})" for b in betas], "label": "dpo", "algorithm": "dpo"})
+    g = gao_fits(pd.DataFrame(runs), board, pd.DataFrame(curves))  # no per-run fits: only the sweep row
+    row = g[g["setting"] == "dpo (across its 4 settings)"].iloc[0]
+    assert row["bon_alpha"] == pytest.approx(1.2, abs=1e-6) and row["bon_beta"] == pytest.approx(0.4, abs=1e-6)
+    assert row["better_bon"] == 3 and row["bon_r2_hi"] <= 1.0

@@ -277,7 +277,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     controlled = (res.world.get("kind") or (res.suite.get("world") or {}).get("kind")) == "controlled"
     reward_name = "gold reward" if controlled else "judge reward"
     tax = tables.alignment_tax(board)
-    gao = tables.gao_fits(runs, board)
+    gao = tables.gao_fits(runs, board, res.curves)
     failed = tables.failed_runs(frame, order)
     run_table = tables.runs_table(frame, res.metrics, order)
     component_titles, run_rows = runs_view(run_table, link_base)

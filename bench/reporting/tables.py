@@ -313,9 +313,10 @@ def alignment_tax(board: pd.DataFrame) -> pd.DataFrame:
 
 
 GAO_PARTS = ("alpha", "beta", "peak_sqrt_kl", "r2")
+_GAO_BOUNDS = {"r2": (-np.inf, 1.0), "peak_sqrt_kl": (0.0, np.inf)}  # R² <= 1; a peak's √KL >= 0
 
 
-def gao_fits(runs: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
+def gao_fits(runs: pd.DataFrame, board: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per trained setting, Gao et al. (2022)'s two forms fitted to each seed's own curve through training
     (summary.csv's gao_* columns, bench/evaluation/gao.py): each coefficient's mean over the finished seeds with
     the seed-only t interval (a fit is one number per seed), and how many seeds each form fitted better."""
@@ -338,10 +339,55 @@ def gao_fits(runs: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
             for part in GAO_PARTS:
                 v = _numeric(sub[f"gao_{form}_{part}"])
                 v = v[np.isfinite(v)]
-                mean, lo, hi = crossed_ci(v[:, None]) if v.size else (np.nan,) * 3
+                mean, lo, hi = crossed_ci(v[:, None], bounds=_GAO_BOUNDS.get(part, (-np.inf, np.inf))) \
+                    if v.size else (np.nan,) * 3
                 row.update({f"{form}_{part}": mean, f"{form}_{part}_lo": lo, f"{form}_{part}_hi": hi})
         rows.append(row)
+    rows += _sweep_fits(runs, board, curves)
     return pd.DataFrame(rows, columns=cols)
+
+
+def _sweep_fits(runs: pd.DataFrame, board: pd.DataFrame, curves: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Across a swept label's settings (a β sweep: each setting one point, its final tokenwise KL and gold gain over
+    π_ref), Gao et al.'s forms fitted per seed — the curve a sweep traces, as Gao et al. read RL runs at several KL
+    penalties — with the t interval over seeds. Only for labels with 3 or more settings."""
+    from bench.evaluation.estimators import crossed_ci
+    from bench.evaluation.gao import FORMS, better_form, fit_form
+
+    if curves is None or not len(curves) or "reference_gold_reward" not in curves.columns or \
+            "kl_tokenwise" not in runs.columns:
+        return []
+    held = curves[curves["split"] == "heldout"] if "split" in curves.columns else curves
+    reference = pd.to_numeric(held.groupby("run_id")["reference_gold_reward"].first(), errors="coerce")
+    out = []
+    trained = board[~board["algorithm"].isin(REFERENCE_ALGORITHMS)]
+    for label, settings in trained.groupby("label", sort=False):
+        if len(settings) < 3:
+            continue
+        done = runs[runs["setting"].isin(settings["setting"]) & (runs["status"] == "finished")]
+        fits: dict[str, list] = {form: [] for form in FORMS}
+        for _, seed_runs in done.groupby("seed"):
+            kl = _numeric(seed_runs["kl_tokenwise"])
+            gain = _numeric(seed_runs["gold_reward"]) - reference.reindex(seed_runs["run_id"]).to_numpy(dtype=float)
+            if np.isfinite(kl + gain).sum() < 3:
+                continue
+            for form in FORMS:
+                fits[form].append(fit_form(kl, gain, form))
+        n = len(fits["rl"])
+        if n == 0:
+            continue
+        better = [better_form({"bon": b, "rl": r}) for b, r in zip(fits["bon"], fits["rl"])]
+        row: dict[str, Any] = {"setting": f"{label} (across its {len(settings)} settings)", "seeds": n,
+                               "better_rl": better.count("rl"), "better_bon": better.count("bon")}
+        for form in FORMS:
+            for part, attr in zip(GAO_PARTS, ("alpha", "beta", "peak_d", "r2")):
+                v = np.array([getattr(f, attr) for f in fits[form]], dtype=float)
+                v = v[np.isfinite(v)]
+                mean, lo, hi = crossed_ci(v[:, None], bounds=_GAO_BOUNDS.get(part, (-np.inf, np.inf))) \
+                    if v.size else (np.nan,) * 3
+                row.update({f"{form}_{part}": mean, f"{form}_{part}_lo": lo, f"{form}_{part}_hi": hi})
+        out.append(row)
+    return out
 
 
 def format_number(value: Any, fmt: str) -> str:
