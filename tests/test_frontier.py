@@ -245,8 +245,13 @@ def test_gao_fit_across_a_sweep_recovers_a_planted_curve():
             runs.append({"run_id": run_id, "setting": f"dpo (beta={b})", "seed": seed, "status": "finished",
                          "kl_tokenwise": d * d, "gold_reward": -1.0 + d * (1.2 - 0.4 * d), "gao_rl_alpha": np.nan})
             curves.append({"run_id": run_id, "split": "heldout", "reference_gold_reward": -1.0})
-    board = pd.DataFrame({"setting": [f"dpo (beta={b})" for b in betas], "label": "dpo", "algorithm": "dpo"})
+    board = pd.DataFrame({"label": "dpo", "algorithm": "dpo", "beta": betas,  # the swept column sits before setting
+                          "setting": [f"dpo (beta={b})" for b in betas]})
     g = gao_fits(pd.DataFrame(runs), board, pd.DataFrame(curves))  # no per-run fits: only the sweep row
     row = g[g["setting"] == "dpo (across its 4 settings)"].iloc[0]
     assert row["bon_alpha"] == pytest.approx(1.2, abs=1e-6) and row["bon_beta"] == pytest.approx(0.4, abs=1e-6)
     assert row["better_bon"] == 3 and row["bon_r2_hi"] <= 1.0
+    # settings that differ only by a suite-level axis (budget views, budgets, worlds) are not a sweep to fit across
+    views = board.drop(columns="beta").assign(budget_view=["end_to_end", "amortised", "both", "x"])
+    views = views[["label", "algorithm", "budget_view", "setting"]]
+    assert not (gao_fits(pd.DataFrame(runs), views, pd.DataFrame(curves))["setting"].str.contains("across")).any()

@@ -361,8 +361,11 @@ def _sweep_fits(runs: pd.DataFrame, board: pd.DataFrame, curves: pd.DataFrame | 
     reference = pd.to_numeric(held.groupby("run_id")["reference_gold_reward"].first(), errors="coerce")
     out = []
     trained = board[~board["algorithm"].isin(REFERENCE_ALGORITHMS)]
+    from bench.columns import AXIS_COLUMNS
+
+    hyper = [p for p in board_params(board) if p not in AXIS_COLUMNS]  # a β sweep, not budgets, views or worlds
     for label, settings in trained.groupby("label", sort=False):
-        if len(settings) < 3:
+        if len(settings) < 3 or not any(settings[p].astype(str).nunique() >= 3 for p in hyper):
             continue
         done = runs[runs["setting"].isin(settings["setting"]) & (runs["status"] == "finished")]
         fits: dict[str, list] = {form: [] for form in FORMS}
