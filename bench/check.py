@@ -254,6 +254,16 @@ def row_variance(current: list[float], baseline: list[float]) -> tuple[float, in
     return pooled_variance(*sides) if sides else None
 
 
+def _moderated_se(a: list[float], b: list[float], prior: Prior) -> tuple[float, float]:
+    """(standard error of mean(a) − mean(b), its degrees of freedom) from the moderated pooled variance; SE 0 for
+    a deterministic reading (no spread on either side)."""
+    s2, d = pooled_variance(a, b)
+    if s2 == 0:
+        return 0.0, float(d)
+    var, df = prior.moderate(s2, d)
+    return math.sqrt(var * (1 / len(a) + 1 / len(b))), df
+
+
 def p_worse(current: list[float], baseline: list[float], direction: int, floor: float = 0.0,
             prior: Prior = NO_PRIOR) -> float | None:
     """One-sided p-value that `current` is worse than `baseline` by more than `floor`: the moderated t-test
@@ -273,11 +283,10 @@ def p_worse(current: list[float], baseline: list[float], direction: int, floor: 
     a, b = sides
     ma, mb = sum(a) / len(a), sum(b) / len(b)
     bad = (mb - ma) if direction > 0 else (ma - mb)  # the move in the bad direction
-    s2, d = pooled_variance(a, b)
-    if s2 == 0:  # no spread on either side (a deterministic reading): the test is degenerate, the move decides
+    se, df = _moderated_se(a, b, prior)
+    if se == 0:  # a deterministic reading: the test is degenerate, the move decides
         return 0.0 if bad > floor else 1.0
-    var, df = prior.moderate(s2, d)
-    return float(stats.t.sf((bad - floor) / math.sqrt(var * (1 / len(a) + 1 / len(b))), df))
+    return float(stats.t.sf((bad - floor) / se, df))
 
 
 def margin_of(current: list[float], baseline: list[float], floor: float, level: float,
@@ -288,12 +297,8 @@ def margin_of(current: list[float], baseline: list[float], floor: float, level: 
     sides = _sides(current, baseline)
     if sides is None:
         return None
-    a, b = sides
-    s2, d = pooled_variance(a, b)
-    if s2 == 0:
-        return floor
-    var, df = prior.moderate(s2, d)
-    return floor + float(stats.t.isf(level, df)) * math.sqrt(var * (1 / len(a) + 1 / len(b)))
+    se, df = _moderated_se(*sides, prior)
+    return floor if se == 0 else floor + float(stats.t.isf(level, df)) * se
 
 
 @dataclass

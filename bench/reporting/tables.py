@@ -204,9 +204,14 @@ def off_language(runs: pd.DataFrame) -> pd.Series:
     if not len(runs) or "grammatical_fraction" not in runs:
         return pd.Series(False, index=runs.index)
     g = pd.to_numeric(runs["grammatical_fraction"], errors="coerce")
+    return (g < language_floor(runs)) & (runs["status"] == "finished")
+
+
+def language_floor(runs: pd.DataFrame) -> float:
+    """The grammatical share below which a run has left the language: min(GRAMMATICAL_FLOOR, sft's mean − 0.1)."""
+    g = pd.to_numeric(runs["grammatical_fraction"], errors="coerce")
     sft = g[(runs["algorithm"] == "sft") & (runs["status"] == "finished")]
-    floor = min(GRAMMATICAL_FLOOR, float(sft.mean()) - 0.1) if sft.notna().any() else GRAMMATICAL_FLOOR
-    return (g < floor) & (runs["status"] == "finished")
+    return min(GRAMMATICAL_FLOOR, float(sft.mean()) - 0.1) if sft.notna().any() else GRAMMATICAL_FLOOR
 
 
 def seed_flags(runs: pd.DataFrame) -> dict[str, str]:
@@ -230,8 +235,7 @@ def transient_flags(curves: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
     if not len(curves) or not need <= set(curves.columns) or not len(runs) or "setting" not in runs:
         return {}
     g_runs = pd.to_numeric(runs["grammatical_fraction"], errors="coerce")
-    sft = g_runs[(runs["algorithm"] == "sft") & (runs["status"] == "finished")]
-    floor = min(GRAMMATICAL_FLOOR, float(sft.mean()) - 0.1) if sft.notna().any() else GRAMMATICAL_FLOOR
+    floor = language_floor(runs)
     held = curves[curves["split"] == "heldout"] if "split" in curves.columns else curves
     out: dict[str, list[str]] = {}
     final_off = off_language(runs)
@@ -320,8 +324,6 @@ def gao_fits(runs: pd.DataFrame, board: pd.DataFrame, curves: pd.DataFrame | Non
     """Per trained setting, Gao et al. (2022)'s two forms fitted to each seed's own curve through training
     (summary.csv's gao_* columns, bench/evaluation/gao.py): each coefficient's mean over the finished seeds with
     the seed-only t interval (a fit is one number per seed), and how many seeds each form fitted better."""
-    from bench.evaluation.estimators import crossed_ci
-
     cols = ["setting", "seeds", "better_rl", "better_bon"] + [
         f"{form}_{part}{s}" for form in ("rl", "bon") for part in GAO_PARTS for s in ("", "_lo", "_hi")]
     if not len(runs) or "gao_rl_alpha" not in runs.columns:
@@ -337,21 +339,27 @@ def gao_fits(runs: pd.DataFrame, board: pd.DataFrame, curves: pd.DataFrame | Non
                                "better_rl": int((better == "rl").sum()), "better_bon": int((better == "bon").sum())}
         for form in ("rl", "bon"):
             for part in GAO_PARTS:
-                v = _numeric(sub[f"gao_{form}_{part}"])
-                v = v[np.isfinite(v)]
-                mean, lo, hi = crossed_ci(v[:, None], bounds=_GAO_BOUNDS.get(part, (-np.inf, np.inf))) \
-                    if v.size else (np.nan,) * 3
-                row.update({f"{form}_{part}": mean, f"{form}_{part}_lo": lo, f"{form}_{part}_hi": hi})
+                row.update(_over_seeds(f"{form}_{part}", part, _numeric(sub[f"gao_{form}_{part}"])))
         rows.append(row)
     rows += _sweep_fits(runs, board, curves)
     return pd.DataFrame(rows, columns=cols)
+
+
+def _over_seeds(column: str, part: str, values) -> dict[str, float]:
+    """A Gao coefficient's mean over seeds with the t interval over seeds, inside its range (`_GAO_BOUNDS`)."""
+    from bench.evaluation.estimators import crossed_ci
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    bounds = _GAO_BOUNDS.get(part, (-np.inf, np.inf))
+    mean, lo, hi = crossed_ci(v[:, None], bounds=bounds) if v.size else (np.nan,) * 3
+    return {column: mean, f"{column}_lo": lo, f"{column}_hi": hi}
 
 
 def _sweep_fits(runs: pd.DataFrame, board: pd.DataFrame, curves: pd.DataFrame | None) -> list[dict[str, Any]]:
     """Across a swept label's settings (a β sweep: each setting one point, its final tokenwise KL and gold gain over
     π_ref), Gao et al.'s forms fitted per seed — the curve a sweep traces, as Gao et al. read RL runs at several KL
     penalties — with the t interval over seeds. Only for labels with 3 or more settings."""
-    from bench.evaluation.estimators import crossed_ci
     from bench.evaluation.gao import FORMS, better_form, fit_form
 
     if curves is None or not len(curves) or "reference_gold_reward" not in curves.columns or \
@@ -384,11 +392,7 @@ def _sweep_fits(runs: pd.DataFrame, board: pd.DataFrame, curves: pd.DataFrame | 
                                "better_rl": better.count("rl"), "better_bon": better.count("bon")}
         for form in FORMS:
             for part, attr in zip(GAO_PARTS, ("alpha", "beta", "peak_d", "r2")):
-                v = np.array([getattr(f, attr) for f in fits[form]], dtype=float)
-                v = v[np.isfinite(v)]
-                mean, lo, hi = crossed_ci(v[:, None], bounds=_GAO_BOUNDS.get(part, (-np.inf, np.inf))) \
-                    if v.size else (np.nan,) * 3
-                row.update({f"{form}_{part}": mean, f"{form}_{part}_lo": lo, f"{form}_{part}_hi": hi})
+                row.update(_over_seeds(f"{form}_{part}", part, [getattr(f, attr) for f in fits[form]]))
         out.append(row)
     return out
 
