@@ -447,7 +447,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from bench.check import write_baseline
+    from bench.baseline import write_baseline
 
     print(f"baseline: {write_baseline(Path(args.results_dir), Path(args.out))}")
     return EXIT_OK

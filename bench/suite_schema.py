@@ -131,7 +131,7 @@ class EvalConfig:
     limit_samples: int = field(default=64, metadata={"min": 2, "doc": "π_ref samples per prompt for the limits"})
     limit_prompts: int = field(default=128, metadata={"min": 1})
     bootstrap: int = field(default=1000, metadata={"min": 100, "doc": "no effect since issue 21 (intervals are "
-                           "analytic t intervals, bench/evaluation/estimators.py); accepted so older suites and "
+                           "analytic t intervals, bench/evaluation/crossed.py); accepted so older suites and "
                            "their run ids stay valid"})
     lm_eval_tasks: tuple[str, ...] = field(default=(), metadata={"doc": "registered lm-eval task names (and the "
                                            "world's own tasks); a path to a task file needs trust_task_code"})

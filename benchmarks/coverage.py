@@ -35,11 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.evaluation.estimators import (
-    _t_ppf,
-    crossed_bootstrap_ci,
-    crossed_components,
-)
+from bench.evaluation.crossed import _t_ppf, crossed_bootstrap_ci, crossed_components
 from bench.evaluation.uncertainty import bounds_of
 from bench.results import from_results
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from bench.columns import setting_groups
 from bench.evaluation.displacement import adjusted_units, displacement_readings
-from bench.evaluation.estimators import crossed_ci
+from bench.evaluation.crossed import crossed_ci
 from bench.evaluation.frontier import efficiency_units, limit_reach
 from bench.evaluation.gao import fit_seeds
 

@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("-o", "--out", type=Path, default=Path("benchmarks/results/reference-layout.json"))
     parser.add_argument("--prompts", type=int, default=128)
     args = parser.parse_args()
-    from bench.evaluation.estimators import crossed_ci, win_matrix
+    from bench.evaluation.crossed import crossed_ci
+    from bench.evaluation.estimators import win_matrix
     from bench.modeling import load_causal_lm, load_tokenizer, sample
     from bench.worlds.controlled.language import gold_reward
 

@@ -129,3 +129,24 @@ def test_evaluation_and_reporting_never_import_algorithms():
     graph = unit_graph()
     assert "algorithms" not in graph.get("evaluation", set())
     assert "algorithms" not in graph.get("reporting", set())
+
+
+# ~450 lines is where a module starts holding two ideas (issue 23); 500 is the hard line. A module past it must be
+# ONE idea that would only be harder to read split, named here with the reason.
+MAX_LINES = 500
+ONE_IDEA = {
+    # one pure reference loss per variant (DPO, IPO, cDPO, SimPO, ORPO, ...), each a formula from its paper tested
+    # against hand numbers: splitting them would scatter the table a reviewer compares with TRL
+    "bench/algorithms/reference_losses.py": 600,
+    # the controlled world's grammar: the generator and the well-formedness rules the gold reward checks must be read
+    # side by side (a rule the generator breaks is a defect, gold v4/v5)
+    "bench/worlds/controlled/language.py": 560,
+}
+
+
+def test_no_module_holds_two_ideas():
+    root = BENCH.parent
+    sizes = {str(p.relative_to(root)): len(p.read_text(encoding="utf-8").splitlines()) for p in BENCH.rglob("*.py")}
+    too_long = {f: n for f, n in sizes.items() if n > ONE_IDEA.get(f, MAX_LINES)}
+    assert not too_long, f"modules over {MAX_LINES} lines (split them, or argue one idea in ONE_IDEA): {too_long}"
+    assert all(sizes.get(f, 0) > MAX_LINES for f in ONE_IDEA), "an ONE_IDEA entry is short now: remove it"

@@ -199,10 +199,10 @@ def test_compare_prints_table(tmp_path, capsys):
 # ------------------------------------------------------------------ issue 21: an honest check (no runs needed)
 
 def _setting(algorithm: str, values: dict[str, list[float]], seeds: list[int] | None = None) -> dict:
-    """A collected setting as `bench.check.collect` writes it, intervals from the seed-only t (the check's path)."""
+    """A collected setting as `bench.baseline.collect` writes it, intervals from the seed-only t (the check's path)."""
     import numpy as np
 
-    from bench.evaluation.estimators import crossed_ci
+    from bench.evaluation.crossed import crossed_ci
 
     metrics = {}
     for m, v in values.items():

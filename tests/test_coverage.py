@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.evaluation.estimators import crossed_batch, crossed_bootstrap_means, crossed_ci, percentile_interval
+from bench.evaluation.crossed import crossed_batch, crossed_bootstrap_means, crossed_ci, percentile_interval
 
 P, K, REPS, OLD_REPS = 48, 4, 2000, 150
 # regime → (seed effect sd, per-(prompt, draw) sd of each algorithm's own prompt effect, per-cell noise sd)

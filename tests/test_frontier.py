@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from bench.evaluation.displacement import adjusted_units, ches, displacement_readings, raw_units
-from bench.evaluation.estimators import best_of_n_kl, crossed_ci
+from bench.evaluation.crossed import crossed_ci
+from bench.evaluation.estimators import best_of_n_kl
 from bench.evaluation.frontier import (
     MIN_ESS_FRACTION,
     efficiency,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench.evaluation.estimators import (
+from bench.evaluation.crossed import (
     crossed_bootstrap_ci,
     crossed_bootstrap_means,
     crossed_ci,
@@ -20,8 +20,8 @@ from bench.evaluation.estimators import (
     paired_difference_ci,
     percentile_interval,
     seeds_to_resolve,
-    win_matrix,
 )
+from bench.evaluation.estimators import win_matrix
 from bench.evaluation.uncertainty import from_frame
 
 

@@ -139,7 +139,8 @@ class CurveRecorder:
                 "control_logp_delta_per_token": float((d / np.maximum(control["len"], 1)).mean())}
 
     def _generation_point(self, policy) -> dict[str, float]:
-        from bench.evaluation.estimators import crossed_ci, win_matrix
+        from bench.evaluation.crossed import crossed_ci
+        from bench.evaluation.estimators import win_matrix
         from bench.evaluation.reference import generation_metrics
 
         ctx = self.ctx

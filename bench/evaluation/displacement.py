@@ -20,7 +20,7 @@ Intervals: the coefficient is a fixed linear map of the outcomes, c = Σ_i w_i y
 set and their covariates — is the same for every seed), so each *unit* u (a pair's two completions, or one control
 completion) gets the influence value c + U·Σ_{i∈u} w_i e_i, whose mean over units is c (OLS residuals are
 orthogonal to the design). A run's interval is the one uncertainty model over those units; a setting's stacks its
-seeds' [seeds, units] matrices into `estimators.crossed_ci` (seed part + shared-units part), as for every metric.
+seeds' [seeds, units] matrices into `crossed.crossed_ci` (seed part + shared-units part), as for every metric.
 
 CHES (Razin et al. 2024, "Unintentional unalignment", Def. 2): with h_{x,y} = Σ_k h(x, y_<k) the sum of the
 model's last hidden states at the positions that predict y's tokens, CHES(x, y+, y−) = ⟨h+, h−⟩ − ‖h+‖²; its

@@ -34,12 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.evaluation.estimators import (
-    crossed_ci,
-    pairwise_accuracy,
-    win_matrix,
-    within_prompt_corr,
-)
+from bench.evaluation.crossed import crossed_ci
+from bench.evaluation.estimators import pairwise_accuracy, win_matrix, within_prompt_corr
 
 SAMPLES_KEPT = 64
 

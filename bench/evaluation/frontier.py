@@ -15,7 +15,7 @@ limits record (bench/evaluation/limits.py) and of numbers; no model, no file.
   fraction of the improvement attainable at that KL it achieved (1 = on the limit; NaN beyond a valid estimate).
   Per prompt, the numerator is paired (the policy's sample against that prompt's π_ref draws); the denominator
   is one number per run (read at the run's KL), so a seed's KL moves it and the seed part of the one uncertainty
-  model (estimators.crossed_components) carries that; the limit's own sampling error (128 prompts × m draws) is
+  model (crossed.crossed_components) carries that; the limit's own sampling error (128 prompts × m draws) is
   not propagated — it is small next to the policy's, and stated where the efficiency is shown.
 """
 

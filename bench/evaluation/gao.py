@@ -6,7 +6,7 @@ over-optimization", Eqs. 1–2): with d = √KL(π‖π_ref), the gold reward ga
 
 Both are linear in (α, β) (regressors d and −d², or d and −d·log d, no intercept: R(0) = 0), so each is an
 ordinary least-squares fit. Per run: fit its curve points through training; per setting: fit each seed and give
-α, β and d* the one uncertainty model's seed-only interval (t over seed values, estimators.crossed_ci on
+α, β and d* the one uncertainty model's seed-only interval (t over seed values, crossed.crossed_ci on
 [seeds, 1]: the prompts are shared by every point of a run, so the fitted coefficients are one number per seed).
 Fit quality is R² of the gain (1 − SSE / Σ(R − R̄)²); with the same number of parameters the form with the
 smaller SSE fits better. A d* outside the observed range is reported as such (an extrapolated peak).
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.evaluation.estimators import crossed_ci
+from bench.evaluation.crossed import crossed_ci
 
 FORMS = ("bon", "rl")  # d(α − βd), d(α − β log d)
 

@@ -22,7 +22,8 @@ import math
 
 import numpy as np
 
-from bench.evaluation.estimators import best_of_n_kl, crossed_ci, kl_optimal_limit
+from bench.evaluation.crossed import crossed_ci
+from bench.evaluation.estimators import best_of_n_kl, kl_optimal_limit
 from bench.evaluation.frontier import MIN_ESS_FRACTION, samples_to_cover
 from bench.evaluation.judges import judge_for_world
 

@@ -4,7 +4,7 @@ Win rate compares each policy sample with K = `eval.reference_samples` independe
 prompt* (one fixed draw made the opponents' luck a bias common to every run: its mean gold reward sat 0.13 above
 the population's and sft read 0.465), and every run is compared with the same π_ref draws (fixed seed), so
 differences between algorithms are not differences of opponents and the draws can be resampled in the
-bootstrap (bench/evaluation/estimators.py, "the one uncertainty model").
+bootstrap (bench/evaluation/crossed.py, "the one uncertainty model").
 
 The control set (fresh π_ref samples, a different seed from the opponents) measures global drift: Δ log π on
 text π_ref itself writes, beside Δ log π on the chosen / rejected completions of the pairs.

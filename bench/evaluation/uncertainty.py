@@ -2,7 +2,7 @@
 
 Every interval a reader sees over seeds — summary.csv's `<metric>_lo/_hi`, the leaderboard's ±, the pairwise
 win-rate differences, the ladder's verdicts, the baselines and the check — comes from here (the estimator itself is
-`crossed_components` in bench/evaluation/estimators.py, whose comment gives the model, its references and why it is
+`crossed_components` in bench/evaluation/crossed.py, whose comment gives the model, its references and why it is
 valid by construction at 3–10 seeds). Column convention, used everywhere:
 
     <metric>_run_lo, <metric>_run_hi   within ONE run: t over its prompts (each with its reference draws)
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.columns import setting_groups  # noqa: F401  (settings of a summary frame; re-exported)
-from bench.evaluation.estimators import Crossed, crossed_components, interval_of
+from bench.evaluation.crossed import Crossed, crossed_components, interval_of
 
 INF = math.inf
 # metric -> (file, columns: a prefix (one column per reference draw) or one column, bounds of the metric)

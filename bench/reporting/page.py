@@ -16,7 +16,7 @@ from urllib.parse import quote
 import jinja2
 import pandas as pd
 
-from bench.reporting import figures, ladder, replication, sweeps, tables, verdict
+from bench.reporting import figures, frontier_chart, ladder, replication, sweeps, tables, verdict
 from bench.reporting.data import Results, finite
 from bench.suite import AXES
 
@@ -292,7 +292,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     sweep = any(len(rows) > 1 for _, rows in board.groupby("label")) if len(board) else False
     has_proxy = len(frame) and pd.to_numeric(frame["proxy_reward"], errors="coerce").notna().any()
     charts = {
-        "frontier": figures.frontier(board, runs, res.limits, style, reward_name, res.curves) if len(board) else None,
+        "frontier": frontier_chart.frontier(board, runs, res.limits, style, reward_name, res.curves) if len(board) else None,
         "budget": figures.budget_chart(board, runs, style, reward_name) if len(board) else None,
         "displacement": figures.displacement(board, runs, res.curves) if len(board) else None,
         "progress": figures.progress(board, runs, res.curves, style) if len(board) else None,

@@ -149,7 +149,7 @@ def pairwise(board: pd.DataFrame, unc, metric: str = "win_rate", target: float =
     `mdd`: the minimum detectable difference at these seeds (80% power, two-sided 5%); `seeds_needed`: seeds for a
     half-width <= `target`; `seeds_to_resolve`: for an unresolved pair, seeds for a half-width below its observed
     |difference| (NaN: resolved, no difference, or unreachable by seeds alone — more prompts needed)."""
-    from bench.evaluation.estimators import minimum_detectable, seeds_to_resolve
+    from bench.evaluation.crossed import minimum_detectable, seeds_to_resolve
 
     cols = ["a", "b", "difference", "lo", "hi", "half_width", "seeds", "significant", "mdd", "seeds_needed",
             "seeds_to_resolve"]
@@ -347,7 +347,7 @@ def gao_fits(runs: pd.DataFrame, board: pd.DataFrame, curves: pd.DataFrame | Non
 
 def _over_seeds(column: str, part: str, values) -> dict[str, float]:
     """A Gao coefficient's mean over seeds with the t interval over seeds, inside its range (`_GAO_BOUNDS`)."""
-    from bench.evaluation.estimators import crossed_ci
+    from bench.evaluation.crossed import crossed_ci
 
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
