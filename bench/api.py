@@ -109,8 +109,13 @@ def _toml_value(value: Any) -> str:
 
 def run_suite(path: str | Path, *, results: str | Path = "results", cache_dir: str | Path | None = None,
               only: list[str] | None = None, seeds: list[int] | None = None, device: str = "auto",
-              report: str | Path | None = "report", quiet: bool = True, **overrides: Any):
+              report: str | Path | None = "report", quiet: bool = True, launcher: str | None = None,
+              workers: int | None = None, **overrides: Any):
     """`bench run PATH` from Python; returns the runner's outcome (`.results_dir`, `.finished`, `.failed`, ...).
+
+    Runs execute where `bench run` would put them: the suite's [launcher] (default `auto`), or `launcher` /
+    `workers` as `--launcher` / `--workers` — each run in a child process, so a run the kernel kills is a `failed`
+    row and never takes the caller (a notebook kernel) down with it.
 
     Overrides are suite fields, `section__key=value` (or `**{"section.key": value}`), validated like the file:
     `run_suite("suites/controlled.toml", budget__flops=1e11, train__report_to="tensorboard")`. `report`: the
@@ -121,13 +126,17 @@ def run_suite(path: str | Path, *, results: str | Path = "results", cache_dir: s
     """
     if quiet:
         return _quietly(run_suite, path, results=results, cache_dir=cache_dir, only=only, seeds=seeds,
-                        device=device, report=report, quiet=False, **overrides)
+                        device=device, report=report, quiet=False, launcher=launcher, workers=workers, **overrides)
     from bench.runner import run_suite as run
     from bench.suite import load_suite
 
     items = [f"{key.replace('__', '.')}={_toml_value(value)}" for key, value in overrides.items()]
     suite = load_suite(path, items)
-    outcome = run(suite, results_root=Path(results), cache_dir=cache_dir, only=only, seeds=seeds, device=device)
+    from bench.launchers import make_launcher
+
+    where = make_launcher(suite.launcher, kind=launcher, workers=workers, device=device)
+    outcome = run(suite, results_root=Path(results), cache_dir=cache_dir, only=only, seeds=seeds, device=device,
+                  launcher=where)
     if report is not None:
         from bench.reporting import write_report
 

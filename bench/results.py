@@ -14,56 +14,17 @@ config.json is an object whose run_id is the folder's name and whose config_hash
 digits end the run id; when the runner asks, the hash of the spec it would run); metrics.json is an object with
 status "finished", the same run_id and config_hash (schema 2), and numbers for the headline metrics
 (REQUIRED_METRICS) and only numbers or null for the other numeric columns; curves.csv is UTF-8 CSV and every
-samples.jsonl line a JSON object (both are written before metrics.json; one deleted afterwards only costs the
-report its chart or sample table, so it is noted there rather than trained again). A run with status "diverged" (the divergence guard stopped it, or a headline
-metric was not a number) is *done* as well: it is kept and shown with its status, not re-run. Anything else —
-failed, interrupted, a truncated or foreign file — is "to be re-run": `bench run` names it in one warning line and
-trains it again, the summary and the report list it as "incomplete" with the reason; it never crashes a command.
+samples.jsonl line a JSON object (both are written before metrics.json; one deleted afterwards only costs
+the report its chart or sample table, so it is noted there rather than trained again). A run with status
+"diverged" (the divergence guard stopped it, or a headline metric was not a number) is *done* as well: it is
+kept and shown with its status, not re-run. Anything else — failed, interrupted, a truncated or foreign file — is
+"to be re-run": `bench run` names it in one warning line and trains it again, the summary and the report list it
+as "incomplete" with the reason; it never crashes a command.
 
-Columns of summary.csv (and keys of metrics.json):
-    run_id, label, algorithm, seed, <each hyper-parameter swept in the suite>, status, error,
-    Interval convention (one uncertainty model, bench/evaluation/uncertainty.py; 95%, percentile, clipped to
-    the metric's range):
-      <m>_run_lo, <m>_run_hi   within this run: bootstrap over its prompts (and reference draws)
-      <m>_lo, <m>_hi           over the setting's seeds and prompts (and reference draws): the crossed bootstrap;
-                               the same on every seed's row of a setting (use these to compare settings)
-    win_rate (+ _lo/_hi, _run_lo/_run_hi)   P(judge(y_π) > judge(y_ref)) + ½P(tie), each prompt's sample against
-                                         K π_ref draws (eval.reference_samples)
-    tie_rate                             fraction of those comparisons that tie (each counts ½)
-    win_rate_lc (+ intervals)            length-controlled win rate: logistic regression of the preference on the
-                                         length difference, read at equal length (AlpacaEval 2's LC idea);
-                                         win_rate_length_slope its length coefficient (bench/evaluation/win_parts.py)
-    win_rate_grammar, win_rate_sentiment (+ _lo/_hi)   win_rate − ½ split into comparisons decided by grammar (a
-                                         side ill-formed) and by sentiment (both well-formed); worlds with a grammar
-    gold_reward (+ intervals)            mean judge score of policy samples (gold reward in the controlled world)
-    kl (+ intervals)                     Monte-Carlo KL(π‖π_ref) per prompt (k1 estimator on policy samples)
-    kl_tokenwise                         exact per-token KL summed along sampled prefixes (lower variance)
-    chosen_logp_delta, rejected_logp_delta, margin_delta      ALL held-out pairs: change of Σ_t log π(y|x) from step 0
-    chosen_fell_fraction                 fraction of held-out pairs whose chosen log-prob fell (Razin et al. 2024)
-    control_logp_delta(_per_token)       the same change on fresh π_ref samples (the control set: global drift)
-    chosen_vs_control_per_token          Δ chosen per token − Δ control per token (displacement net of drift)
-    train_chosen_logp_delta, ...         the same on a fixed subset of training pairs
-    *_per_token                          the same divided by completion length
-    pref_accuracy                        implicit-reward ranking accuracy on held-out pairs
-    length                               mean completion tokens of policy samples
-    sample_logp, sample_entropy          mean log π and per-token entropy of the policy's own samples
-    proxy_reward                         reward-model score of samples (ppo, online_dpo): over-optimisation
-    implicit_gold_corr                   within-prompt correlation of implicit reward and gold reward
-    grammatical_fraction                 share of samples whose review parses under the controlled grammar
-    ended_fraction, capped_fraction      share of samples that emitted the end token / were cut at the cap
-    censored                             1 when > 5% of samples were capped: length and kl are censored
-    heldout_nll, heldout_nll_delta       nats/token on fresh reference text, and policy − π_ref (the tax)
-                                         (all five: bench/evaluation/quality.py)
-    train_implicit_margin, margin_target median implicit-reward margin on the tracked training pairs, and the
-                                         margin at the loss's finite optimum (IPO 1/(2β) per token; cDPO
-                                         log((1−ε)/ε)/β): is the bounded-optimum regime reached?
-    val_win_rate                         win rate on validation prompts (disjoint from the test prompts);
-                                         `best` marks each swept label's best setting by its mean over seeds
-    budget_view                          end_to_end (reward model charged to each run) | amortised (listed apart)
-    flops_amortised                      FLOPs booked outside the budget under the amortised view (reward model)
-    flops, tokens, wall_s, train_s, eval_s, peak_mem_mb, steps, epochs, stop_reason
-                                         (train_s includes curve_s, the curve measurements made during training;
-                                         eval_s is the final evaluation; the FLOP meter excludes both)
+Columns of summary.csv and keys of metrics.json, with their meaning and intervals: docs/results-schema.md (the
+one list; bench/columns.py orders them). Intervals follow the one uncertainty model (bench/evaluation/crossed.py,
+read through bench/evaluation/uncertainty.py): `<m>_run_lo/_run_hi` within one run (t over its prompts),
+`<m>_lo/_hi` over the setting's seeds × prompts × reference draws (the same on every seed's row of a setting).
 """
 
 from __future__ import annotations

@@ -11,11 +11,10 @@ only decides where `work_through` (or, on SLURM, one `execute_run` per array tas
 and report are the same whatever the launcher. Every run executes with the suite's `threads_per_run` torch
 threads (numbers depend on the thread count in the 6th digit; see bench/launcher_config.py).
 
-A run that raises is recorded as status "failed" with its error and traceback, and the suite goes on; a run the
-divergence guard stops is recorded as "diverged" (step, quantity, value, training logs) and is not re-run. A run
-interrupted by a kill has no valid metrics.json, so the next `bench run` restarts it from a clean folder; a run
-folder whose files are damaged is named in one warning line and re-run. Ctrl-C stops the suite; finished runs
-stay finished. Disk full / read-only storage stops the suite with one line (`StorageError`).
+A run that raises is recorded "failed" with its error and traceback, and the suite goes on; one the divergence
+guard stops is "diverged" (step, quantity, value, training logs), not re-run. A run killed mid-way has no valid
+metrics.json, so the next `bench run` restarts it from a clean folder; damaged run folders are named in one line
+and re-run. Ctrl-C stops the suite, finished runs stay; a full disk / read-only storage is one line (StorageError).
 
 Concurrency: each run is claimed with a lock (`results/<suite>/.locks/<run_id>.lock`, `bench.locking`) for as
 long as it trains. Two `bench run` of the same suite share the work: each skips runs the other holds, re-checks a
@@ -43,6 +42,7 @@ from bench.results import damaged_line, inspect_run, run_dir, write_summary
 from bench.schema import as_dict
 from bench.suite import RunSpec, Suite, expand
 from bench.terminal import printable
+from bench.world_record import write_world_record
 
 
 SUMMARY_EVERY_S = 30.0  # summary.csv: after the first run, then at most this often, and after the last run
@@ -448,43 +448,3 @@ def _policy_missing(spec: RunSpec, state, results_dir: Path) -> bool:
 
     return (spec.options.save_policy == "final" and state.status == "finished"
             and get_algorithm(spec.algorithm).trains and not has_policy(run_dir(results_dir, spec.run_id)))
-
-
-def write_world_record(results_dir: Path, stages) -> None:
-    """results/<suite>/world.json (build record) and limits.json (best-of-n frontier, KL-optimal limit)."""
-    world = stages.world()
-    write_json_atomic(results_dir / "world.json", {"kind": world.kind, "key": world.key, **world.info})
-    if world.kind == "controlled":  # limits that cover the KL the suite's runs reached (issue 25)
-        limits = {k: v for k, v in stages.limits(reach_kl=runs_reach_kl(results_dir)).items() if k != "corr_samples"}
-        write_json_atomic(results_dir / "limits.json", limits)
-
-
-
-
-def runs_reach_kl(results_dir: Path) -> float:
-    """The largest tokenwise KL any finished run of the folder reached, at its end or at a curve point (0 if none):
-    what the limits' π_ref samples per prompt must cover."""
-    import csv
-    import json
-    import math
-
-    best = 0.0
-    for run in sorted((Path(results_dir) / "runs").glob("*/")):
-        values = []
-        try:
-            values.append(json.loads((run / "metrics.json").read_text()).get("kl_tokenwise"))
-        except (OSError, ValueError):
-            pass
-        try:
-            with open(run / "curves.csv", newline="") as f:
-                values += [row.get("kl_tokenwise") for row in csv.DictReader(f)]
-        except OSError:
-            pass
-        for v in values:
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(v):
-                best = max(best, v)
-    return best

@@ -131,9 +131,9 @@ def test_evaluation_and_reporting_never_import_algorithms():
     assert "algorithms" not in graph.get("reporting", set())
 
 
-# ~450 lines is where a module starts holding two ideas (issue 23); 500 is the hard line. A module past it must be
-# ONE idea that would only be harder to read split, named here with the reason.
-MAX_LINES = 500
+# ~450 lines is where a module starts holding two ideas (issue 23). A module past it must be ONE idea that would
+# only be harder to read split, named here with the reason and a ceiling.
+MAX_LINES = 450
 ONE_IDEA = {
     # one pure reference loss per variant (DPO, IPO, cDPO, SimPO, ORPO, ...), each a formula from its paper tested
     # against hand numbers: splitting them would scatter the table a reviewer compares with TRL
@@ -141,6 +141,9 @@ ONE_IDEA = {
     # the controlled world's grammar: the generator and the well-formedness rules the gold reward checks must be read
     # side by side (a rule the generator breaks is a defect, gold v4/v5)
     "bench/worlds/controlled/language.py": 560,
+    # where the Hub world's model, judge and data come from: one resolution path (local path, HF cache, Hub) whose
+    # every failure is one line naming the [world] field; the per-source branches share its error wording
+    "bench/worlds/hub/sources.py": 500,
 }
 
 

@@ -332,6 +332,29 @@ def test_nan_baseline_exits_2_with_one_line(tmp_path, capsys):
     assert len(err) == 1 and "win_rate.values[0]" in err[0]
 
 
+def test_the_check_command_refuses_an_empty_baseline_and_names_what_it_did_not_check(tmp_path, capsys):
+    """The command itself, not only the library: a schema-2 baseline with no settings is exit 2 in one line (a
+    check of nothing must not pass); a setting the baseline lacks is named in the printed check."""
+    results = run(tmp_path)
+    baseline = tmp_path / "baseline.json"
+    assert main(["baseline", str(results), "-o", str(baseline)]) == 0
+    data = json.loads(baseline.read_text())
+    (tmp_path / "empty.json").write_text(json.dumps({**data, "settings": {}}))
+    capsys.readouterr()
+    assert main(["check", str(results), "--baseline", str(tmp_path / "empty.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "field 'settings' is empty or missing" in err[0] and "bench baseline" in err[0]
+    dropped = sorted(data["settings"])[0]
+    fewer = {**data, "settings": {k: v for k, v in data["settings"].items() if k != dropped}}
+    (tmp_path / "fewer.json").write_text(json.dumps(fewer))
+    main(["check", str(results), "--baseline", str(tmp_path / "fewer.json")])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "not in the baseline (unchecked)" in text, text[-2000:]
+    assert "beta=0.05" in text.split("not in the baseline (unchecked)")[1].splitlines()[0] or \
+        "0.05" in text.split("not in the baseline (unchecked)")[1].splitlines()[0]
+
+
 def test_schema_1_baseline_is_migrated_to_t_intervals(tmp_path):
     from bench.check import load_baseline
 

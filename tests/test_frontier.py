@@ -177,7 +177,7 @@ def test_limit_shape_raises_samples_and_keeps_the_sampling_cost():
 
 
 def test_runs_reach_kl_reads_metrics_and_curves(tmp_path):
-    from bench.runner import runs_reach_kl
+    from bench.world_record import runs_reach_kl
 
     run = tmp_path / "runs" / "a"
     run.mkdir(parents=True)
@@ -234,7 +234,7 @@ def test_gao_fit_across_a_sweep_recovers_a_planted_curve():
     import numpy as np
     import pandas as pd
 
-    from bench.reporting.tables import gao_fits
+    from bench.reporting.gao_table import gao_fits
 
     betas = [0.03, 0.1, 0.3, 1.0]
     sqrt_kl = {0.03: 2.5, 0.1: 1.6, 0.3: 1.0, 1.0: 0.5}

@@ -81,6 +81,8 @@ def test_a_sigkilled_run_is_failed_with_its_cause_and_the_suite_goes_on(tmp_path
     assert "peak RSS" in rows["oom"]["error"] and "(2 attempts)" in rows["oom"]["error"]
     assert (tmp_path / "rep" / "fl" / "index.html").exists(), "the suite went on to its report"
     assert "failed: fl_oom" in proc.stdout or "oom" in proc.stdout
+    assert "error: 1 run(s) failed" in proc.stderr, "one killed run is one failure, whatever the worker count"
+    assert (proc.stdout + proc.stderr).count("killed by signal 9") <= 2, "said once (its ✗ line and the summary)"
     tried = attempts(env)
     oom = [pid for run_id, pid in tried if run_id.startswith("oom_")]
     assert len(oom) == 2, "two attempts, then recorded failed"
@@ -91,6 +93,28 @@ def test_a_sigkilled_run_is_failed_with_its_cause_and_the_suite_goes_on(tmp_path
     # a later `bench run` retries only that run (failed runs are retried), and records it again
     again = bench(["run", path.name, "--results", "res", "--no-report", *launcher], tmp_path)
     assert again.returncode == EXIT_RUNS_FAILED and "2 already finished" in again.stdout
+
+
+@pytest.mark.slow  # long end to end: .ci/run's slow tier runs it (README: test tiers)
+def test_a_sigkilled_run_under_submitit_local_is_failed_with_its_cause(tmp_path, env):
+    """A submitit task runs its run in a child process too: the kill is a `failed` row with its cause after two
+    attempts (not a job that 'ended without a result', re-run forever), and `bench run` itself never trains."""
+    pytest.importorskip("submitit")
+    path = faulty_suite(tmp_path, KILLER_FIRST)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", path.name, "--results", "res", "--no-report",
+                             "--launcher", "submitit-local"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == EXIT_RUNS_FAILED, (out[-2000:], err[-3000:])
+    summary = read_summary(tmp_path / "res" / "fl")
+    assert [r["status"] for r in summary if r["label"] == "ok"] == ["finished"] * 2
+    (oom,) = [r for r in summary if r["label"] == "oom"]
+    assert oom["status"] == "failed" and "killed by signal 9 (SIGKILL) — out of memory?" in oom["error"]
+    assert "(2 attempts)" in oom["error"]
+    assert "error: 1 run(s) failed" in err
+    tried = attempts(env)
+    assert len([r for r, _ in tried if r.startswith("oom_")]) == 2 and len(tried) == 4
+    assert proc.pid not in {pid for _, pid in tried}, "`bench run` itself never trains a run"
 
 
 def test_a_run_killed_once_finishes_on_its_second_attempt(tmp_path, env):

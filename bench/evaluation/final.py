@@ -277,7 +277,7 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 def frontier_efficiency(ctx, m, ref_scores, per_prompt: dict) -> dict[str, Any]:
     """Gold gain over π_ref as a fraction of π*'s (and best-of-n's) gain at the run's tokenwise KL
     (bench/evaluation/frontier.py); the limits' π_ref samples are raised to cover that KL (the suite's limits.json
-    covers every curve point too: bench/runner.py runs_reach_kl). Per-prompt values go to per_prompt.csv
+    covers every curve point too: bench/world_record.py runs_reach_kl). Per-prompt values go to per_prompt.csv
     (`efficiency`, `efficiency_bon`): the units of the suite interval."""
     from bench.evaluation.frontier import efficiency_units
 

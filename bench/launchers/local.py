@@ -121,12 +121,20 @@ class LocalLauncher:
             outcome.diverged += [tuple(x) for x in record.get("diverged", [])]
             for k2, v in record.get("stage_seconds", {}).items():
                 outcome.stage_seconds[k2] = outcome.stage_seconds.get(k2, 0.0) + v
+        # a run one worker failed is also "failed by another process" to a worker that came back to it: one row
+        outcome.failed[:] = _first_per_run(outcome.failed)
+        outcome.diverged[:] = _first_per_run(outcome.diverged)
         ours = set(outcome.finished) | {r for r, _ in outcome.failed} | {r for r, _ in outcome.diverged}
         for record in records:  # trained by another worker of ours: not "by another process"
             outcome.by_others += [r for r in record.get("by_others", []) if r not in ours
                                   and r not in outcome.by_others]
         if errors:
             raise UserError(*dict.fromkeys(errors))
+
+
+def _first_per_run(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: set[str] = set()
+    return [(r, e) for r, e in rows if not (r in seen or seen.add(r))]
 
 
 class RunLines:

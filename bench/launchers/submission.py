@@ -268,7 +268,8 @@ def stage_task(plan_path: str) -> str:
     """The shared-stages job: world, limits and reward models, built once for every run of the array."""
     from bench.quiet import quiet_libraries as _quiet_libraries
     from bench.threads import pinned_threads
-    from bench.runner import StageBook, build_shared_stages, write_world_record
+    from bench.runner import StageBook, build_shared_stages
+    from bench.world_record import write_world_record
 
     _quiet_libraries()
     plan = _load(plan_path)
@@ -348,9 +349,13 @@ class _TaskLog:
 
 
 def run_one(plan, spec) -> str:
+    """One submitit task: its run executes in a child process of the task (bench.launchers.attempt), as under
+    every local launcher, so a run the kernel kills (a cgroup's OOM killer picks the largest process: the run) is
+    tried once more and then recorded `failed` with the cause, instead of a job that ended without a result."""
+    from bench.launchers.attempt import work_through_isolated
     from bench.quiet import quiet_libraries as _quiet_libraries
+    from bench.runner import StageBook, SuiteOutcome
     from bench.threads import pinned_threads
-    from bench.runner import StageBook, SuiteOutcome, work_through
 
     _quiet_libraries()
     one = dataclasses.replace(plan, specs=[spec])
@@ -359,7 +364,7 @@ def run_one(plan, spec) -> str:
         from bench.distributed import is_main
 
         log = _TaskLog(f"job {_job_id()} on {os.uname().nodename}") if is_main() else None  # torchrun: rank 0's lines
-        work_through(one, StageBook(one), outcome, log)
+        work_through_isolated(one, StageBook(one), outcome, log)
     if outcome.failed:
         return f"failed: {outcome.failed[0][1]}"
     return "diverged" if outcome.diverged else ("finished" if outcome.finished else "finished by another process")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import jinja2
 import pandas as pd
 
-from bench.reporting import figures, frontier_chart, ladder, replication, sweeps, tables, verdict
+from bench.reporting import figures, frontier_chart, gao_table, ladder, replication, sweeps, tables, verdict
 from bench.reporting.data import Results, finite
 from bench.suite import AXES
 
@@ -277,7 +277,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     controlled = (res.world.get("kind") or (res.suite.get("world") or {}).get("kind")) == "controlled"
     reward_name = "gold reward" if controlled else "judge reward"
     tax = tables.alignment_tax(board)
-    gao = tables.gao_fits(runs, board, res.curves)
+    gao = gao_table.gao_fits(runs, board, res.curves)
     failed = tables.failed_runs(frame, order)
     run_table = tables.runs_table(frame, res.metrics, order)
     component_titles, run_rows = runs_view(run_table, link_base)
@@ -335,7 +335,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
                  "cells": [{"value": tables.format_number(r[f"{form}_{part}"], ".2f"),
                             "ci": tables.format_ci(r[f"{form}_{part}"], r[f"{form}_{part}_lo"],
                                                    r[f"{form}_{part}_hi"], int(r["seeds"]), ".2f")}
-                           for form in ("rl", "bon") for part in tables.GAO_PARTS]}
+                           for form in ("rl", "bon") for part in gao_table.GAO_PARTS]}
                 for _, r in gao.iterrows()],
         "tax": [{"setting": r["setting"], "seeds": int(r["seeds"]),
                  "score": tables.format_number(r["lm_eval_score"], ".3f"),
