@@ -7,7 +7,7 @@
     world_gap = "a 0.4M-parameter policy on a synthetic language; no pretrained knowledge"
     metric = "gold_reward"       # a metric with an interval (docs/suite-format.md lists them)
     compare = "dpo - ppo"        # two entry labels of this suite: the paired difference a - b
-    at = "matched_kl"            # or "matched_budget"
+    at = "frontier"              # or "matched_kl", "matched_budget"
     expect = "positive"          # the sign the claim predicts for `compare`
     mechanism = "PPO's few updates ..."   # shown when the rerun contradicts the claim
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from bench.columns import AXIS_COLUMNS
 
-AT = ("matched_budget", "matched_kl")
+AT = ("matched_budget", "matched_kl", "frontier")
 EXPECT = ("positive", "negative")
 def parse_arms(text: str):
     """The two arms of `compare` (bench/evaluation/replication.py parses them), or None."""
@@ -60,7 +60,9 @@ class ReplicationConfig:
                                                                 "gold_reward, win_rate, kl, length, ...)"})
     at: str = field(default="matched_budget", metadata={"choices": AT, "doc": "matched_budget: each arm's selected "
                     "setting under the same budget (every budget the suite sweeps); matched_kl: the two settings "
-                    "(one per arm, over their grids and budgets) whose KL(π‖π_ref) agree best"})
+                    "(one per arm, over their grids and budgets) whose KL(π‖π_ref) agree best; frontier: each "
+                    "setting of a against b's reward-KL frontier at its KL (linear between b's two bracketing "
+                    "settings)"})
     expect: str = field(default="positive", metadata={"choices": EXPECT, "doc": "the sign of a - b the claim "
                                                                                "predicts"})
     kl_tolerance: float = field(default=0.25, metadata={"gt": 0, "doc": "matched_kl: the two arms' mean KLs may "

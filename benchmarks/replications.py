@@ -34,9 +34,12 @@ def _number(rep: dict) -> str:
     mean, lo, hi = d.get("difference"), d.get("lo"), d.get("hi")
     if mean is None or (isinstance(mean, float) and not math.isfinite(mean)):
         return _cell(rep.get("reason") or "–")
-    where = "matched KL" if rep.get("at") == "matched_kl" else "matched budget"
+    where = {"matched_kl": "at matched KL", "frontier": "against the frontier"}.get(rep.get("at"),
+                                                                                  "at matched budget")
+    if d.get("condition") and rep.get("at") in ("matched_kl", "frontier"):
+        where += f" ({d['condition']})"
     ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else " (one seed)"
-    return _cell(f"{rep.get('metric')} {d.get('a')} − {d.get('b')} = {mean:+.3f}{ci} at {where}, "
+    return _cell(f"{rep.get('metric')} {d.get('a')} − {d.get('b')} = {mean:+.3f}{ci} {where}, "
                  f"{d.get('seeds')} seeds")
 
 

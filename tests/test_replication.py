@@ -220,3 +220,48 @@ def test_check_fails_when_a_resolved_verdict_reverses():
     fails, note = replication_change(rep("inconclusive"), rep("reproduced"))
     assert not fails and note == "replication verdict: reproduced in the baseline, inconclusive now"
     assert replication_change({}, rep("reproduced")) == (False, "")
+
+
+def test_frontier_reads_each_setting_against_the_other_arms_interpolated_frontier():
+    """at = "frontier": a setting of a inside b's KL range is compared with the straight line between b's two
+    bracketing settings (weights from the mean KLs); a setting outside is named, never extrapolated."""
+    import pandas as pd
+
+    from bench.evaluation.replication import decide
+    from bench.evaluation.uncertainty import Interval
+
+    kl = {"dpo (beta=0.1)": 9.0, "dpo (beta=0.3)": 1.5, "dpo (beta=1)": 0.5,
+          "ppo (kl_coef=0.1)": 2.0, "ppo (kl_coef=0.5)": 1.0, "ppo (kl_coef=2)": 0.25}
+    gold = {"dpo (beta=0.1)": -4.0, "dpo (beta=0.3)": -0.4, "dpo (beta=1)": -0.9,
+            "ppo (kl_coef=0.1)": -0.2, "ppo (kl_coef=0.5)": -1.0, "ppo (kl_coef=2)": -1.5}
+    asked = []
+
+    class Unc:
+        def interval(self, s, metric):
+            return Interval(kl[s], kl[s], kl[s], 3)
+
+        def contrast(self, weights, metric):
+            asked.append(weights)
+            m = sum(w * gold[s] for s, w in weights.items())
+            return Interval(m, m - 0.1, m + 0.1, 3)
+
+        def difference(self, a, b, metric):
+            return self.contrast({a: 1.0, b: -1.0}, metric)
+
+    rows = [{"label": "dpo", "algorithm": "dpo", "beta": b, "kl_coef": None} for b in (0.1, 0.3, 1.0)]
+    rows += [{"label": "ppo", "algorithm": "ppo", "beta": None, "kl_coef": k} for k in (0.1, 0.5, 2.0)]
+    frame = pd.DataFrame([{**r, "run_id": f"{r['label']}_{r['beta']}_{r['kl_coef']}_s{s}", "seed": s,
+                           "status": "finished", "best": ""} for r in rows for s in range(3)])
+    rep = {"compare": "dpo - ppo", "metric": "gold_reward", "at": "frontier", "claim": "c", "citation": "x"}
+    v = decide(rep, frame, Unc(), swept=[])
+    by_a = {p.a: p for p in v.points}
+    assert set(by_a) == {"dpo (beta=0.3)", "dpo (beta=1)"}  # β 0.1's KL 9 is outside ppo's 0.25–2.0
+    # β 0.3 at KL 1.5: halfway between ppo's 1.0 (gold −1.0) and 2.0 (−0.2): the frontier reads −0.6 there
+    assert by_a["dpo (beta=0.3)"].difference == pytest.approx(-0.4 + 0.6)
+    assert {"dpo (beta=0.3)": 1.0, "ppo (kl_coef=0.5)": -0.5, "ppo (kl_coef=0.1)": -0.5} in asked
+    # β 1 at KL 0.5: a third of the way from 0.25 (−1.5) to 1.0 (−1.0): −1.5 + (0.25/0.75)·0.5
+    assert by_a["dpo (beta=1)"].difference == pytest.approx(-0.9 - (-1.5 + 0.5 / 3))
+    assert v.verdict == "reproduced" and "against the frontier" in v.headline
+    assert "not extrapolated: dpo (beta=0.1) (KL 9.00)" in v.headline
+    gold["dpo (beta=1)"] = -2.0  # below ppo's frontier at its KL: a contradiction decides
+    assert decide(rep, frame, Unc(), swept=[]).verdict == "contradicted"

@@ -17,6 +17,11 @@ pair source) — a claim about a ranking must hold at each budget the suite swee
 setting of arm b with the nearest mean KL on the same world; a point counts when the two means differ by at most
 `kl_tolerance` of the larger, so a frontier claim is read across the KL range both arms cover. The report shows
 each point; the headline is the point that decides (the contradicting one, else the weakest reproducing one).
+`frontier` reads a whole reward–KL frontier: every setting of arm a whose mean KL lies inside the KL range of arm
+b's settings (same world) is compared with b's frontier at that KL, the straight line between the two settings
+of b that bracket it — the contrast a − (1 − w)·b₁ − w·b₂, w = (KL_a − KL_b₁)/(KL_b₂ − KL_b₁), paired by seed on
+the shared prompts and draws (Uncertainty.contrast). The weights take the mean KLs as given (their own seed noise
+is not propagated); settings of a outside b's range are not extrapolated, and the verdict names them.
 
 No algorithm code: the suite's records (summary frame, per-unit files) are all it reads.
 """
@@ -214,6 +219,40 @@ def _kl_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int, tolerance: flo
     return points, why
 
 
+def _frontier_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int) -> tuple[list[Point], str]:
+    """Each setting of a inside b's KL range against b's frontier there (linear between the bracketing settings)."""
+    axes = tuple(c for c in _MATCH_AXES if c in runs.columns and c not in {a.axis, b.axis})
+    settings = {}
+    for arm in (a, b):
+        mine = _arm_rows(runs, arm)
+        settings[arm] = {s: _condition(g.iloc[0], axes) for s, g in mine.groupby("setting", sort=False)}
+    kls = {s: unc.interval(s, "kl").mean for arm in (a, b) for s in settings[arm]}
+    points, outside = [], []
+    for name_a, cond in settings[a].items():
+        line = sorted((kls[n], n) for n, c in settings[b].items() if c == cond and math.isfinite(kls[n]))
+        ka = kls[name_a]
+        if len(line) < 1 or not math.isfinite(ka) or not line[0][0] <= ka <= line[-1][0]:
+            outside.append(f"{name_a} (KL {ka:.2f})")
+            continue
+        (k1, b1), (k2, b2) = max((p for p in line if p[0] <= ka)), min((p for p in line if p[0] >= ka))
+        w = 0.0 if k2 == k1 else (ka - k1) / (k2 - k1)
+        iv = unc.contrast({name_a: 1.0, b1: -(1.0 - w), b2: -w}, metric) if b1 != b2 else \
+            unc.difference(name_a, b1, metric)
+        on = b1 if b1 == b2 else f"{b1} ↔ {b2}"
+        where = (f"KL {ka:.2f} on {b}'s frontier at {k1:.2f}" if b1 == b2 else
+                 f"KL {ka:.2f} on {b}'s frontier between {k1:.2f} and {k2:.2f}")
+        points.append(Point(name_a, on, iv.mean, iv.lo, iv.hi, iv.seeds, _reading(iv.lo, iv.hi, sign), where,
+                            ka, (1 - w) * k1 + w * k2))
+    why = ""
+    if outside:
+        span = [kls[n] for n in settings[b] if math.isfinite(kls[n])]
+        rng = f"{min(span):.2f}–{max(span):.2f}" if span else "none"
+        why = f"outside {b}'s KL range ({rng}), not extrapolated: " + ", ".join(outside)
+    if not points and not why:
+        why = f"{a} or {b} has no finished runs with a KL"
+    return points, why
+
+
 def _diagnostics(runs: pd.DataFrame, setting: str) -> str:
     rows = runs[(runs["setting"] == setting) & (runs["status"] == "finished")]
     parts = []
@@ -241,9 +280,11 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[st
     runs = sorted_runs(frame) if len(frame) else frame.assign(setting=[])
     if at == "matched_kl":
         points, why = _kl_points(runs, unc, a, b, metric, sign, float(rep.get("kl_tolerance", 0.25)))
+    elif at == "frontier":
+        points, why = _frontier_points(runs, unc, a, b, metric, sign)
     else:
         points, why = _budget_points(runs, unc, a, b, metric, sign, swept)
-    where = "at matched KL" if at == "matched_kl" else "at matched budget"
+    where = {"matched_kl": "at matched KL", "frontier": "against the frontier"}.get(at, "at matched budget")
     if not points:
         return Verdict("inconclusive", headline=f"inconclusive: {why}", reason=why, **base)
     contra = [p for p in points if p.reading == "contradicted"]
@@ -259,7 +300,8 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[st
     headline = (f"{verdict}: {metric} {deciding.a} − {deciding.b} = {_fmt(deciding.difference)} {ci} {where}"
                 + (f" ({deciding.condition})" if deciding.condition else "") + f", {seeds}"
                 + (f"; {len(points)} matched points" if len(points) > 1 else "")
-                + f"; the claim expects {'> 0' if sign > 0 else '< 0'}.")
+                + f"; the claim expects {'> 0' if sign > 0 else '< 0'}"
+                + (f"; {why}." if why and at == "frontier" else "."))
     reason = ""
     if verdict == "inconclusive":
         reason = ("the interval includes 0" if math.isfinite(deciding.lo) else "one paired seed gives no interval") \

@@ -173,19 +173,31 @@ class Uncertainty:
 
     def difference(self, a: str, b: str, metric: str) -> Interval:
         """mean(a) − mean(b) with its paired interval, over the seeds both settings finished."""
-        ma, _ = self._matrix(self._finished(a), metric)
-        mb, _ = self._matrix(self._finished(b), metric)
-        keys = sorted(set(ma) & set(mb), key=str)
-        keys = [k for k in keys if ma[k].shape == mb[k].shape]
+        return self.contrast({a: 1.0, b: -1.0}, metric)
+
+    def contrast(self, weights: dict[str, float], metric: str) -> Interval:
+        """Σ w_s · mean(s) with its paired interval, over the seeds every weighted setting finished, computed cell
+        by cell on the shared prompts and draws: a difference (weights 1, −1), or a setting against a point
+        interpolated between two others (1, −(1 − w), −w: the frontier reading of bench/evaluation/replication.py).
+        Weights that sum to 0 with positive part 1 keep a difference's range."""
+        weights = {s: float(w) for s, w in weights.items() if w != 0}
+        mats = [(w, self._matrix(self._finished(s), metric)[0]) for s, w in weights.items()]
+        if not mats:
+            return NAN
+        keys = set(mats[0][1])
+        for _, m in mats[1:]:
+            keys &= set(m)
+        keys = sorted((k for k in keys if len({m[k].shape for _, m in mats}) == 1), key=str)
         if not keys:
             return NAN
-        d = np.stack([ma[k] for k in keys]) - np.stack([mb[k] for k in keys])
-        values = {k: float(ma[k].mean() - mb[k].mean()) for k in keys}
+        d = sum(w * np.stack([m[k] for k in keys]) for w, m in mats)
+        values = {k: float(sum(w * m[k].mean() for w, m in mats)) for k in keys}
         if d.shape[0] * d.shape[1] == 1:  # one seed, one unit: no information on the spread
             return Interval(float(d.mean()), math.nan, math.nan, 1, values)
         low, high = bounds_of(metric)
+        scale = sum(w for w in weights.values() if w > 0)
         parts = crossed_components(d)
-        mean, lo, hi = interval_of(parts, alpha=self.alpha, bounds=(low - high, high - low))
+        mean, lo, hi = interval_of(parts, alpha=self.alpha, bounds=(scale * (low - high), scale * (high - low)))
         return Interval(mean, lo, hi, len(keys), values, parts)
 
 
