@@ -1,8 +1,8 @@
 """The real check of the one uncertainty model: coverage of 3- and 5-seed intervals on the default world (issue 21).
 
-    # ~56 short runs (sft, dpo, ipo, simpo × seeds 0-13 at suites/controlled.toml's settings), once, in the background:
+    # 84 short runs (sft, dpo, ipo, simpo, cdpo, orpo × seeds 0-13 at suites/controlled.toml's settings), once:
     nohup bench run suites/controlled.toml --set 'suite.seeds=[0,1,2,3,4,5,6,7,8,9,10,11,12,13]' \
-        --only sft,dpo,ipo,simpo --results results/coverage-runs --no-report > coverage-run.log 2>&1 &
+        --only sft,dpo,ipo,simpo,cdpo,orpo --results results/coverage-runs --no-report > coverage-run.log 2>&1 &
     python benchmarks/coverage.py results/coverage-runs/controlled [-o benchmarks/results/coverage.json]
 
 Truth: the mean over all N seeds of each setting (or paired difference) on the suite's fixed test prompts and
@@ -39,7 +39,7 @@ from bench.evaluation.crossed import _t_ppf, crossed_bootstrap_ci, crossed_compo
 from bench.evaluation.uncertainty import bounds_of
 from bench.results import from_results
 
-ALGORITHMS = ("sft", "dpo", "ipo", "simpo")
+ALGORITHMS = ("sft", "dpo", "ipo", "simpo", "cdpo", "orpo")  # --algorithms picks others
 METRICS = ("win_rate", "gold_reward", "kl")
 SIZES = (3, 5)
 MAX_SUBSETS = 2000
@@ -149,7 +149,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("results", type=Path)
     parser.add_argument("-o", "--out", type=Path, default=Path("benchmarks/results/coverage.json"))
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS),
+                        help="comma-separated algorithms of the results to study (those absent are skipped)")
     args = parser.parse_args()
+    algorithms = [a for a in args.algorithms.split(",") if a]
     import pandas as pd
 
     from bench.io import read_json
@@ -158,7 +161,7 @@ def main() -> None:
     frame = summary_frame(args.results, intervals=False)
     unc = from_results(args.results, frame)
     by_algo = {a: [s for s in unc.settings if frame.loc[frame["run_id"].isin(unc.settings[s]), "algorithm"].eq(a).all()]
-               for a in ALGORITHMS}
+               for a in algorithms}
     settings = {a: s[0] for a, s in by_algo.items() if s}
     rng = np.random.default_rng(21)
     done = frame[frame["status"] == "finished"]
