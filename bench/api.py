@@ -134,10 +134,14 @@ def run_suite(path: str | Path, *, results: str | Path = "results", cache_dir: s
     suite = load_suite(path, items)
     from bench.launchers import make_launcher
 
+    if workers is not None and workers < 1:
+        from bench.errors import UserError
+
+        raise UserError(f"workers: expected a number of worker processes >= 1, got {workers}")
     where = make_launcher(suite.launcher, kind=launcher, workers=workers, device=device)
     outcome = run(suite, results_root=Path(results), cache_dir=cache_dir, only=only, seeds=seeds, device=device,
                   launcher=where)
-    if report is not None:
+    if report is not None and outcome.complete:  # a SLURM submission returns before its runs: no report yet
         from bench.reporting import write_report
 
         write_report(outcome.results_dir, Path(report) / suite.name)

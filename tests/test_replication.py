@@ -241,6 +241,7 @@ def test_frontier_reads_each_setting_against_the_other_arms_interpolated_frontie
             return Interval(kl[s], kl[s], kl[s], 3)
 
         def contrast(self, weights, metric):
+            weights = dict(weights)  # (setting, weight) pairs, as Uncertainty.contrast takes them
             asked.append(weights)
             m = sum(w * gold[s] for s, w in weights.items())
             return Interval(m, m - 0.1, m + 0.1, 3)

@@ -134,3 +134,26 @@ def test_shares_of_samples_stay_inside_zero_and_one():
         iv = unc.interval("a", metric)
         assert 0.0 <= iv.lo <= iv.mean <= iv.hi <= 1.0, (metric, iv)
         assert iv.lo == 0.0 or iv.hi == 1.0  # clipped: three seeds this far apart span the whole range
+
+
+def test_a_contrast_adds_a_settings_weights_and_keeps_the_metrics_range():
+    """Uncertainty.contrast: a setting named twice has its weights added (a − a is exactly 0, as difference(a, a)
+    always read), and an interpolated contrast a − ½b − ½c of a win rate stays inside [−1, 1]."""
+    import numpy as np
+    import pandas as pd
+
+    from bench.evaluation.uncertainty import from_frame
+
+    rng = np.random.default_rng(0)
+    rows = [{"run_id": f"{s}_{seed}", "label": s, "algorithm": "fake", "seed": seed, "status": "finished",
+             "win_rate": float(rng.uniform(0.3, 0.7))} for s in ("a", "b", "c") for seed in range(3)]
+    unc = from_frame(pd.DataFrame(rows))
+    names = {n[0]: n for n in unc.settings}
+    same = unc.difference(names["a"], names["a"], "win_rate")
+    assert (same.mean, same.lo, same.hi, same.seeds) == (0.0, 0.0, 0.0, 3)
+    iv = unc.contrast([(names["a"], 1.0), (names["b"], -0.5), (names["c"], -0.5)], "win_rate")
+    by_hand = np.mean([rows[i]["win_rate"] - 0.5 * rows[3 + i]["win_rate"] - 0.5 * rows[6 + i]["win_rate"]
+                       for i in range(3)])
+    assert iv.mean == pytest.approx(by_hand) and -1.0 <= iv.lo <= iv.mean <= iv.hi <= 1.0
+    assert unc.difference(names["a"], names["b"], "win_rate").mean == pytest.approx(
+        unc.contrast({names["a"]: 1.0, names["b"]: -1.0}, "win_rate").mean)

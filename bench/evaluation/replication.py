@@ -235,8 +235,10 @@ def _frontier_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int) -> tuple
             outside.append(f"{name_a} (KL {ka:.2f})")
             continue
         (k1, b1), (k2, b2) = max((p for p in line if p[0] <= ka)), min((p for p in line if p[0] >= ka))
+        if k1 == k2:  # on one of b's settings (two tied at its KL: the first)
+            b2, k2 = b1, k1
         w = 0.0 if k2 == k1 else (ka - k1) / (k2 - k1)
-        iv = unc.contrast({name_a: 1.0, b1: -(1.0 - w), b2: -w}, metric) if b1 != b2 else \
+        iv = unc.contrast([(name_a, 1.0), (b1, -(1.0 - w)), (b2, -w)], metric) if b1 != b2 else \
             unc.difference(name_a, b1, metric)
         on = b1 if b1 == b2 else f"{b1} ↔ {b2}"
         where = (f"KL {ka:.2f} on {b}'s frontier at {k1:.2f}" if b1 == b2 else

@@ -173,17 +173,22 @@ class Uncertainty:
 
     def difference(self, a: str, b: str, metric: str) -> Interval:
         """mean(a) − mean(b) with its paired interval, over the seeds both settings finished."""
-        return self.contrast({a: 1.0, b: -1.0}, metric)
+        return self.contrast([(a, 1.0), (b, -1.0)], metric)
 
-    def contrast(self, weights: dict[str, float], metric: str) -> Interval:
+    def contrast(self, weights, metric: str) -> Interval:
         """Σ w_s · mean(s) with its paired interval, over the seeds every weighted setting finished, computed cell
         by cell on the shared prompts and draws: a difference (weights 1, −1), or a setting against a point
         interpolated between two others (1, −(1 − w), −w: the frontier reading of bench/evaluation/replication.py).
-        Weights that sum to 0 with positive part 1 keep a difference's range."""
-        weights = {s: float(w) for s, w in weights.items() if w != 0}
+        `weights`: {setting: w} or (setting, w) pairs; a setting named twice has its weights added (a − a is 0).
+        The range: each setting's metric range weighted by its sign."""
+        total: dict[str, float] = {}
+        for s, w in (weights.items() if isinstance(weights, dict) else weights):
+            total[s] = total.get(s, 0.0) + float(w)
+        weights = {s: w for s, w in total.items() if w != 0}
         mats = [(w, self._matrix(self._finished(s), metric)[0]) for s, w in weights.items()]
-        if not mats:
-            return NAN
+        if not mats:  # every weight cancelled (a − a): exactly 0 over the seeds the setting finished
+            keys = sorted(self._matrix(self._finished(next(iter(total))), metric)[0], key=str) if total else []
+            return Interval(0.0, 0.0, 0.0, len(keys), {k: 0.0 for k in keys}) if keys else NAN
         keys = set(mats[0][1])
         for _, m in mats[1:]:
             keys &= set(m)
@@ -195,10 +200,16 @@ class Uncertainty:
         if d.shape[0] * d.shape[1] == 1:  # one seed, one unit: no information on the spread
             return Interval(float(d.mean()), math.nan, math.nan, 1, values)
         low, high = bounds_of(metric)
-        scale = sum(w for w in weights.values() if w > 0)
+        pos, neg = sum(w for w in weights.values() if w > 0), sum(w for w in weights.values() if w < 0)
+        bounds = (_bound(pos, low) + _bound(neg, high), _bound(pos, high) + _bound(neg, low))
         parts = crossed_components(d)
-        mean, lo, hi = interval_of(parts, alpha=self.alpha, bounds=(scale * (low - high), scale * (high - low)))
+        mean, lo, hi = interval_of(parts, alpha=self.alpha, bounds=bounds)
         return Interval(mean, lo, hi, len(keys), values, parts)
+
+
+def _bound(weight: float, end: float) -> float:
+    """weight · end of a metric's range, 0 for no weight (an infinite end times 0 is no bound, not NaN)."""
+    return weight * end if weight else 0.0
 
 
 def from_frame(frame, dirs: dict[str, Path] | None = None) -> Uncertainty:

@@ -13,7 +13,7 @@ child with it. The parent holds the run's lock throughout, watches the child (os
 
 The child dies with its parent (bench.launchers.lifeline); Ctrl-C or SIGTERM of the parent stops the child first.
 A user error inside the child (its plug-in no longer imports, the disk is full) is passed up as that error.
-Multi-process launches (torchrun) and SLURM tasks execute in-process: their job is the isolation.
+Multi-process launches (torchrun ranks) execute in-process; a SLURM / submitit task runs its run here too.
 """
 
 from __future__ import annotations

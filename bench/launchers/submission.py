@@ -5,9 +5,9 @@
     bench status results/<suite>            queued / running / finished / failed, with job ids and log paths
     bench run SUITE --launcher slurm        again: submits only runs that are neither finished nor queued/running
 
-One array task = one run: it claims the run's lock, clears any leftovers, trains and evaluates it
-(`work_through` over that one run, as every launcher does) and rewrites summary.csv, so the summary is complete
-when the last task ends. metrics.json is written last and atomically: a task killed by `scancel`, a time limit or
+One array task = one run: it claims the run's lock, clears any leftovers, trains and evaluates it in a child
+process (`work_through_isolated` over that one run, as every local launcher does) and rewrites summary.csv, so
+the summary is complete when the last task ends. metrics.json is written last and atomically: a task killed by `scancel`, a time limit or
 preemption leaves a folder without it, which the next `bench run` re-submits from a clean folder. A task's
 stdout/stderr go to runs/<run_id>/logs/<job_id>.out|.err (kept when the folder is cleared); submitit's own logs
 (and the pickled calls) are under results/<suite>/.launch/slurm/submitit/. A run with gpus_per_task > 1 is
