@@ -100,7 +100,8 @@ def study(matrices: dict[tuple, np.ndarray], metric: str, *, truth: float | None
     x_all = np.stack([matrices[k] for k in keys])
     n_total = len(keys)
     truth = float(x_all.mean()) if truth is None else truth
-    out = {"seeds": n_total, "truth": truth, "seed_values": [float(v) for v in x_all.mean(axis=(1, 2))]}
+    out = {"seeds": n_total, "truth": truth, "seed_values": [float(v) for v in x_all.mean(axis=(1, 2))],
+           "seed_ids": [k[-1] for k in keys]}  # the training seed of each value (keys sort as text: 0, 1, 10, ...)
     for n in SIZES:
         fpc = math.sqrt(1 - n / n_total)
         rows = []
