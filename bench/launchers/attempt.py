@@ -7,6 +7,7 @@ child with it. The parent holds the run's lock throughout, watches the child (os
 
     the child wrote a result (finished / diverged / failed, via bench.execute.execute_run) -> that result
     the child died without one                                                            -> another attempt
+    the child was stopped from outside (SIGTERM / SIGINT: scancel, kill)   -> a stop, like Ctrl-C (no attempt)
     ATTEMPTS attempts died                  -> metrics.json status "failed", with the cause, e.g.
                                                "killed by signal 9 (SIGKILL) — out of memory? peak RSS 3512 MB
                                                (2 attempts)"; the suite goes on
@@ -233,6 +234,10 @@ def run_in_child(plan, spec, plan_path: Path, zygote: Zygote | None = None) -> t
         if waited is None:
             zygote.close()
             causes.append("the process that forks run attempts (bench.launchers.zygote) died; peak RSS 0 MB")
+        elif os.WIFSIGNALED(waited[0]) and os.WTERMSIG(waited[0]) in (signal.SIGTERM, signal.SIGINT):
+            # stopped from outside (scancel, kill, a job manager's SIGTERM): a stop, like Ctrl-C, not a death to
+            # retry — under submitit the task's own SIGTERM is only logged, and a second attempt would start
+            raise KeyboardInterrupt
         else:
             causes.append(death_cause(*waited))
     same = len({c.split("; peak RSS")[0] for c in causes}) == 1
