@@ -189,13 +189,20 @@ def _budget_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int,
     return points, why
 
 
-def _kl_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int, tolerance: float) -> tuple[list[Point], str]:
+def _settings_with_kl(runs, unc, a: Arm, b: Arm) -> tuple[dict, dict[str, float]]:
+    """Per arm, its settings with their world condition (never matched across worlds), and every setting's mean KL:
+    what both KL readings (matched_kl, frontier) start from."""
     axes = tuple(c for c in _MATCH_AXES if c in runs.columns and c not in {a.axis, b.axis})
     settings = {}
     for arm in (a, b):
         mine = _arm_rows(runs, arm)
         settings[arm] = {s: _condition(g.iloc[0], axes) for s, g in mine.groupby("setting", sort=False)}
     kls = {s: unc.interval(s, "kl").mean for arm in (a, b) for s in settings[arm]}
+    return settings, kls
+
+
+def _kl_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int, tolerance: float) -> tuple[list[Point], str]:
+    settings, kls = _settings_with_kl(runs, unc, a, b)
     points, closest = [], None
     for name_a, cond in settings[a].items():
         options = [(abs(kls[name_a] - kls[n]) / max(kls[name_a], kls[n], 1e-9), n)
@@ -221,12 +228,7 @@ def _kl_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int, tolerance: flo
 
 def _frontier_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int) -> tuple[list[Point], str]:
     """Each setting of a inside b's KL range against b's frontier there (linear between the bracketing settings)."""
-    axes = tuple(c for c in _MATCH_AXES if c in runs.columns and c not in {a.axis, b.axis})
-    settings = {}
-    for arm in (a, b):
-        mine = _arm_rows(runs, arm)
-        settings[arm] = {s: _condition(g.iloc[0], axes) for s, g in mine.groupby("setting", sort=False)}
-    kls = {s: unc.interval(s, "kl").mean for arm in (a, b) for s in settings[arm]}
+    settings, kls = _settings_with_kl(runs, unc, a, b)
     points, outside = [], []
     for name_a, cond in settings[a].items():
         line = sorted((kls[n], n) for n, c in settings[b].items() if c == cond and math.isfinite(kls[n]))
