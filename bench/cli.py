@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from bench.cli_parser import parser as _parser
-from bench.errors import Terminated, UserError
+from bench.errors import Terminated, UserError, sigterm_stops
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USER, EXIT_RUNS_FAILED, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_TERMINATED = 143
@@ -44,61 +44,38 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     from bench.io import is_storage_error, storage_error
 
-    previous = _on_sigterm()
-    try:
-        commands = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report,
-                    "baseline": cmd_baseline, "check": cmd_check, "compare": cmd_compare, "export": cmd_export,
-                    "status": cmd_status, "env": cmd_env}
-        code = commands[args.command](args)
-        sys.stdout.flush()
-        return code
-    except UserError as err:
-        for line in err.problems:
-            _say(f"error: {line}")
-        return EXIT_USER
-    except Terminated:
-        _say(f"error: terminated (SIGTERM); runs in progress were stopped, finished runs are kept; re-run the same "
-             f"command to resume (exit {EXIT_TERMINATED})")
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        _say("error: interrupted; finished runs are kept, re-run the same command to resume")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `bench list | head`: the reader left; not an error
-        _silence_stdout()
-        return EXIT_OK
-    except Exception as exc:
-        if is_storage_error(exc):
-            _say(f"error: {storage_error(exc)}")
+    with sigterm_stops():  # SIGTERM stops like Ctrl-C: workers and run attempts are stopped first
+        try:
+            commands = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report,
+                        "baseline": cmd_baseline, "check": cmd_check, "compare": cmd_compare, "export": cmd_export,
+                        "status": cmd_status, "env": cmd_env}
+            code = commands[args.command](args)
+            sys.stdout.flush()
+            return code
+        except UserError as err:
+            for line in err.problems:
+                _say(f"error: {line}")
             return EXIT_USER
-        import traceback
+        except Terminated:
+            _say(f"error: terminated (SIGTERM); runs in progress were stopped, finished runs are kept; re-run the same "
+                 f"command to resume (exit {EXIT_TERMINATED})")
+            return EXIT_TERMINATED
+        except KeyboardInterrupt:
+            _say("error: interrupted; finished runs are kept, re-run the same command to resume")
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:  # `bench list | head`: the reader left; not an error
+            _silence_stdout()
+            return EXIT_OK
+        except Exception as exc:
+            if is_storage_error(exc):
+                _say(f"error: {storage_error(exc)}")
+                return EXIT_USER
+            import traceback
 
-        traceback.print_exc()
-        _say(f"error: internal error ({type(exc).__name__}); this is a bug in daa-bench, please report it with the "
-             f"traceback above (exit {EXIT_CRASH})")
-        return EXIT_CRASH
-    finally:
-        _restore_sigterm(previous)
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-def _on_sigterm():
-    """SIGTERM raises Terminated (a KeyboardInterrupt: workers and run attempts are stopped as on Ctrl-C)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
-
-
-def _restore_sigterm(previous) -> None:
-    import signal
-
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+            traceback.print_exc()
+            _say(f"error: internal error ({type(exc).__name__}); this is a bug in daa-bench, please report it with the "
+                 f"traceback above (exit {EXIT_CRASH})")
+            return EXIT_CRASH
 
 
 def _say(line: str) -> None:

@@ -5,6 +5,8 @@ The CLI turns a `UserError` into that line and exit status 2; anything else is a
 
 from __future__ import annotations
 
+import contextlib
+
 import difflib
 from collections.abc import Iterable
 
@@ -38,3 +40,25 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill`, `timeout`, a container stop, a job manager): handled like Ctrl-C, with its own exit
     status (143, 128 + 15) and line. A KeyboardInterrupt, so every place that stops workers on Ctrl-C stops them."""
+
+
+@contextlib.contextmanager
+def sigterm_stops():
+    """While inside: SIGTERM raises Terminated (stopped like Ctrl-C); the previous handler is put back after. Only
+    the main thread can set a handler: elsewhere this changes nothing. `bench` (cli.main) and each submitit task
+    (bench/launchers/submission.py, where submitit's own handler only logs SIGTERM) use it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -20,7 +20,6 @@ as the `local` layout would run) and always waits: a quick check of the path wit
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import sys
@@ -349,34 +348,11 @@ class _TaskLog:
         write_line(sys.stdout, text)
 
 
-@contextlib.contextmanager
-def _sigterm_stops():
-    """While the task's run trains in its child: SIGTERM (scancel, preemption) stops the task like Ctrl-C.
-    submitit's own handler only logs SIGTERM and carries on, so the task would start a second attempt of a run
-    SLURM is cancelling (the slow tier's scancel test saw the cancelled run trained three times)."""
-    import signal
-    import threading
-
-    from bench.errors import Terminated
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_one(plan, spec) -> str:
     """One submitit task: its run executes in a child process of the task (bench.launchers.attempt), as under
     every local launcher, so a run the kernel kills (a cgroup's OOM killer picks the largest process: the run) is
     tried once more and then recorded `failed` with the cause, instead of a job that ended without a result."""
+    from bench.errors import sigterm_stops
     from bench.launchers.attempt import work_through_isolated
     from bench.quiet import quiet_libraries as _quiet_libraries
     from bench.runner import StageBook, SuiteOutcome
@@ -389,7 +365,7 @@ def run_one(plan, spec) -> str:
         from bench.distributed import is_main
 
         log = _TaskLog(f"job {_job_id()} on {os.uname().nodename}") if is_main() else None  # torchrun: rank 0's lines
-        with _sigterm_stops():
+        with sigterm_stops():  # submitit's own SIGTERM handler only logs it: a second attempt would start
             work_through_isolated(one, StageBook(one), outcome, log)
     if outcome.failed:
         return f"failed: {outcome.failed[0][1]}"
