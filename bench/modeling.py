@@ -41,6 +41,10 @@ def use_fused_gelu() -> None:
 
 use_fused_gelu()  # every process that builds, trains or evaluates a model through the harness imports this module
 
+from bench import padding_trim  # noqa: E402  (after the activation table: both patch transformers once)
+
+padding_trim.install()  # padded batches computed without their padding where a caller passes use_cache=False
+
 
 def pick_device(preference: str = "auto") -> torch.device:
     """auto: this process's GPU when there is one (LOCAL_RANK under `accelerate launch`), else the CPU."""
@@ -193,7 +197,7 @@ def completion_batch(tokenizer, prompts: list[str], completions: list[str], *, a
 @torch.no_grad()
 def token_logps(model, batch: dict[str, torch.Tensor], *, with_entropy: bool = False):
     """Per-token log π(y_t | x, y_<t) on completion positions, [B, T-1] (zero elsewhere), and optionally entropy."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
     logp_all = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
     target = batch["input_ids"][:, 1:]
     mask = batch["completion_mask"][:, 1:].float()

@@ -40,8 +40,11 @@ class SharedStages:
             from bench.worlds import WORLDS
 
             t = time.perf_counter()
+            from bench.padding_trim import full_width
+
             kind = WORLDS[self.world_config.kind]
-            self._world = kind.build(self.world_config, self.cache_dir, progress=self.progress)
+            with full_width():  # a cached world is keyed without the batching (bench.padding_trim)
+                self._world = kind.build(self.world_config, self.cache_dir, progress=self.progress)
             self.seconds["world"] = time.perf_counter() - t
         return self._world
 
@@ -71,9 +74,11 @@ class SharedStages:
             from bench.hashing import stable_hash
             from bench.io import read_json
             from bench.modeling import KERNELS
+            from bench.padding_trim import batching
 
             world = self.world()
             digest = stable_hash({"format": 1, "name": name, "world": world.key, **key, "kernels": KERNELS,
+                                  **({"batching": batching()} if batching() else {}),
                                   "threads": torch.get_num_threads(), "device": str(self.device)})[:12]
             path = Path(world.root) / f"{name}-{digest}.json"
             try:
@@ -108,12 +113,14 @@ class SharedStages:
 
             def train(out: Path) -> dict:
                 from bench.algorithms.reward_model import train_reward_model
+                from bench.padding_trim import full_width
 
                 # every rank trains (TRL shards the pairs); rank 0 saves the model
                 report(self.progress, "stage: reward model", 0, 1)
-                record = train_reward_model(world, settings, out / "model", device=self.device,
-                                            world_config=self.world_config,
-                                            max_length=world.info.get("max_length", 128))
+                with full_width():  # keyed without the batching (bench.padding_trim): computed as before
+                    record = train_reward_model(world, settings, out / "model", device=self.device,
+                                                world_config=self.world_config,
+                                                max_length=world.info.get("max_length", 128))
                 report(self.progress, "stage: reward model", 1, 1)
                 return record
 

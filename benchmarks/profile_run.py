@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--dump", default=None, help="also write the raw pstats file here (for pstats / snakeviz)")
     args = ap.parse_args()
     prof = cProfile.Profile()
     prof.enable()
@@ -56,6 +57,8 @@ def main() -> None:
               + f"; steps {m.get('steps')}\n")
     for key in ("cumulative", "tottime"):
         pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(args.top)
+    if args.dump:
+        prof.dump_stats(args.dump)
     text = buf.getvalue()
     print(text)
     if args.out:

@@ -50,6 +50,15 @@ class CurveRecorder:
         self.prompt_rows: list[dict[str, Any]] = []  # per generation point: per-prompt arrays (curve_prompts.csv)
         self.pair_rows: list[dict[str, Any]] = []    # per point: per-pair / control Δlog π (curve_pair_drift.csv)
         self._control_gold = None
+        # the measurements of the latest point, kept for the final evaluation of the same policy object, which
+        # would otherwise score the same sequences again (issue 24): {("pairs", split) | ("generation", n): value}
+        self._latest: tuple[int, dict[tuple, Any]] = (0, {})
+
+    def latest(self, policy, what: tuple):
+        """What the latest point measured for `what` on this very policy object (the final point, when the final
+        evaluation asks), else None. Same code, same inputs, same seeds: the values the caller would compute."""
+        owner, kept = self._latest
+        return kept.get(what) if owner == id(policy) else None
 
     @property
     def tokenizer(self):
@@ -96,6 +105,7 @@ class CurveRecorder:
         ctx = self.ctx
         ev = ctx.spec.eval
         meter = ctx.meter
+        self._latest = (id(policy), {})
         with meter.paused():
             was_training = policy.training
             base = {"step": int(step), "flops": meter.flops, "budget_fraction": meter.fraction,
@@ -104,6 +114,7 @@ class CurveRecorder:
                 pairs = ctx.stages.curve_pairs(split, ev.curve_pairs)
                 ref = ctx.stages.base_logps(split, ev.curve_pairs)
                 now = pair_logps(policy, self.tokenizer, pairs)
+                self._latest[1][("pairs", split)] = now
                 row = dict(base, split=split, **drift_row(now, ref))
                 point = len(self.rows) // 2
                 for side in ("chosen", "rejected"):
@@ -144,7 +155,9 @@ class CurveRecorder:
         from bench.evaluation.reference import generation_metrics
 
         ctx = self.ctx
-        m, ref_scores = generation_metrics(ctx, policy, n_prompts=ctx.spec.eval.curve_generation_prompts)
+        n = ctx.spec.eval.curve_generation_prompts
+        m, ref_scores = generation_metrics(ctx, policy, n_prompts=n)
+        self._latest[1][("generation", n)] = (m, ref_scores)
         wins = win_matrix(m.scores, ref_scores)
         point = {"win_rate": float(wins.mean()), "tie_rate": float((wins == 0.5).mean()),
                  "gold_reward": float(m.scores.mean()),

@@ -139,6 +139,7 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from bench.evaluation.quality import quality_metrics
     from bench.evaluation.reference import control_set, generation_metrics, reference_model, reference_samples
     from bench.modeling import load_causal_lm, load_tokenizer, sequence_logps
+    from bench.padding_trim import full_width
 
     spec, ev, stages = ctx.spec, ctx.spec.eval, ctx.stages
     world = stages.world()
@@ -167,8 +168,9 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         from bench.evaluation.scripted import scripted_metrics
 
         m, ref_scores = scripted_metrics(ctx, str(outcome.extra["scripted"]))
-    else:
-        m, ref_scores = generation_metrics(ctx, policy, ev.prompts)
+    else:  # the final curve point just sampled and scored the same prompts with the same seed: reuse it
+        m, ref_scores = ctx.curves.latest(policy, ("generation", ev.prompts)) or generation_metrics(ctx, policy,
+                                                                                                   ev.prompts)
     wins = win_matrix(m.scores, ref_scores)  # [prompts, reference draws]
     # within-run intervals: the one uncertainty model with one seed (t over prompts, each with its draws)
     metrics["win_rate"], metrics["win_rate_run_lo"], metrics["win_rate_run_hi"] = crossed_ci(
@@ -235,7 +237,7 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             # the margin the loss drives on pairs it trained on, beside its analytic optimum where finite
             train_pairs = stages.curve_pairs("train", ev.curve_pairs)
             base_train = stages.base_logps("train", ev.curve_pairs)
-            now_train = pair_logps(policy, tok, train_pairs)
+            now_train = ctx.curves.latest(policy, ("pairs", "train")) or pair_logps(policy, tok, train_pairs)
             margins = (implicit_rewards(kind, now_train["chosen"], base_train["chosen"], now_train["chosen_len"])
                        - implicit_rewards(kind, now_train["rejected"], base_train["rejected"],
                                           now_train["rejected_len"]))
@@ -244,7 +246,8 @@ def evaluate_run(ctx, outcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             if target is not None:
                 metrics["margin_target"] = float(target)
         corr_set = stages.limits()["corr_samples"]
-        lp_now, lens = sequence_logps(policy, tok, corr_set["prompt"], corr_set["completion"])
+        with full_width():  # π_ref's values come from the limits, computed at full width (bench.padding_trim)
+            lp_now, lens = sequence_logps(policy, tok, corr_set["prompt"], corr_set["completion"])
         lp_ref = np.asarray(corr_set["ref_logp"])
         proxy_corr = proxy.score(corr_set["prompt"], corr_set["completion"]) if kind == "reward_model" and proxy \
             else None
@@ -311,7 +314,8 @@ def pair_drift_table(ctx, policy, tok, pairs, heldout, now, base, control, dctl)
     world = stages.world()
     ref = reference_model(stages)
     train = stages.curve_pairs("train", ev.curve_pairs)
-    train_base, train_now = stages.base_logps("train", ev.curve_pairs), pair_logps(policy, tok, train)
+    train_base = stages.base_logps("train", ev.curve_pairs)
+    train_now = ctx.curves.latest(policy, ("pairs", "train")) or pair_logps(policy, tok, train)
     held = dict(pairs, score_chosen=_floats(heldout["score_chosen"]), score_rejected=_floats(heldout["score_rejected"]))
     control_gold = judge_for_world(world).score(control["prompt"], control["completion"])
     if world.kind == "controlled":

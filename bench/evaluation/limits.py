@@ -51,8 +51,14 @@ def world_limits(stages, ev, reach_kl: float = 0.0) -> dict:
     key = stable_hash({"format": LIMITS_FORMAT, "world": world.key, "prompts": prompts, "samples": m,
                        "max_new_tokens": ev.max_new_tokens, "temperature": ev.temperature})[:12]
     path = world.root / f"limits-{key}.json"
+    def compute() -> dict:
+        from bench.padding_trim import full_width
+
+        with full_width():  # keyed without the batching (bench.padding_trim): computed as before
+            return _compute_limits(stages, world, ev, prompts, m)
+
     # built under a lock; a limits file that does not parse is rebuilt with one warning line
-    return load_json_cache(path, lambda: _compute_limits(stages, world, ev, prompts, m), what="limits")
+    return load_json_cache(path, compute, what="limits")
 
 
 def limit_rows(rewards: np.ndarray) -> tuple[list[dict], list[dict]]:

@@ -334,6 +334,21 @@ def _numeric_metrics(task_results: dict) -> dict[str, float]:
     return out
 
 
+@contextlib.contextmanager
+def _without_environment_dump():
+    """lm-eval appends torch's `collect_env` report (it runs `pip list` and friends in subprocesses: 0.6 s of a
+    4.7 s evaluation, issue 24's profile) and the git hash to every result; we read only `results`, and every run
+    records its own provenance (bench/provenance.py), so both are skipped."""
+    from lm_eval import evaluator
+
+    saved = evaluator.add_env_info, evaluator.get_git_commit_hash
+    evaluator.add_env_info, evaluator.get_git_commit_hash = (lambda results: None), (lambda: None)
+    try:
+        yield
+    finally:
+        evaluator.add_env_info, evaluator.get_git_commit_hash = saved
+
+
 def run_lm_eval(model_dir: Path, tokenizer_dir: Path, tasks: list[str], *, include_path: Path | None,
                 limit: int | None, device: str = "cpu", batch_size: int = 64,
                 bootstrap_iters: int = 100, trust_task_code: bool = False) -> dict[str, dict[str, float]]:
@@ -361,7 +376,7 @@ def run_lm_eval(model_dir: Path, tokenizer_dir: Path, tasks: list[str], *, inclu
         lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, device=device,
                   max_length=max_length, add_bos_token=False)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _without_environment_dump():
                 out = lm_eval.simple_evaluate(
                     model=lm, tasks=tasks, task_manager=tm, limit=limit, log_samples=False,
                     bootstrap_iters=bootstrap_iters, random_seed=None, numpy_random_seed=None,

@@ -72,9 +72,11 @@ def sample_metrics(policy, ref, tokenizer, judge, prompts: list[str], *, max_new
         batch = _ids_batch(prompt_ids[sl], comp_ids, tokenizer.pad_token_id, device)
         target = batch["input_ids"][:, 1:]
         mask = batch["completion_mask"][:, 1:].float()
-        lp_pol = torch.log_softmax(policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        lp_pol = torch.log_softmax(policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                          use_cache=False)
                                    .logits[:, :-1].float() / temperature, -1)
-        lp_ref = torch.log_softmax(ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        lp_ref = torch.log_softmax(ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                       use_cache=False)
                                    .logits[:, :-1].float() / temperature, -1)
         tok_pol = lp_pol.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask
         tok_ref = lp_ref.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask
