@@ -191,6 +191,21 @@ class ComputeMeter:
 
         self._handles.append(model.register_forward_pre_hook(hook, with_kwargs=True))
 
+    def attach_alongside(self, model, component: str, n_params: int) -> None:
+        """Charge `component` a forward of `n_params` on every training forward of `model` (grad enabled, training
+        mode, not paused), over the same non-padding tokens: what a frozen model run on the same batch in the same
+        step would have been charged by `attach`. For a pass whose result is served from a cache (the DPO family's
+        reference log-probs, bench/algorithms/reference_cache.py) but whose cost the budget still pays per step."""
+        def hook(module, args, kwargs):
+            import torch
+
+            if self.paused_depth or not (torch.is_grad_enabled() and module.training):
+                return
+            tokens = count_tokens(args, kwargs)
+            self.charge(component, forward_flops(n_params, tokens), tokens, per_rank=True)
+
+        self._handles.append(model.register_forward_pre_hook(hook, with_kwargs=True))
+
     def detach(self) -> None:
         for h in self._handles:
             h.remove()

@@ -51,6 +51,9 @@ class DPOFamily(Algorithm):
     implicit_reward = "log_ratio"
     supports_peft = True
     family = "dpo"
+    # π_ref's log-probs of the training pairs served from a per-world cache (bench/algorithms/reference_cache.py);
+    # a subclass whose trainer computes the reference in its own loss (a loss hook) sets False
+    cached_reference = True
 
     def loss_kwargs(self, p: dict) -> dict:
         """The DPOConfig fields that select this variant's loss (loss_type, loss_weights, label_smoothing, ...)."""
@@ -99,6 +102,7 @@ class DPOFamily(Algorithm):
     def train(self, ctx) -> TrainOutcome:
         from trl import DPOConfig
 
+        from bench.algorithms import reference_cache
         from bench.algorithms import trl_common as tc
         from bench.modeling import load_causal_lm, load_tokenizer
 
@@ -130,6 +134,8 @@ class DPOFamily(Algorithm):
                                         **({"peft_config": peft} if peft else {}))
         if p["precompute_ref_log_probs"]:
             ctx.meter.charge("reference_precompute", precompute_pair * len(train), int(tokens * len(train)))
+        elif reference_cache.applies(p, ref) and self.cached_reference:
+            reference_cache.serve(ctx, trainer, ref, policy)  # computed once per world, charged per step
         tc.quiet(trainer)
         trainer.train()
         out = tc.save_policy(trainer, tok, ctx.work_dir / "policy")

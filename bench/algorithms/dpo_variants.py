@@ -75,6 +75,7 @@ class TRDPO(DPOFamily):
     paper = "Gorbatovski et al. 2024, Learn Your Reference Model for Real Good Alignment, arXiv:2404.09656"
     family = "dpo"
     Params = TRDPOParams
+    cached_reference = False  # the reference moves towards the policy during training
 
     def loss_kwargs(self, p: dict) -> dict:
         return {"loss_type": ["sigmoid"], "sync_ref_model": True, "ref_model_mixup_alpha": p["ref_model_mixup_alpha"],
@@ -83,6 +84,8 @@ class TRDPO(DPOFamily):
 
 class HookedVariant(DPOFamily):
     """A variant whose loss TRL lacks: TRL's DPOTrainer with the pure reference loss as a hook."""
+
+    cached_reference = False  # the hook scores π_ref itself in the step (its own log-prob code, kept as it was)
 
     def loss_kwargs(self, p: dict) -> dict:
         return {"loss_type": ["sigmoid"]}  # unused by the hook; keeps TRL's config valid

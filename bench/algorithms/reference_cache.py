@@ -1,0 +1,75 @@
+"""π_ref's log-probs of the DPO family's training pairs: computed once per world, served to every run, charged to
+every step as before.
+
+Why: a DPO-family step runs the reference model forward on the step's 64 sequences (a quarter of the step's FLOPs:
+2·N per token beside the policy's 6·N), yet π_ref and the training pairs are the same for every seed and every
+variant of a suite (dpo, ipo, cdpo, ...): the same numbers were computed 3 × 136 times per variant. Here they are
+computed once per world by TRL's own `compute_ref_log_probs` over the trainer's own collated batches (fixed order,
+the training batch size), kept beside the world (bench.stages.SharedStages.kept: keyed by the tokenised pairs, the
+thread count, the device, the kernels and the batching, so a value read back is what this process would compute
+in that layout), and handed to TRL as the `ref_chosen_logps` / `ref_rejected_logps` columns that its
+`precompute_ref_log_probs` path reads instead of running the reference.
+
+What a run computes is otherwise unchanged: the loss, the data order and the step count. The meter charges the
+reference forward to each training step exactly as the reference model's own hook did (2·N_ref per non-padding
+token of the policy's training forward, which sees the same batch), so the budget lays out the same steps. The
+values are the same sums computed in a different batch layout, so they can differ in the last float32 bits from
+the in-step ones (as the padding trim's, bench/padding_trim.py).
+
+Not used (the reference runs in the step as before) with LoRA (the reference is the adapter-disabled policy),
+with `precompute_ref_log_probs = true` (TRL's own pass, charged once up front), with TRL's `ld_alpha` (it needs
+per-token values, not sums), with a reference that moves (TR-DPO, `sync_ref_model`) and for the variants whose loss
+hook scores π_ref itself (bench/algorithms/loss_hooks.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+KEPT_NAME = "dpo_reference_logps"
+
+
+def applies(params: dict[str, Any], ref) -> bool:
+    return (ref is not None and not params.get("precompute_ref_log_probs") and params.get("ld_alpha") is None
+            and not params.get("sync_ref_model"))
+
+
+def serve(ctx, trainer, ref, policy) -> None:
+    """Give the trainer π_ref's per-pair log-probs as dataset columns, switch its reference forward off, and charge
+    the meter for it on every training forward of the policy."""
+    import numpy as np
+
+    from bench.hashing import stable_hash
+
+    dataset = trainer.train_dataset
+    batch = trainer.args.per_device_train_batch_size
+    content = stable_hash({c: dataset[c] for c in ("prompt_ids", "chosen_ids", "rejected_ids")})
+    key = {"pairs": content, "batch_size": batch, "format": 1}
+    with ctx.meter.paused():
+        kept = ctx.stages.kept(KEPT_NAME, key, lambda: _compute(trainer, ref, dataset, batch))
+    chosen, rejected = np.asarray(kept["chosen"], dtype=np.float64), np.asarray(kept["rejected"], dtype=np.float64)
+    if len(chosen) != len(dataset):
+        raise RuntimeError(f"kept π_ref log-probs hold {len(chosen)} pairs, the trainer's dataset {len(dataset)}")
+    trainer.train_dataset = (dataset.add_column("ref_chosen_logps", chosen.astype(np.float32).tolist())
+                             .add_column("ref_rejected_logps", rejected.astype(np.float32).tolist()))
+    trainer.precompute_ref_logps = True
+    ctx.meter.attach_alongside(policy, "reference", n_params=sum(p.numel() for p in ref.parameters()))
+
+
+def _compute(trainer, ref, dataset, batch: int) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(dataset, batch_size=batch, collate_fn=trainer.data_collator, shuffle=False)
+    chosen, rejected = [], []
+    was_training = ref.training
+    ref.eval()
+    with torch.no_grad():
+        for inputs in loader:
+            inputs = {k: v.to(trainer.accelerator.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+            c, r = trainer.compute_ref_log_probs(ref, inputs)
+            chosen.append(c.float().cpu().numpy())
+            rejected.append(r.float().cpu().numpy())
+    ref.train(was_training)
+    return {"chosen": np.concatenate(chosen).astype(np.float64), "rejected": np.concatenate(rejected).astype(np.float64)}
