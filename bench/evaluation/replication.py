@@ -234,7 +234,7 @@ def _frontier_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int) -> tuple
         line = sorted((kls[n], n) for n, c in settings[b].items() if c == cond and math.isfinite(kls[n]))
         ka = kls[name_a]
         if len(line) < 1 or not math.isfinite(ka) or not line[0][0] <= ka <= line[-1][0]:
-            outside.append(f"{name_a} (KL {ka:.2f})")
+            outside.append((name_a, ka, f"{line[0][0]:.2f}–{line[-1][0]:.2f}" if line else "none"))
             continue
         (k1, b1), (k2, b2) = max((p for p in line if p[0] <= ka)), min((p for p in line if p[0] >= ka))
         if k1 == k2:  # on one of b's settings (two tied at its KL: the first)
@@ -248,10 +248,14 @@ def _frontier_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int) -> tuple
         points.append(Point(name_a, on, iv.mean, iv.lo, iv.hi, iv.seeds, _reading(iv.lo, iv.hi, sign), where,
                             ka, (1 - w) * k1 + w * k2))
     why = ""
-    if outside:
-        span = [kls[n] for n in settings[b] if math.isfinite(kls[n])]
-        rng = f"{min(span):.2f}–{max(span):.2f}" if span else "none"
-        why = f"outside {b}'s KL range ({rng}), not extrapolated: " + ", ".join(outside)
+    if outside:  # b's range where each setting was read: in the same world condition (a knob's worlds differ)
+        ranges = {rng for _, _, rng in outside}
+        if len(ranges) == 1:
+            why = (f"outside {b}'s KL range ({ranges.pop()}), not extrapolated: "
+                   + ", ".join(f"{n} (KL {k:.2f})" for n, k, _ in outside))
+        else:
+            why = (f"outside {b}'s KL range in the same world, not extrapolated: "
+                   + ", ".join(f"{n} (KL {k:.2f}; {b} there: {rng})" for n, k, rng in outside))
     if not points and not why:
         why = f"{a} or {b} has no finished runs with a KL"
     return points, why
