@@ -19,9 +19,12 @@ kept: the columns a chunk drops on the left are passed as explicit `position_ids
 When it applies (else the model's own forward runs unchanged): outside `full_width()` (the stages cached beside
 the world and keyed without it: the world, reward models, limits), `use_cache=False` passed explicitly (no KV
 cache is being built for generation), a 2-D attention mask, `input_ids` given, no cache, `inputs_embeds`, token
-types, cross-attention or requested attentions / hidden states. Callers: TRL's DPO and CPO trainers (the DPO
-family, SimPO, ORPO: they pass use_cache=False), the evaluation's scoring passes (bench.modeling.token_logps,
-bench.evaluation.policy_metrics). Our PPO's forwards do not ask for it: its trajectories (sampled from the policy
+types, cross-attention or requested attentions / hidden states (in the call or the model's config). Callers: every
+TRL trainer whose forward goes through TRL's fused LM head (it passes use_cache=False: DPO, CPO for SimPO / ORPO,
+KTO, RLOO, GRPO, the loss-hook variants), the evaluation's scoring passes (bench.modeling.token_logps,
+bench.evaluation.policy_metrics). With dropout on (a Hub GPT-2 at its default 0.1; the controlled world has none)
+the chunks draw their dropout masks in another order, so such runs move by more than rounding: the same
+distribution, other draws. Our PPO's forwards do not ask for it: its trajectories (sampled from the policy
 it trains) would move with the last bits and its forward is a small share of its time (3% measured); the judges
 (reward-model scores compared for ties) do not either.
 """
@@ -84,9 +87,12 @@ def plan_chunks(lengths: list[int], cost: int = CHUNK_COST, max_chunks: int = MA
 _PASSABLE = {"return_dict"}
 
 
-def _applies(input_ids, attention_mask, kwargs: dict[str, Any]) -> bool:
+def _applies(module, input_ids, attention_mask, kwargs: dict[str, Any]) -> bool:
     if not _enabled or input_ids is None or attention_mask is None or attention_mask.ndim != 2:
         return False
+    config = getattr(module, "config", None)
+    if getattr(config, "output_hidden_states", False) or getattr(config, "output_attentions", False):
+        return False  # the config asks for every layer's outputs: only the full-width forward returns them
     if kwargs.get("use_cache") is not False:
         return False
     for name, value in kwargs.items():
@@ -109,9 +115,10 @@ def trimmed_forward(original, module, input_ids, attention_mask, **kwargs):
     if bool(used.all()):
         return original(module, input_ids, attention_mask=attention_mask, **kwargs)
     cols = torch.arange(width, device=input_ids.device)
-    first = torch.where(used, cols, width).min(dim=1).values.clamp(max=width - 1)
-    last = torch.where(used, cols, -1).max(dim=1).values.clamp(min=0)
-    span = (last - first + 1).clamp(min=1)
+    empty = ~used.any(dim=1)  # an all-padding row: computed on its first column (its outputs are never read)
+    first = torch.where(used, cols, width).min(dim=1).values.masked_fill(empty, 0)
+    last = torch.where(used, cols, -1).max(dim=1).values.masked_fill(empty, 0)
+    span = last - first + 1
     order = sorted(range(batch), key=lambda i: -int(span[i]))
     groups = plan_chunks([int(span[i]) for i in order])
     if len(groups) == 1 and int(first.min()) == 0 and int(last.max()) == width - 1:
@@ -147,7 +154,7 @@ def install() -> None:
     original = cls.forward
 
     def forward(self, input_ids=None, *args, attention_mask=None, **kwargs):
-        if not args and _applies(input_ids, attention_mask, kwargs):
+        if not args and _applies(self, input_ids, attention_mask, kwargs):
             return trimmed_forward(original, self, input_ids, attention_mask, **kwargs)
         return original(self, input_ids, *args, attention_mask=attention_mask, **kwargs)
 

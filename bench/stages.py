@@ -97,7 +97,10 @@ class SharedStages:
                     pass
             return value
 
-        return self._timed(name, (name, tuple(sorted(key.items()))), load_or_build)
+        from bench.hashing import stable_hash
+        from bench.padding_trim import batching
+
+        return self._timed(name, (name, stable_hash(key), batching()), load_or_build)
 
     def reward_model(self, settings: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
         """(directory of the trained reward model, its record: flops, tokens, accuracy, seconds)."""

@@ -124,3 +124,13 @@ def test_chunk_plan_covers_every_row_once_and_costs_no_more_than_one_chunk(lengt
     cost = sum((stop - start) * lengths[start] + padding_trim.CHUNK_COST for start, stop in groups)
     assert cost <= len(lengths) * lengths[0] + padding_trim.CHUNK_COST
     assert len(groups) <= padding_trim.MAX_CHUNKS
+
+
+def test_all_padding_rows_do_not_break_the_chunks():
+    model = _model()
+    ids, mask = _right_padded([7] * 32 + [0] * 32, 20)
+    with full_width():
+        ref_logits, _ = _logits_and_grads(model, input_ids=ids, attention_mask=mask, use_cache=False)
+    logits, _ = _logits_and_grads(model, input_ids=ids, attention_mask=mask, use_cache=False)
+    used = mask.bool()
+    assert torch.allclose(logits[used], ref_logits[used], atol=1e-5, rtol=1e-5)

@@ -85,3 +85,34 @@ def test_moving_or_hooked_references_are_not_cached():
     assert get_algorithm("dpo").cached_reference
     assert not get_algorithm("tr_dpo").cached_reference
     assert not get_algorithm("cal_dpo").cached_reference
+
+
+def test_the_key_names_every_pair_and_the_collator_layout():
+    """Two datasets that differ only past their first rows (dpo_rm swaps some pairs' chosen and rejected) or only
+    in how the collator truncates get different keys (a datasets Column's text shows only its first five rows)."""
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    from bench.algorithms.reference_cache import cache_key
+
+    rows = {"prompt_ids": [[1, 2]] * 12, "chosen_ids": [[3, 4]] * 12, "rejected_ids": [[5]] * 12}
+    swapped = {k: list(v) for k, v in rows.items()}
+    swapped["chosen_ids"][10], swapped["rejected_ids"][10] = [5], [3, 4]
+
+    def trainer(data, **collator):
+        layout = {"max_length": 128, "truncation_mode": "keep_start", "pad_to_multiple_of": None, **collator}
+        return SimpleNamespace(train_dataset=Dataset.from_dict(data), data_collator=SimpleNamespace(**layout),
+                               args=SimpleNamespace(per_device_train_batch_size=4, padding_free=False))
+
+    base = cache_key(trainer(rows))
+    assert base == cache_key(trainer(rows))
+    assert base != cache_key(trainer(swapped))
+    assert base != cache_key(trainer(rows, truncation_mode="keep_end"))
+    assert base != cache_key(trainer({k: v[:11] for k, v in rows.items()}))
+
+
+def test_a_seconds_budget_runs_the_reference_in_every_step():
+    from bench.algorithms import reference_cache
+
+    assert not reference_cache.applies({"precompute_ref_log_probs": False}, ref=object(), budget_kind="seconds")

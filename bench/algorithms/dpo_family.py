@@ -134,7 +134,7 @@ class DPOFamily(Algorithm):
                                         **({"peft_config": peft} if peft else {}))
         if p["precompute_ref_log_probs"]:
             ctx.meter.charge("reference_precompute", precompute_pair * len(train), int(tokens * len(train)))
-        elif reference_cache.applies(p, ref) and self.cached_reference:
+        elif reference_cache.applies(p, ref, ctx.spec.budget.kind) and self.cached_reference:
             reference_cache.serve(ctx, trainer, ref, policy)  # computed once per world, charged per step
         tc.quiet(trainer)
         trainer.train()

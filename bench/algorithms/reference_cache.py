@@ -18,8 +18,9 @@ the in-step ones (as the padding trim's, bench/padding_trim.py).
 
 Not used (the reference runs in the step as before) with LoRA (the reference is the adapter-disabled policy),
 with `precompute_ref_log_probs = true` (TRL's own pass, charged once up front), with TRL's `ld_alpha` (it needs
-per-token values, not sums), with a reference that moves (TR-DPO, `sync_ref_model`) and for the variants whose loss
-hook scores π_ref itself (bench/algorithms/loss_hooks.py).
+per-token values, not sums), with a reference that moves (TR-DPO, `sync_ref_model`), for the variants whose loss
+hook scores π_ref itself (bench/algorithms/loss_hooks.py) and under a wall-clock (seconds) budget, where the
+reference's real time is part of what runs are equalised on.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from typing import Any
 KEPT_NAME = "dpo_reference_logps"
 
 
-def applies(params: dict[str, Any], ref) -> bool:
+def applies(params: dict[str, Any], ref, budget_kind: str = "flops") -> bool:
+    """Where serving the sums computes what the step would: a fixed reference that is a separate model, summed
+    log-probs (no `ld_alpha`), and a budget that does not count wall-clock seconds (under a seconds budget the
+    reference's real time is part of what the runs are equalised on, so it runs in every step as before)."""
     return (ref is not None and not params.get("precompute_ref_log_probs") and params.get("ld_alpha") is None
-            and not params.get("sync_ref_model"))
+            and not params.get("sync_ref_model") and budget_kind != "seconds")
 
 
 def serve(ctx, trainer, ref, policy) -> None:
@@ -39,14 +43,10 @@ def serve(ctx, trainer, ref, policy) -> None:
     the meter for it on every training forward of the policy."""
     import numpy as np
 
-    from bench.hashing import stable_hash
-
     dataset = trainer.train_dataset
     batch = trainer.args.per_device_train_batch_size
-    content = stable_hash({c: dataset[c] for c in ("prompt_ids", "chosen_ids", "rejected_ids")})
-    key = {"pairs": content, "batch_size": batch, "format": 1}
     with ctx.meter.paused():
-        kept = ctx.stages.kept(KEPT_NAME, key, lambda: _compute(trainer, ref, dataset, batch))
+        kept = ctx.stages.kept(KEPT_NAME, cache_key(trainer), lambda: _compute(trainer, ref, dataset, batch))
     chosen, rejected = np.asarray(kept["chosen"], dtype=np.float64), np.asarray(kept["rejected"], dtype=np.float64)
     if len(chosen) != len(dataset):
         raise RuntimeError(f"kept π_ref log-probs hold {len(chosen)} pairs, the trainer's dataset {len(dataset)}")
@@ -54,6 +54,21 @@ def serve(ctx, trainer, ref, policy) -> None:
                              .add_column("ref_rejected_logps", rejected.astype(np.float32).tolist()))
     trainer.precompute_ref_logps = True
     ctx.meter.attach_alongside(policy, "reference", n_params=sum(p.numel() for p in ref.parameters()))
+
+
+def cache_key(trainer) -> dict[str, Any]:
+    """What the kept sums depend on besides the world and the process (which `kept` adds)."""
+    from bench.hashing import stable_hash
+
+    dataset = trainer.train_dataset
+    # every token of every pair (as plain lists: a datasets Column's text shows only its first rows) and what the
+    # collator does to them (truncation, padding multiple), so two datasets or layouts never share values
+    content = stable_hash({"rows": len(dataset), **{c: [list(x) for x in dataset[c]]
+                                                   for c in ("prompt_ids", "chosen_ids", "rejected_ids")}})
+    collator = trainer.data_collator
+    layout = {k: getattr(collator, k, None) for k in ("max_length", "truncation_mode", "pad_to_multiple_of")}
+    return {"pairs": content, "batch_size": trainer.args.per_device_train_batch_size, "collator": layout,
+            "padding_free": bool(getattr(trainer.args, "padding_free", False)), "format": 2}
 
 
 def _compute(trainer, ref, dataset, batch: int) -> dict[str, Any]:
