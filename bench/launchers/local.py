@@ -159,8 +159,12 @@ class RunLines:
             run_id, folder = spec.run_id, self.plan.results_dir
             if run_id in self.ended:
                 continue
-            ended = _mtime(folder, run_id, "metrics.json") != self.metrics0[run_id]
-            if run_id not in self.started and (ended or _mtime(folder, run_id, "config.json") != self.config0[run_id]):
+            # a NEW file, not a changed one: a retried run's old metrics.json (its failure) and config.json are
+            # removed when it starts again, and a missing file is not the run's end
+            metrics = _mtime(folder, run_id, "metrics.json")
+            ended = metrics is not None and metrics != self.metrics0[run_id]
+            config = _mtime(folder, run_id, "config.json")
+            if run_id not in self.started and (ended or (config is not None and config != self.config0[run_id])):
                 self.started.add(run_id)
                 announce(self.progress, start_line(spec))
             if ended:
