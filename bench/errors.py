@@ -6,7 +6,6 @@ The CLI turns a `UserError` into that line and exit status 2; anything else is a
 from __future__ import annotations
 
 import contextlib
-
 import difflib
 from collections.abc import Iterable
 

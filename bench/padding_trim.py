@@ -84,7 +84,7 @@ def plan_chunks(lengths: list[int], cost: int = CHUNK_COST, max_chunks: int = MA
     return plan
 
 
-_PASSABLE = {"return_dict"}
+_PASSABLE = {"use_cache", "position_ids", "return_dict"}  # kwargs the chunks pass on as they are
 
 
 def _applies(module, input_ids, attention_mask, kwargs: dict[str, Any]) -> bool:
@@ -96,7 +96,7 @@ def _applies(module, input_ids, attention_mask, kwargs: dict[str, Any]) -> bool:
     if kwargs.get("use_cache") is not False:
         return False
     for name, value in kwargs.items():
-        if name in ("use_cache", "position_ids") or name in _PASSABLE:
+        if name in _PASSABLE:
             continue
         if name in ("output_attentions", "output_hidden_states") and not value:
             continue
@@ -118,9 +118,9 @@ def trimmed_forward(original, module, input_ids, attention_mask, **kwargs):
     empty = ~used.any(dim=1)  # an all-padding row: computed on its first column (its outputs are never read)
     first = torch.where(used, cols, width).min(dim=1).values.masked_fill(empty, 0)
     last = torch.where(used, cols, -1).max(dim=1).values.masked_fill(empty, 0)
-    span = last - first + 1
-    order = sorted(range(batch), key=lambda i: -int(span[i]))
-    groups = plan_chunks([int(span[i]) for i in order])
+    spans = (last - first + 1).tolist()  # plain ints: one conversion, not one tensor index per row
+    order = sorted(range(batch), key=lambda i: -spans[i])
+    groups = plan_chunks([spans[i] for i in order])
     if len(groups) == 1 and int(first.min()) == 0 and int(last.max()) == width - 1:
         return original(module, input_ids, attention_mask=attention_mask, **kwargs)
     position_ids = kwargs.pop("position_ids", None)

@@ -37,11 +37,10 @@ class SharedStages:
 
     def world(self):
         if self._world is None:
+            from bench.padding_trim import full_width
             from bench.worlds import WORLDS
 
             t = time.perf_counter()
-            from bench.padding_trim import full_width
-
             kind = WORLDS[self.world_config.kind]
             with full_width():  # a cached world is keyed without the batching (bench.padding_trim)
                 self._world = kind.build(self.world_config, self.cache_dir, progress=self.progress)
@@ -66,19 +65,22 @@ class SharedStages:
         what this process would compute (a first version without KERNELS read π_ref log-probs computed with
         transformers' gelu_new and gave sft Δ log π of 2e-8 instead of 0, and pref_accuracy 0.52 instead of 0.5). Values: dicts of str lists, numbers and numpy arrays (float64 round-trips JSON
         exactly). A cache folder that cannot be written is only read."""
+        from bench.hashing import stable_hash
+        from bench.padding_trim import batching
+
+        mode = batching()  # trimmed or full width: part of both the file's key and the in-process memo's
+
         def load_or_build():
             import numpy as np
             import torch
 
             from bench import distributed as dist
-            from bench.hashing import stable_hash
             from bench.io import read_json
             from bench.modeling import KERNELS
-            from bench.padding_trim import batching
 
             world = self.world()
             digest = stable_hash({"format": 1, "name": name, "world": world.key, **key, "kernels": KERNELS,
-                                  **({"batching": batching()} if batching() else {}),
+                                  **({"batching": mode} if mode else {}),
                                   "threads": torch.get_num_threads(), "device": str(self.device)})[:12]
             path = Path(world.root) / f"{name}-{digest}.json"
             try:
@@ -97,10 +99,7 @@ class SharedStages:
                     pass
             return value
 
-        from bench.hashing import stable_hash
-        from bench.padding_trim import batching
-
-        return self._timed(name, (name, stable_hash(key), batching()), load_or_build)
+        return self._timed(name, (name, stable_hash(key), mode), load_or_build)
 
     def reward_model(self, settings: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
         """(directory of the trained reward model, its record: flops, tokens, accuracy, seconds)."""

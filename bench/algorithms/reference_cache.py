@@ -44,9 +44,8 @@ def serve(ctx, trainer, ref, policy) -> None:
     import numpy as np
 
     dataset = trainer.train_dataset
-    batch = trainer.args.per_device_train_batch_size
     with ctx.meter.paused():
-        kept = ctx.stages.kept(KEPT_NAME, cache_key(trainer), lambda: _compute(trainer, ref, dataset, batch))
+        kept = ctx.stages.kept(KEPT_NAME, cache_key(trainer), lambda: _compute(trainer, ref))
     chosen, rejected = np.asarray(kept["chosen"], dtype=np.float64), np.asarray(kept["rejected"], dtype=np.float64)
     if len(chosen) != len(dataset):
         raise RuntimeError(f"kept π_ref log-probs hold {len(chosen)} pairs, the trainer's dataset {len(dataset)}")
@@ -71,12 +70,14 @@ def cache_key(trainer) -> dict[str, Any]:
             "padding_free": bool(getattr(trainer.args, "padding_free", False)), "format": 2}
 
 
-def _compute(trainer, ref, dataset, batch: int) -> dict[str, Any]:
+def _compute(trainer, ref) -> dict[str, Any]:
+    """TRL's own reference pass over the trainer's dataset, in order, in batches of the training batch size."""
     import numpy as np
     import torch
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(dataset, batch_size=batch, collate_fn=trainer.data_collator, shuffle=False)
+    loader = DataLoader(trainer.train_dataset, batch_size=trainer.args.per_device_train_batch_size,
+                        collate_fn=trainer.data_collator, shuffle=False)
     chosen, rejected = [], []
     was_training = ref.training
     ref.eval()

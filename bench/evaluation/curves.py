@@ -52,13 +52,13 @@ class CurveRecorder:
         self._control_gold = None
         # the measurements of the latest point, kept for the final evaluation of the same policy object, which
         # would otherwise score the same sequences again (issue 24): {("pairs", split) | ("generation", n): value}
-        self._latest: tuple[int, dict[tuple, Any]] = (0, {})
+        self._latest: tuple[Any, dict[tuple, Any]] = (None, {})
 
     def latest(self, policy, what: tuple):
         """What the latest point measured for `what` on this very policy object (the final point, when the final
         evaluation asks), else None. Same code, same inputs, same seeds: the values the caller would compute."""
         owner, kept = self._latest
-        return kept.get(what) if owner == id(policy) else None
+        return kept.get(what) if owner is policy else None
 
     @property
     def tokenizer(self):
@@ -105,7 +105,7 @@ class CurveRecorder:
         ctx = self.ctx
         ev = ctx.spec.eval
         meter = ctx.meter
-        self._latest = (id(policy), {})
+        self._latest = (policy, {})
         with meter.paused():
             was_training = policy.training
             base = {"step": int(step), "flops": meter.flops, "budget_fraction": meter.fraction,

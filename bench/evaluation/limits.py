@@ -51,6 +51,7 @@ def world_limits(stages, ev, reach_kl: float = 0.0) -> dict:
     key = stable_hash({"format": LIMITS_FORMAT, "world": world.key, "prompts": prompts, "samples": m,
                        "max_new_tokens": ev.max_new_tokens, "temperature": ev.temperature})[:12]
     path = world.root / f"limits-{key}.json"
+
     def compute() -> dict:
         from bench.padding_trim import full_width
 
