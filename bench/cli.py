@@ -242,6 +242,8 @@ def cmd_run(args) -> int:
         verdict = verdict_of(outcome.results_dir)
         if verdict is not None:
             print(f"verdict: {verdict.headline}")
+            if verdict.to_decide:
+                print(f"  to decide: {verdict.to_decide}")
     if outcome.failed:
         print(f"error: {len(outcome.failed)} run(s) failed (exit {EXIT_RUNS_FAILED}); {_where_to_look(outcome)}; "
               "re-running the same command retries only them", file=sys.stderr)

@@ -4,7 +4,8 @@
     python benchmarks/replications.py --write docs/replications.md    # replace the table between its two markers
 
 One row per suite in suites/replications/: the claim, its citation, the verdict (reproduced / contradicted /
-inconclusive) and the deciding number with its paired 95% interval, read from `results/baselines/<name>.json`
+inconclusive) and the deciding number with its paired 95% interval (for an inconclusive one, the seeds and run time
+that would tell its sign; a tuned arm selected at its grid's edge is named), read from `results/baselines/<name>.json`
 (`bench baseline` stores the verdict there, bench/check.py), and the command that reruns it. A suite without a
 committed baseline is listed as "not yet run". Contradictions stay in the table with their mechanism: a harness
 that only ever agrees with the papers is not measuring anything.
@@ -39,8 +40,13 @@ def _number(rep: dict) -> str:
     if d.get("condition") and rep.get("at") in ("matched_kl", "frontier"):
         where += f" ({d['condition']})"
     ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else " (one seed)"
-    return _cell(f"{rep.get('metric')} {d.get('a')} − {d.get('b')} = {mean:+.3f}{ci} {where}, "
-                 f"{d.get('seeds')} seeds")
+    text = f"{rep.get('metric')} {d.get('a')} − {d.get('b')} = {mean:+.3f}{ci} {where}, {d.get('seeds')} seeds"
+    if rep.get("to_decide"):  # inconclusive: the seeds (and run time) that would tell its sign
+        text += f". To decide: {rep['to_decide']}"
+    edges = [s for s in rep.get("selection") or [] if "the grid's lowest" in s or "the grid's highest" in s]
+    if edges:
+        text += ". Selected at a grid's edge: " + "; ".join(edges)
+    return _cell(text)
 
 
 def row(rep: dict, path: str) -> str:

@@ -263,6 +263,8 @@ def test_frontier_reads_each_setting_against_the_other_arms_interpolated_frontie
     # β 1 at KL 0.5: a third of the way from 0.25 (−1.5) to 1.0 (−1.0): −1.5 + (0.25/0.75)·0.5
     assert by_a["dpo (beta=1)"].difference == pytest.approx(-0.9 - (-1.5 + 0.5 / 3))
     assert v.verdict == "reproduced" and "against the frontier" in v.headline
+    assert v.selection == ["dpo: beta swept, every setting read on the frontier (nothing selected)",
+                           "ppo: kl_coef swept, every setting read on the frontier (nothing selected)"]
     assert "not extrapolated: dpo (beta=0.1) (KL 9.00)" in v.headline
     assert "outside ppo's KL range (0.25–2.00)" in v.headline
     # two worlds (a swept world seed): each setting outside is named with the other arm's range in its own world
@@ -281,3 +283,45 @@ def test_frontier_reads_each_setting_against_the_other_arms_interpolated_frontie
     assert "dpo (beta=0.1) (KL 9.00; ppo there: 0.25–2.00)" in why and "dpo (w1) (KL 5.00; ppo there: 0.10–0.30)" in why
     gold["dpo (beta=1)"] = -2.0  # below ppo's frontier at its KL: a contradiction decides
     assert decide(rep, frame, Unc(), swept=[]).verdict == "contradicted"
+
+
+def test_an_inconclusive_verdict_says_what_would_decide_it(results):
+    """The seeds for 80% power at the observed difference (crossed.seeds_for_power) and their run time, in the
+    verdict, the report's reason line and the docs table."""
+    v = _decide(results, metric="length")  # inconclusive: length is 10 + noise for every setting
+    m = re.search(r"takes (\d+) paired seeds \(this run: 2\)", v.to_decide)
+    assert m, v.to_decide
+    need = int(m.group(1))
+    assert need == v.deciding.seeds_to_decide > 2
+    assert "more run time at this suite's" in v.to_decide and "on 2 parallel workers" in v.to_decide
+    assert not _decide(results).to_decide  # a decided verdict needs nothing more
+
+
+def test_seeds_for_power_matches_the_hand_sizing():
+    """Pure seed part: the fewest n with (t_.975,n−1 + t_.8,n−1)·σ/√n <= effect; a shared part wider than the
+    effect: no seed count."""
+    import math
+
+    from scipy import stats
+
+    from bench.evaluation.crossed import Crossed, seeds_for_power
+
+    sigma2 = 0.03  # per-seed variance; three seeds' mean has variance 0.01
+    c = Crossed(0.0, sigma2 / 3, 0.0, 2.0, math.nan, 3, 1)
+    effect = 0.2
+    hand = next(n for n in range(2, 500)
+                if (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * math.sqrt(sigma2 / n) <= effect)
+    assert seeds_for_power(c, effect) == hand == 8  # (2.365 + 0.896)·√(0.03/8) = 0.1997
+    assert seeds_for_power(c, -effect) == hand  # the sign does not matter
+    wide = Crossed(0.0, sigma2 / 3, 0.02, 2.0, 255.0, 3, 256)  # shared half-width 1.97·0.141 = 0.28 > 0.2
+    assert seeds_for_power(wide, effect) is None
+    assert seeds_for_power(c, 0.0) is None
+
+
+def test_the_selection_of_each_tuned_arm_is_named_interior_or_at_an_edge(results):
+    from benchmarks.replications import _number
+
+    v = _decide(results)
+    assert v.selection == ["lo: beta=0.1 (the grid's highest of 0.05, 0.1)"]
+    cell = _number(v.to_dict())
+    assert "Selected at a grid's edge: lo: beta=0.1" in cell

@@ -142,6 +142,21 @@ def minimum_detectable(c: Crossed, *, alpha: float = 0.05, power: float = 0.8) -
     return hw + math.sqrt(total)
 
 
+def seeds_for_power(c: Crossed, effect: float, *, alpha: float = 0.05, power: float = 0.8,
+                    most: int = 1000) -> int | None:
+    """The fewest seeds (>= 2) at which a true difference of `effect` is detected with probability `power`
+    (`minimum_detectable` of the components projected to that many seeds, `Crossed.at_seeds`: same prompts and
+    draws); None when no seed count reaches it — the shared prompt/draw part alone is too wide, so only more
+    evaluation prompts (or draws) would. The planning number for an unresolved comparison (Cohen 1988's sizing
+    with the t quantiles of the seeds' degrees of freedom)."""
+    if c.seeds < 2 or not math.isfinite(c.var) or not abs(effect) > 0:
+        return None
+    for n in range(2, most + 1):
+        if minimum_detectable(c.at_seeds(n), alpha=alpha, power=power) <= abs(effect):
+            return n
+    return None
+
+
 def crossed_components(x) -> Crossed:
     """The one uncertainty model's variance of the grand mean of ``x`` = [seeds, units] or [seeds, units, draws]
     (draws are nested in units and averaged first; see the section comment). NaN cells are not allowed.

@@ -23,6 +23,11 @@ of b that bracket it — the contrast a − (1 − w)·b₁ − w·b₂, w = (KL
 the shared prompts and draws (Uncertainty.contrast). The weights take the mean KLs as given (their own seed noise
 is not propagated); settings of a outside b's range are not extrapolated, and the verdict names them.
 
+An inconclusive verdict says what would decide it (`to_decide`): the paired seeds that detect every undecided
+point's difference, were it as large as observed, with 80% power (`crossed.seeds_for_power`), and their run time at
+the suite's measured time per seed. Each tuned arm's selection is named interior or at its grid's edge
+(`selection`), since a claim read at the edge of a grid may move with a wider one.
+
 No algorithm code: the suite's records (summary frame, per-unit files) are all it reads.
 """
 
@@ -35,7 +40,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.columns import AXIS_COLUMNS, present, sorted_runs
+from bench.columns import AXIS_COLUMNS, format_param, param_columns, present, sorted_runs
 
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
 DIAGNOSTICS = (("kl", "KL {:.2f}"), ("length", "length {:.1f}"), ("grammatical_fraction", "{:.0%} grammatical"),
@@ -85,6 +90,8 @@ class Point:
     condition: str = ""     # the suite-level condition (matched_budget) or the two KLs (matched_kl)
     kl_a: float = math.nan
     kl_b: float = math.nan
+    seeds_to_decide: int | None = None  # inconclusive: paired seeds for 80% power at |difference| (None: no
+                                        # seed count does; the shared prompt/draw part alone is too wide)
 
 
 @dataclass
@@ -103,6 +110,8 @@ class Verdict:
     points: list[Point] = field(default_factory=list)
     stands_in_for: str = ""
     world_gap: str = ""
+    to_decide: str = ""                 # inconclusive: the seeds (and run time) that would decide it
+    selection: list[str] = field(default_factory=list)  # each tuned arm's selected setting: interior or at an edge
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v):
@@ -123,6 +132,18 @@ def _reading(lo: float, hi: float, sign: int) -> str:
     if sign * (hi if sign > 0 else lo) < 0:
         return "contradicted"
     return "inconclusive"
+
+
+def _point(name_a: str, name_b: str, iv, sign: int, condition: str = "", kl_a: float = math.nan,
+           kl_b: float = math.nan) -> Point:
+    """A matched comparison from its paired interval; an inconclusive one with the seeds that would decide it."""
+    from bench.evaluation.crossed import seeds_for_power
+
+    reading = _reading(iv.lo, iv.hi, sign)
+    need = None
+    if reading == "inconclusive" and iv.parts is not None and iv.seeds >= 2 and math.isfinite(iv.mean):
+        need = seeds_for_power(iv.parts, iv.mean)
+    return Point(name_a, name_b, iv.mean, iv.lo, iv.hi, iv.seeds, reading, condition, kl_a, kl_b, need)
 
 
 def _condition(row: pd.Series, axes: tuple[str, ...]) -> tuple:
@@ -183,7 +204,7 @@ def _budget_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int,
                 continue
             iv = unc.difference(name_a, name_b, metric)
             text = ", ".join(f"{ax}={v}" for ax, v in zip(axes, cond) if v and v != "both" and ax in varying)
-            points.append(Point(name_a, name_b, iv.mean, iv.lo, iv.hi, iv.seeds, _reading(iv.lo, iv.hi, sign), text))
+            points.append(_point(name_a, name_b, iv, sign, text))
     if not points and not why:
         why = f"{a} and {b} never ran under the same conditions (or one of them has no finished runs)"
     return points, why
@@ -215,8 +236,8 @@ def _kl_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int, tolerance: flo
         if gap > tolerance:
             continue
         iv = unc.difference(name_a, name_b, metric)
-        points.append(Point(name_a, name_b, iv.mean, iv.lo, iv.hi, iv.seeds, _reading(iv.lo, iv.hi, sign),
-                            f"KL {kls[name_a]:.2f} vs {kls[name_b]:.2f}", kls[name_a], kls[name_b]))
+        points.append(_point(name_a, name_b, iv, sign, f"KL {kls[name_a]:.2f} vs {kls[name_b]:.2f}",
+                             kls[name_a], kls[name_b]))
     why = ""
     if not points:
         why = (f"no setting of {a} has a KL within {tolerance:.0%} of one of {b}'s" +
@@ -245,8 +266,7 @@ def _frontier_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int) -> tuple
         on = b1 if b1 == b2 else f"{b1} ↔ {b2}"
         where = (f"KL {ka:.2f} on {b}'s frontier at {k1:.2f}" if b1 == b2 else
                  f"KL {ka:.2f} on {b}'s frontier between {k1:.2f} and {k2:.2f}")
-        points.append(Point(name_a, on, iv.mean, iv.lo, iv.hi, iv.seeds, _reading(iv.lo, iv.hi, sign), where,
-                            ka, (1 - w) * k1 + w * k2))
+        points.append(_point(name_a, on, iv, sign, where, ka, (1 - w) * k1 + w * k2))
     why = ""
     if outside:  # b's range where each setting was read: in the same world condition (a knob's worlds differ)
         ranges = {rng for _, _, rng in outside}
@@ -272,6 +292,87 @@ def _diagnostics(runs: pd.DataFrame, setting: str) -> str:
     return f"{setting}: " + (", ".join(parts) if parts else "no finished runs")
 
 
+def _hours(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _to_decide(runs: pd.DataFrame, points: list[Point], deciding: Point) -> str:
+    """For an inconclusive verdict: the paired seeds that would tell the sign of every undecided point at 80% power
+    if its difference is as large as observed (`crossed.seeds_for_power`: the seed part shrinks with more seeds,
+    the shared prompt/draw part does not), and what they would cost at this suite's measured run time per seed.
+    A planning number, not a promise: the observed difference of an unresolved comparison is itself noisy."""
+    open_points = [p for p in points if p.reading == "inconclusive" and math.isfinite(p.difference)]
+    if not open_points or deciding.seeds < 2:
+        return ""
+    need = [p.seeds_to_decide for p in open_points]
+    if all(n is None for n in need):
+        return (f"no seed count decides it at these prompts: the shared variance of the prompts and reference draws "
+                f"alone is wider than the observed difference ({_fmt(deciding.difference)}); only more evaluation "
+                "prompts could, if the difference is real")
+    n = max(x for x in need if x is not None)
+    done = runs[runs["status"] == "finished"]
+    wall = pd.to_numeric(done["wall_s"], errors="coerce").sum() if "wall_s" in done else math.nan
+    per_seed = wall / deciding.seeds if wall and math.isfinite(wall) else math.nan
+    more = max(n - deciding.seeds, 0)
+    cost = (f"; ≈ {_hours(more * per_seed)} more run time at this suite's {_hours(per_seed)} per seed "
+            f"(≈ {_hours(more * per_seed / 2)} on 2 parallel workers)" if more and math.isfinite(per_seed) else "")
+    unreachable = sum(x is None for x in need)
+    return (f"telling the sign at 80% power, if every undecided difference is as large as observed, takes "
+            f"{n} paired seeds (this run: {deciding.seeds}){cost}"
+            + (f"; {unreachable} matched point(s) no seed count decides (their prompts' shared variance is wider "
+               "than their difference)" if unreachable else ""))
+
+
+def _selection(runs: pd.DataFrame, arms: tuple[Arm, Arm], at: str = "matched_budget") -> list[str]:
+    """Each tuned arm's selected setting (the runner's `best`: highest mean validation win rate over seeds, with no
+    eligibility cut-off) and, per swept hyper-parameter, whether it is interior to the grid or at an edge — a
+    selection at an edge means the optimum may lie beyond the grid, and the verdict may move with a wider one.
+    A KL reading (`frontier`, `matched_kl`) selects nothing: every setting of the sweep is a point of it."""
+    cols = param_columns(runs) if len(runs) else []
+    params = [c for c in cols if c not in AXIS_COLUMNS]
+    axes = [c for c in cols if c in AXIS_COLUMNS]
+    out, seen = [], set()
+    for arm in arms:
+        if str(arm) in seen:
+            continue
+        seen.add(str(arm))
+        rows = _arm_rows(runs, arm)
+        groups = rows.groupby(axes, dropna=False, sort=False) if axes and len(rows) else [((), rows)]
+        for cond, group in groups:
+            keys = [k for k in params if k in group and group[k].notna().any() and group[k].nunique() > 1]
+            if not keys:
+                continue
+            cond = cond if isinstance(cond, tuple) else (cond,)
+            where = ", ".join(f"{a}={format_param(v)}" for a, v in zip(axes, cond)
+                              if present(v) and runs[a].dropna().astype(str).nunique() > 1)
+            head = f"{arm}" + (f" ({where})" if where else "")
+            if at in ("frontier", "matched_kl"):
+                read = "on the frontier" if at == "frontier" else "at matched KL"
+                out.append(f"{head}: {', '.join(keys)} swept, every setting read {read} (nothing selected)")
+                continue
+            chosen = group[group["best"].astype(str) == "best"] if "best" in group else group.iloc[0:0]
+            if chosen.empty:
+                out.append(f"{head}: a grid over {', '.join(keys)} with no selected setting")
+                continue
+            parts = []
+            for k in keys:
+                values = sorted(group[k].dropna().unique(), key=lambda v: (float(v) if _number(v) else math.inf, str(v)))
+                v = chosen[k].iloc[0]
+                place = ("the grid's lowest" if v == values[0] else "the grid's highest" if v == values[-1]
+                         else "interior")
+                parts.append(f"{k}={format_param(v)} ({place} of {', '.join(format_param(x) for x in values)})")
+            out.append(f"{head}: " + "; ".join(parts))
+    return out
+
+
+def _number(v: Any) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def _fmt(x: float) -> str:
     return f"{x:+.3f}" if math.isfinite(x) else "–"
 
@@ -294,7 +395,8 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[st
         points, why = _budget_points(runs, unc, a, b, metric, sign, swept)
     where = {"matched_kl": "at matched KL", "frontier": "against the frontier"}.get(at, "at matched budget")
     if not points:
-        return Verdict("inconclusive", headline=f"inconclusive: {why}", reason=why, **base)
+        return Verdict("inconclusive", headline=f"inconclusive: {why}", reason=why,
+                       selection=_selection(runs, (a, b), at), **base)
     contra = [p for p in points if p.reading == "contradicted"]
     if contra:
         verdict, deciding = "contradicted", max(contra, key=lambda p: abs(p.difference))
@@ -314,12 +416,13 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[st
     if verdict == "inconclusive":
         reason = ("the interval includes 0" if math.isfinite(deciding.lo) else "one paired seed gives no interval") \
             + (f"; {why}" if why else "")
+    to_decide = _to_decide(runs, points, deciding) if verdict == "inconclusive" else ""
     mechanism = ""
     if verdict == "contradicted":
         measured = "; ".join(_diagnostics(runs, s) for s in (deciding.a, deciding.b))
         mechanism = (rep.get("mechanism", "").strip() + " " if rep.get("mechanism") else "") + f"Measured: {measured}."
     return Verdict(verdict, headline=headline, reason=reason, mechanism=mechanism, deciding=deciding,
-                   points=points, **base)
+                   points=points, to_decide=to_decide, selection=_selection(runs, (a, b), at), **base)
 
 
 def swept_axes(suite: dict[str, Any]) -> list[str] | None:
