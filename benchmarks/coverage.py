@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.evaluation.crossed import _t_ppf, crossed_bootstrap_ci, crossed_components
-from bench.evaluation.uncertainty import bounds_of
+from bench.evaluation.uncertainty import bounds_of, seed_key
 from bench.results import from_results
 
 ALGORITHMS = ("sft", "dpo", "ipo", "simpo", "cdpo", "orpo")  # --algorithms picks others
@@ -146,12 +146,54 @@ def known_truth_study(matrices: dict[tuple, np.ndarray], truth: float, rng) -> d
     return out
 
 
+def failure_aware_study(matrices: dict[tuple, np.ndarray], off: dict[tuple, bool], rng) -> dict:
+    """The failure-aware reading (bench/evaluation/language.py) scored on every n-subset of the N seeds:
+
+    rate      the Clopper–Pearson interval of k/n (seeds that left the language) against the N seeds' rate K/N;
+    stayed    the one model's interval over the subset's seeds that stayed (when >= 2 did) against the mean of all
+              N − K that stayed, its seed part shrunk by sqrt(1 − m/(N − K)) (m of them drawn without replacement).
+    """
+    from bench.evaluation.language import clopper_pearson
+
+    keys = sorted(matrices, key=str)
+    x_all = np.stack([matrices[k] for k in keys])
+    flags = np.array([bool(off.get(k, False)) for k in keys])
+    n_total, n_off = len(keys), int(flags.sum())
+    stayed_all = x_all[~flags]
+    truth_rate, truth_stayed = n_off / n_total, float(stayed_all.mean()) if len(stayed_all) else math.nan
+    out = {"seeds": n_total, "left": n_off, "left_seed_ids": [k[-1] for k, f in zip(keys, flags) if f],
+           "truth_rate": truth_rate, "truth_stayed_mean": truth_stayed}
+    for n in SIZES:
+        rate_hits, stayed_hits, widths = [], [], []
+        for sub in subsets(n_total, n, rng):
+            sub = list(sub)
+            k = int(flags[sub].sum())
+            lo, hi = clopper_pearson(k, n)
+            rate_hits.append(lo <= truth_rate <= hi)
+            kept = [i for i in sub if not flags[i]]
+            if len(kept) >= 2 and n_total - n_off > len(kept):
+                c = crossed_components(x_all[kept])
+                fpc = math.sqrt(1 - len(kept) / (n_total - n_off))
+                t_seed = _t_ppf(0.975, c.seed_df)
+                t_shared = _t_ppf(0.975, c.shared_df) if c.shared_var > 0 else 0.0
+                hw = math.sqrt(t_seed ** 2 * fpc ** 2 * c.seed_var + t_shared ** 2 * c.shared_var)
+                stayed_hits.append(abs(c.mean - truth_stayed) <= hw)
+                widths.append(math.sqrt(t_seed ** 2 * c.seed_var + t_shared ** 2 * c.shared_var))
+        out[f"n{n}"] = {"rate_coverage": float(np.mean(rate_hits)), "subsets": len(rate_hits),
+                        "stayed_coverage": float(np.mean(stayed_hits)) if stayed_hits else math.nan,
+                        "stayed_subsets": len(stayed_hits),
+                        "stayed_mean_half_width": float(np.mean(widths)) if widths else math.nan}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("results", type=Path)
     parser.add_argument("-o", "--out", type=Path, default=Path("benchmarks/results/coverage.json"))
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS),
                         help="comma-separated algorithms of the results to study (those absent are skipped)")
+    parser.add_argument("--failure-aware-into", type=Path,
+                        help="add only the failure-aware block to this committed result (the rest is not recomputed)")
     args = parser.parse_args()
     algorithms = [a for a in args.algorithms.split(",") if a]
     import pandas as pd
@@ -179,6 +221,26 @@ def main() -> None:
     world_json = args.results / "world.json"  # written at the end of `bench run`: the world's build record
     if world_json.is_file():
         report["world_format"] = read_json(world_json).get("format")
+    from bench.columns import sorted_runs
+    from bench.evaluation.language import off_language
+
+    runs = sorted_runs(frame)
+    off_ids = set(runs.loc[off_language(runs), "run_id"])
+    failure_aware = {}
+    for a, s in settings.items():
+        rids = [r for r in unc.settings[s] if unc.runs[r]["metrics"].get("status") == "finished"]
+
+        off = {seed_key(unc.runs[r]["config"]): r in off_ids for r in rids}
+        failure_aware[a] = {m: failure_aware_study(unc.seed_matrices(s, m), off, rng) for m in METRICS
+                            if len(unc.seed_matrices(s, m)) >= 6}
+    if args.failure_aware_into:
+        committed = json.loads(args.failure_aware_into.read_text())
+        committed["failure_aware"] = failure_aware
+        args.failure_aware_into.write_text(json.dumps(committed, indent=1, default=float) + "\n")
+        print(failure_aware_markdown(committed, "win_rate"))
+        print(f"\nwritten: {args.failure_aware_into} (failure_aware only)")
+        return
+    report["failure_aware"] = failure_aware
     for a, s in settings.items():
         for m in METRICS:
             mats = unc.seed_matrices(s, m)
@@ -219,6 +281,7 @@ def main() -> None:
               f"[{k['all_seeds_interval'][0]:.4f}, {k['all_seeds_interval'][1]:.4f}]; 3-seed intervals cover 0.5 "
               f"{k['n3']['reported']['coverage']:.1%}, 5-seed {k['n5']['reported']['coverage']:.1%}")
     print("\n" + markdown(report, "win_rate"))
+    print("\n" + failure_aware_markdown(report, "win_rate"))
     print(f"\nwritten: {args.out}")
 
 
@@ -237,6 +300,23 @@ def markdown(report: dict, metric: str) -> str:
                 lines.append(f"| {name} | {n} | {c['reported']['coverage']:.1%} ({c['reported']['mean_half_width']:.3f}) "
                              f"| {c['seed_path']['coverage']:.1%}" + (f" ± {se:.1%}" if se == se else "") +
                              f" | {c['old_reported_coverage']:.1%} | {c['old_seed_path_coverage']:.1%} |")
+    return "\n".join(lines)
+
+
+def failure_aware_markdown(report: dict, metric: str) -> str:
+    """The guide's table: per algorithm, the seeds that left the language and the coverage of the failure-aware
+    reading at 3 and 5 seeds, beside the plain interval's coverage of the mean over all seeds."""
+    lines = [f"| {metric} | left the language (of N) | seeds | all-seed mean: coverage | failure rate (Clopper–Pearson): "
+             "coverage | mean over the seeds that stayed: coverage (mean half-width) |", "|---|---|---|---|---|---|"]
+    for name, metrics in (report.get("failure_aware") or {}).items():
+        r = metrics.get(metric)
+        if r is None:
+            continue
+        for n in SIZES:
+            c = r[f"n{n}"]
+            plain = report["settings"].get(name, {}).get(metric, {}).get(f"n{n}", {}).get("reported", {})
+            lines.append(f"| {name} | {r['left']} of {r['seeds']} | {n} | {plain.get('coverage', math.nan):.1%} | "
+                         f"{c['rate_coverage']:.1%} | {c['stayed_coverage']:.1%} ({c['stayed_mean_half_width']:.3f}) |")
     return "\n".join(lines)
 
 

@@ -226,3 +226,27 @@ def test_short_table_head_follows_its_cells(answer):
     titles = re.findall(r'<th class="num">([^<]+)', head)
     assert titles == [t for _, t, _ in SHORT_COLUMNS]
     assert titles.index("steps") < titles.index("FLOPs")
+
+
+def test_a_collapsed_seed_gets_the_failure_aware_reading():
+    """A seed below the language floor: the caveat keeps it in the mean and adds k of n with the failure rate's
+    Clopper–Pearson interval (1 of 3: [0.84%, 90.6%]) and the win rate over the seeds that stayed (t with 1 df over
+    0.65 and 0.67: 0.66 ± 12.706·0.01)."""
+    import pandas as pd
+
+    from bench.evaluation.uncertainty import from_frame
+    from bench.reporting.tables import seed_flags
+    from bench.reporting.verdict import _caveats
+
+    frame = pd.DataFrame({"run_id": ["p0", "p1", "p2", "s0", "s1", "s2"], "label": ["simpo"] * 3 + ["sft"] * 3,
+                          "setting": ["simpo"] * 3 + ["sft"] * 3, "seed": [0, 1, 2] * 2,
+                          "algorithm": ["simpo"] * 3 + ["sft"] * 3, "status": ["finished"] * 6,
+                          "grammatical_fraction": [0.53, 0.95, 0.96, 0.94, 0.95, 0.93],
+                          "win_rate": [0.39, 0.65, 0.67, 0.5, 0.49, 0.51]})
+    unc = from_frame(frame)
+    assert seed_flags(frame) == {"simpo": "seed 0: 53% grammatical"}  # the leaderboard's ⚠: which seeds
+    text = seed_flags(frame, unc)["simpo"]
+    assert text == ("seed 0: 53% grammatical — 1 of 3 seeds left the language, a failure rate with 95% interval "
+                    "[0.8%, 91%] (Clopper–Pearson), win rate 0.660 [0.533, 0.787] over the 2 that stayed")
+    notes = _caveats(pd.DataFrame({"setting": ["simpo"]}), pd.DataFrame(), [], {"simpo": text}, None)
+    assert any(n.startswith("Collapsed seeds: simpo: seed 0: 53% grammatical — 1 of 3") for n in notes), notes

@@ -105,3 +105,36 @@ def test_old_model_fails_where_training_noise_dominates():
     a, b = crossed_pair(rng, 3, "training", "normal", 0.0, 400, regimes={"training": (0.05, 0.01, 0.02)})
     assert old_coverage(a - b, 0.0, reps=400) < 0.88
     assert 0.93 <= coverage(a - b, 0.0)[0] <= 0.99
+
+
+def test_a_failure_mode_defeats_the_mean_and_the_failure_aware_reading_covers():
+    """A realistic failure mode (benchmarks/coverage.py's SimPO: 2 of 14 seeds left the language, ten within-mode
+    SDs below the others): 1 seed in 7 falls by 10 SDs. The all-seed interval cannot cover the mixture's mean at 3
+    or 5 seeds — with no failing seed among those drawn nothing in the data shows the mode (Bahadur & Savage 1956) —
+    while the two quantities the report adds for such a setting (bench/evaluation/language.py) do: the failure
+    rate's Clopper–Pearson interval (>= 95% by construction) and the one model's interval over the seeds that
+    stayed, against their own mean."""
+    from bench.evaluation.language import clopper_pearson
+
+    rng = np.random.default_rng(1934)
+    p_fail, drop, sd = 1 / 7, 0.2, 0.02
+    for seeds in (3, 5):
+        reps = 2000
+        fail = rng.random((reps, seeds)) < p_fail
+        x = (0.65 + sd * rng.normal(size=(reps, seeds, 1)) - drop * fail[:, :, None]
+             + 0.1 * rng.normal(size=(reps, 1, P)) + 0.2 / math.sqrt(K) * rng.normal(size=(reps, seeds, P)))
+        plain, _ = coverage(x, 0.65 - drop * p_fail)
+        rate = np.mean([clopper_pearson(int(k), seeds)[0] <= p_fail <= clopper_pearson(int(k), seeds)[1]
+                        for k in fail.sum(axis=1)])
+        hits = []
+        for r in range(reps):
+            kept = x[r][~fail[r]]
+            if len(kept) >= 2:
+                m, _, _, hw = crossed_batch(kept[None])
+                hits.append(abs(m[0] - 0.65) <= hw[0])
+        stayed = float(np.mean(hits))
+        print(f"\nfailure mode 1 in 7, S={seeds}: all-seed mean {plain:.1%}, failure rate {rate:.1%}, "
+              f"the seeds that stayed {stayed:.1%} of {len(hits)}")
+        assert plain < 0.92  # the limitation the report states (below the issue's 92–99% band)
+        assert rate >= 0.95
+        assert 0.93 <= stayed <= 0.99

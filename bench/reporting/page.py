@@ -283,9 +283,11 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     component_titles, run_rows = runs_view(run_table, link_base)
     sample_entries = samples(res, runs, board, link_base)
     first_run = dict(zip(run_table["setting"][::-1], run_table["run_id"][::-1]))  # setting -> its first run
-    flags = tables.seed_flags(runs)
+    flags = tables.seed_flags(runs)  # the leaderboard's ⚠: which seeds; the caveats: with the failure-aware reading
+    caveat_flags = tables.seed_flags(runs, unc)
     for setting, text in tables.transient_flags(res.curves, runs).items():  # both kinds: one line each
         flags[setting] = f"{flags[setting]}; {text}" if setting in flags else text
+        caveat_flags[setting] = f"{caveat_flags[setting]}; {text}" if setting in caveat_flags else text
     board_rows = [{**row, "anchor": f"run-{first_run[setting]}" if setting in first_run else "",
                    "flag": flags.get(setting, "")}
                   for row, setting in zip(tables.leaderboard_view(board, marks), board["setting"])]
@@ -302,7 +304,7 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     }
     metrics = [{"title": m.title.replace("gold reward", reward_name), "unit": m.unit,
                 "direction": {1: "↑", -1: "↓"}.get(m.direction, "")} for m in tables.LEADERBOARD]
-    answer = verdict.verdict(board, pairs, run_table, flags, failed)
+    answer = verdict.verdict(board, pairs, run_table, caveat_flags, failed)
     return {
         "answer": answer, "answer_sentences": verdict.answer_sentences(answer),
         "answer_costs": verdict.cost_sentences(answer), "answer_text": verdict.text(answer),

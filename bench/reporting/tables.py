@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench.columns import format_param, label_order, param_columns, present, setting_name, sorted_runs  # noqa: F401
+from bench.evaluation.language import GRAMMATICAL_FLOOR, language_floor, off_language  # noqa: F401  (the rule)
 
 
 REFERENCE_ALGORITHMS = ("sft", "best_of_n", "scripted")
@@ -193,36 +194,31 @@ def pairwise_readings(board: pd.DataFrame, unc, target: float = POWER_TARGET) ->
     return pairs
 
 
-GRAMMATICAL_FLOOR = 0.8  # the tuning suites' selection floor (suites/controlled-tune.toml): below it a seed has left
-                         # the language (or, where π_ref itself writes less well-formed text, 0.1 below π_ref's share)
+def seed_flags(runs: pd.DataFrame, unc=None) -> dict[str, str]:
+    """setting -> 'seed 7: 68% grammatical, …' for the seeds that left the language (see `off_language`); with the
+    uncertainty model `unc`, followed by the failure-aware reading (bench/evaluation/language.py): k of n seeds,
+    the failure rate's exact interval, and the win rate over the seeds that stayed."""
+    from bench.evaluation.language import failure_aware
 
-
-def off_language(runs: pd.DataFrame) -> pd.Series:
-    """Per run (same index): True where the run's samples left the language — its `grammatical_fraction` is below
-    min(GRAMMATICAL_FLOOR, sft's mean − 0.1). Such seeds are the heavy tail of a setting's seed values (issue 21:
-    ipo seed 7 at 68% grammatical read 0.47 beside seeds at 0.6); the report flags them beside the interval."""
-    if not len(runs) or "grammatical_fraction" not in runs:
-        return pd.Series(False, index=runs.index)
-    g = pd.to_numeric(runs["grammatical_fraction"], errors="coerce")
-    return (g < language_floor(runs)) & (runs["status"] == "finished")
-
-
-def language_floor(runs: pd.DataFrame) -> float:
-    """The grammatical share below which a run has left the language: min(GRAMMATICAL_FLOOR, sft's mean − 0.1)."""
-    g = pd.to_numeric(runs["grammatical_fraction"], errors="coerce")
-    sft = g[(runs["algorithm"] == "sft") & (runs["status"] == "finished")]
-    return min(GRAMMATICAL_FLOOR, float(sft.mean()) - 0.1) if sft.notna().any() else GRAMMATICAL_FLOOR
-
-
-def seed_flags(runs: pd.DataFrame) -> dict[str, str]:
-    """setting -> 'seed 7: 68% grammatical, …' for the seeds that left the language (see `off_language`)."""
     if not len(runs) or "setting" not in runs:
         return {}
-    off = runs[off_language(runs)]
+    mask = off_language(runs)
+    off = runs[mask]
     out: dict[str, str] = {}
     for setting, rows in off.groupby("setting", sort=False):
-        out[setting] = ", ".join(f"seed {int(r['seed'])}: {float(r['grammatical_fraction']):.0%} grammatical"
-                                 for _, r in rows.iterrows())
+        text = ", ".join(f"seed {int(r['seed'])}: {float(r['grammatical_fraction']):.0%} grammatical"
+                         for _, r in rows.iterrows())
+        if unc is not None and setting in unc.settings:
+            f = failure_aware(unc, setting, set(off["run_id"]))
+            pct = lambda v: f"{v:.1%}" if 0 < v < 0.01 else f"{v:.0%}"  # noqa: E731  (0.2% is not 0%)
+            text += (f" — {f['off']} of {f['seeds']} seeds left the language, a failure rate with 95% interval "
+                     f"[{pct(f['rate_lo'])}, {pct(f['rate_hi'])}] (Clopper–Pearson)")
+            if f["stayed"] >= 2 and math.isfinite(f["lo"]):
+                text += (f", win rate {f['mean']:.3f} [{f['lo']:.3f}, {f['hi']:.3f}] over the {f['stayed']} "
+                         "that stayed")
+            elif f["stayed"] == 1:
+                text += f", win rate {f['mean']:.3f} for the one that stayed"
+        out[setting] = text
     return out
 
 
