@@ -9,6 +9,8 @@
     compare = "dpo - ppo"        # two entry labels of this suite: the paired difference a - b
     at = "frontier"              # or "matched_kl", "matched_budget"
     expect = "positive"          # the sign the claim predicts for `compare`
+    beyond = "cdpo - ipo"        # optional (matched_budget): the claim is that compare's difference exceeds this
+                                 # one's — the verdict reads (a − b) − (c − d), paired by seed
     mechanism = "PPO's few updates ..."   # shown when the rerun contradicts the claim
 
 Torch-free and read by bench/suite.py like every other table; the verdict itself is computed from results by
@@ -65,6 +67,10 @@ class ReplicationConfig:
                     "settings)"})
     expect: str = field(default="positive", metadata={"choices": EXPECT, "doc": "the sign of a - b the claim "
                                                                                "predicts"})
+    beyond: str = field(default="", metadata={"doc": "optional, with at = \"matched_budget\": \"c - d\", two more labels; "
+                        "the claim is that a - b exceeds c - d (\"the data moves the result more than the algorithm\"), "
+                        "and the verdict reads the paired difference of differences (a - b) - (c - d), whose sign "
+                        "`expect` names"})
     kl_tolerance: float = field(default=0.25, metadata={"gt": 0, "doc": "matched_kl: the two arms' mean KLs may "
                                 "differ by at most this fraction of the larger one, else the verdict is inconclusive"})
     mechanism: str = field(default="", metadata={"doc": "one sentence: what in this world would explain a "
@@ -91,6 +97,16 @@ class ReplicationConfig:
                 if arm.axis and arm.axis not in AXIS_COLUMNS:
                     out.append(("compare", f"{arm}: {arm.axis!r} is not a suite-level axis; use one of "
                                            f"{', '.join(AXIS_COLUMNS)}"))
+        if self.beyond:
+            pair = parse_arms(self.beyond)
+            if pair is None:
+                out.append(("beyond", f"{self.beyond!r} is not two labels joined by ' - '; write e.g. "
+                                      "beyond = \"cdpo - ipo\" (labels of [algorithms] tables)"))
+            elif pair[0] == pair[1]:
+                out.append(("beyond", f"compares {pair[0]} with itself: that difference is 0; leave `beyond` out"))
+            elif self.at != "matched_budget":
+                out.append(("beyond", f"reads a difference of differences at matched budget only, not at "
+                                      f"{self.at!r}; set at = \"matched_budget\" or leave `beyond` out"))
         metrics = decidable_metrics()
         if self.metric not in metrics:
             from bench.errors import did_you_mean

@@ -281,10 +281,11 @@ def _read_replication(table: Any, labels: list[str], where: str, problems: list[
     rep = read_table(ReplicationConfig, table, where, "replication", problems)
     if len(problems) > before:
         return None
-    for arm in parse_compare(rep.compare) or ():
-        if arm not in labels:
-            problems.append(problem(where, "[replication].compare", f"{arm!r} is not an [algorithms] label of this "
-                                    "suite", did_you_mean(arm, labels)))
+    for key in ("compare", "beyond"):
+        for arm in parse_compare(getattr(rep, key)) or ():
+            if arm not in labels:
+                problems.append(problem(where, f"[replication].{key}", f"{arm!r} is not an [algorithms] label of "
+                                        "this suite", did_you_mean(arm, labels)))
     return rep
 
 

@@ -325,3 +325,50 @@ def test_the_selection_of_each_tuned_arm_is_named_interior_or_at_an_edge(results
     assert v.selection == ["lo: beta=0.1 (the grid's highest of 0.05, 0.1)"]
     cell = _number(v.to_dict())
     assert "Selected at a grid's edge: lo: beta=0.1" in cell
+
+
+def test_beyond_reads_a_difference_of_differences():
+    """`beyond = "c - d"`: the claim that a − b exceeds c − d is read from the paired contrast (a − b) − (c − d)
+    of each arm's one setting (Uncertainty.contrast with weights 1, −1, −1, 1)."""
+    import pandas as pd
+
+    from bench.evaluation.replication import decide
+    from bench.evaluation.uncertainty import Interval
+
+    gold = {"dpo": -0.4, "dpo_rm": -1.4, "cdpo": -0.3, "ipo": -0.6}
+    asked = []
+
+    class Unc:
+        def contrast(self, weights, metric):
+            weights = dict(weights)
+            asked.append(weights)
+            m = sum(w * gold[s] for s, w in weights.items())
+            return Interval(m, m - 0.5, m + 0.5, 3)
+
+        def difference(self, a, b, metric):
+            return self.contrast({a: 1.0, b: -1.0}, metric)
+
+    frame = pd.DataFrame([{"run_id": f"{label}_s{s}", "label": label, "algorithm": label, "seed": s,
+                           "status": "finished", "best": ""} for label in gold for s in range(3)])
+    rep = {"compare": "dpo - dpo_rm", "beyond": "cdpo - ipo", "metric": "gold_reward", "at": "matched_budget",
+           "claim": "c", "citation": "x"}
+    v = decide(rep, frame, Unc(), swept=[])
+    assert asked[-1] == {"dpo": 1.0, "dpo_rm": -1.0, "cdpo": -1.0, "ipo": 1.0}
+    assert v.deciding.difference == pytest.approx((-0.4 + 1.4) - (-0.3 + 0.6))  # 1.0 − 0.3
+    assert v.verdict == "reproduced" and v.beyond == "cdpo - ipo"
+    assert v.headline.startswith("reproduced: gold_reward (dpo − dpo_rm) − (cdpo − ipo) = +0.700 [+0.200, +1.200]")
+    assert v.deciding.settings == ["dpo", "dpo_rm", "cdpo", "ipo"]
+    gold["cdpo"] = 1.0  # the algorithm gap now exceeds the labels': contradicted, diagnostics name all four
+    v = decide({**rep, "mechanism": "m."}, frame, Unc(), swept=[])
+    assert v.verdict == "contradicted" and all(f"{s}: " in v.mechanism for s in gold), v.mechanism
+
+
+@pytest.mark.parametrize("beyond, at, words", [
+    ('"hi - nope"', "matched_budget", "[replication].beyond: 'nope' is not an [algorithms] label"),
+    ('"hi - hi"', "matched_budget", "[replication].beyond: compares hi with itself"),
+    ('"lo - hi"', "frontier", "[replication].beyond: reads a difference of differences at matched budget only"),
+])
+def test_a_bad_beyond_is_one_line_naming_it(tmp_path, beyond, at, words):
+    text = SUITE.replace('at = "matched_budget"', f'at = "{at}"\nbeyond = {beyond}')
+    problems = problems_of(tmp_path, text)
+    assert len(problems) == 1 and words in problems[0], problems

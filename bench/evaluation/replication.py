@@ -10,6 +10,10 @@ the 95% interval [lo, hi] of a - b:
     contradicted   s·hi < 0 at some matched point       (it excludes 0 on the other side)
     inconclusive   otherwise, or nothing could be matched (which is said)
 
+A claim that one effect exceeds another ("the data moves the result more than the algorithm") names the second
+difference in `beyond = "c - d"`: each matched-budget point is then (a − b) − (c − d), paired by seed, and the
+verdict reads its sign.
+
 Matched points. `matched_budget`: each arm's selected setting (the runner's `best`, chosen on validation prompts;
 an arm without a grid has one) under every suite-level condition both arms ran (budget, budget view, world seed,
 pair source) — a claim about a ranking must hold at each budget the suite sweeps. `matched_kl` (Rafailov et al.
@@ -92,6 +96,7 @@ class Point:
     kl_b: float = math.nan
     seeds_to_decide: int | None = None  # inconclusive: paired seeds for 80% power at |difference| (None: no
                                         # seed count does; the shared prompt/draw part alone is too wide)
+    settings: list[str] = field(default_factory=list)  # `beyond`: the four settings of (a − b) − (c − d)
 
 
 @dataclass
@@ -110,6 +115,7 @@ class Verdict:
     points: list[Point] = field(default_factory=list)
     stands_in_for: str = ""
     world_gap: str = ""
+    beyond: str = ""                    # "c - d": the claim is that compare's difference exceeds this one's
     to_decide: str = ""                 # inconclusive: the seeds (and run time) that would decide it
     selection: list[str] = field(default_factory=list)  # each tuned arm's selected setting: interior or at an edge
 
@@ -181,30 +187,48 @@ def _selected(rows: pd.DataFrame, axes: tuple[str, ...]) -> dict[tuple, str | No
     return out
 
 
-def _budget_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int,
-                   swept: list[str] | None) -> tuple[list[Point], str]:
+def _budget_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int, swept: list[str] | None,
+                   beyond: tuple[Arm, Arm] | None = None) -> tuple[list[Point], str]:
     """Matched on the suite's swept axes only: an axis column that is not swept is one condition, whatever it reads
     (a run without a reward model records budget_view "end_to_end" in an amortised suite; the view changes nothing
-    for it). `swept` None (an older suite.json): the columns that vary, budget_view aside."""
-    pinned = {a.axis, b.axis} - {""}  # an axis an arm is pinned to is not matched on
+    for it). `swept` None (an older suite.json): the columns that vary, budget_view aside. `beyond` (c, d): each
+    point is the difference of differences (a − b) − (c − d), every arm at its selected setting under the
+    condition, paired by seed (`Uncertainty.contrast`)."""
+    extra = tuple(beyond or ())
+    pinned = {arm.axis for arm in (a, b, *extra)} - {""}  # an axis an arm is pinned to is not matched on
     if swept is None:
         swept = [c for c in AXIS_COLUMNS if c in runs.columns and c != "budget_view"
                  and runs[c].dropna().astype(str).nunique() > 1]
     axes = tuple(c for c in AXIS_COLUMNS if c in runs.columns and c in swept and c not in pinned)
     varying = set(axes)
     sa, sb = _selected(_arm_rows(runs, a), axes), _selected(_arm_rows(runs, b), axes)
+    chosen_extra = [_selected(_arm_rows(runs, arm), axes) for arm in extra]
+
+    def compatible(cond, c) -> bool:
+        return all(x == y or "" in (x, y) or "both" in (x, y) for x, y in zip(cond, c))
+
     points, why = [], ""
     for cond, name_a in sa.items():
-        partners = [(c, n) for c, n in sb.items() if all(x == y or "" in (x, y) or "both" in (x, y)
-                                                          for x, y in zip(cond, c))]
+        partners = [(c, n) for c, n in sb.items() if compatible(cond, c)]
         for cond_b, name_b in partners:
-            if name_a is None or name_b is None:
-                why = (f"{a if name_a is None else b} has several settings and no selected one; give it one "
-                       "setting, or let the runner select (validation prompts)")
+            others = [next((n for c, n in sel.items() if compatible(cond, c)), "") for sel in chosen_extra]
+            names = [name_a, name_b, *others]
+            if any(n is None for n in names):
+                arm = (a, b, *extra)[[n is None for n in names].index(True)]
+                why = (f"{arm} has several settings and no selected one; give it one setting, or let the runner "
+                       "select (validation prompts)")
                 continue
-            iv = unc.difference(name_a, name_b, metric)
+            if any(n == "" for n in others):
+                why = f"{' and '.join(str(x) for x in extra)} never ran under the conditions {a} and {b} share"
+                continue
             text = ", ".join(f"{ax}={v}" for ax, v in zip(axes, cond) if v and v != "both" and ax in varying)
-            points.append(_point(name_a, name_b, iv, sign, text))
+            if extra:
+                iv = unc.contrast([(name_a, 1.0), (name_b, -1.0), (others[0], -1.0), (others[1], 1.0)], metric)
+                point = _point(f"({name_a} − {name_b})", f"({others[0]} − {others[1]})", iv, sign, text)
+                point.settings = names
+                points.append(point)
+            else:
+                points.append(_point(name_a, name_b, unc.difference(name_a, name_b, metric), sign, text))
     if not points and not why:
         why = f"{a} and {b} never ran under the same conditions (or one of them has no finished runs)"
     return points, why
@@ -382,9 +406,10 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[st
     `swept`: the suite-level axes the suite sweeps, suite.json's "axes" names)."""
     rep = dict(replication)
     a, b = parse_arms(rep["compare"])
+    beyond = parse_arms(rep["beyond"]) if rep.get("beyond") else None
     sign = 1 if rep.get("expect", "positive") == "positive" else -1
     metric, at = rep.get("metric", "gold_reward"), rep.get("at", "matched_budget")
-    base = {k: rep.get(k, "") for k in ("claim", "citation", "compare", "stands_in_for", "world_gap")}
+    base = {k: rep.get(k, "") for k in ("claim", "citation", "compare", "beyond", "stands_in_for", "world_gap")}
     base.update(metric=metric, at=at, expect=rep.get("expect", "positive"))
     runs = sorted_runs(frame) if len(frame) else frame.assign(setting=[])
     if at == "matched_kl":
@@ -392,11 +417,11 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[st
     elif at == "frontier":
         points, why = _frontier_points(runs, unc, a, b, metric, sign)
     else:
-        points, why = _budget_points(runs, unc, a, b, metric, sign, swept)
+        points, why = _budget_points(runs, unc, a, b, metric, sign, swept, beyond)
     where = {"matched_kl": "at matched KL", "frontier": "against the frontier"}.get(at, "at matched budget")
     if not points:
         return Verdict("inconclusive", headline=f"inconclusive: {why}", reason=why,
-                       selection=_selection(runs, (a, b), at), **base)
+                       selection=_selection(runs, (a, b, *(beyond or ())), at), **base)
     contra = [p for p in points if p.reading == "contradicted"]
     if contra:
         verdict, deciding = "contradicted", max(contra, key=lambda p: abs(p.difference))
@@ -419,10 +444,11 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[st
     to_decide = _to_decide(runs, points, deciding) if verdict == "inconclusive" else ""
     mechanism = ""
     if verdict == "contradicted":
-        measured = "; ".join(_diagnostics(runs, s) for s in (deciding.a, deciding.b))
+        measured = "; ".join(_diagnostics(runs, s) for s in (deciding.settings or (deciding.a, deciding.b)))
         mechanism = (rep.get("mechanism", "").strip() + " " if rep.get("mechanism") else "") + f"Measured: {measured}."
     return Verdict(verdict, headline=headline, reason=reason, mechanism=mechanism, deciding=deciding,
-                   points=points, to_decide=to_decide, selection=_selection(runs, (a, b), at), **base)
+                   points=points, to_decide=to_decide, selection=_selection(runs, (a, b, *(beyond or ())), at),
+                   **base)
 
 
 def swept_axes(suite: dict[str, Any]) -> list[str] | None:
