@@ -43,6 +43,8 @@ def _number(rep: dict) -> str:
     text = f"{rep.get('metric')} {d.get('a')} − {d.get('b')} = {mean:+.3f}{ci} {where}, {d.get('seeds')} seeds"
     if rep.get("to_decide"):  # inconclusive: the seeds (and run time) that would tell its sign
         text += f". To decide: {rep['to_decide']}"
+    if rep.get("also_at_kl"):
+        text += f". Also: {rep['also_at_kl']}"
     edges = [s for s in rep.get("selection") or [] if "the grid's lowest" in s or "the grid's highest" in s]
     if edges:
         text += ". Selected at a grid's edge: " + "; ".join(edges)

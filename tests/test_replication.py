@@ -372,3 +372,14 @@ def test_a_bad_beyond_is_one_line_naming_it(tmp_path, beyond, at, words):
     text = SUITE.replace('at = "matched_budget"', f'at = "{at}"\nbeyond = {beyond}')
     problems = problems_of(tmp_path, text)
     assert len(problems) == 1 and words in problems[0], problems
+
+
+def test_a_matched_budget_verdict_is_read_at_matched_kl_as_well(results):
+    v = _decide(results)  # hi (KL ~4.1) vs lo's selected β 0.1 (KL ~2.5): no pair within 25%
+    assert re.match(r"the deciding settings sit at KL 4\.\d\d \(hi\) and 2\.\d\d \(lo \(beta=0\.1\)\); "
+                    r"no reading at matched KL: no setting of hi has a KL within 25%", v.also_at_kl), v.also_at_kl
+    wide = _decide(results, kl_tolerance=0.5)
+    assert re.search(r"; at matched KL \(within 50%\) (reproduced|inconclusive|contradicted) over 1 pair: "
+                     r"hi − lo \(beta=0\.1\) = [+-]\d\.\d{3} \[", wide.also_at_kl), wide.also_at_kl
+    assert wide.verdict == v.verdict  # the verdict stays the budget reading the claim names
+    assert not _decide(results, at="matched_kl", kl_tolerance=0.5).also_at_kl

@@ -27,7 +27,8 @@ of b that bracket it — the contrast a − (1 − w)·b₁ − w·b₂, w = (KL
 the shared prompts and draws (Uncertainty.contrast). The weights take the mean KLs as given (their own seed noise
 is not propagated); settings of a outside b's range are not extrapolated, and the verdict names them.
 
-An inconclusive verdict says what would decide it (`to_decide`): the paired seeds that detect every undecided
+A matched-budget verdict is read at matched KL as well (`also_at_kl`, shown beside it; the verdict stays the
+budget reading the claim names). An inconclusive verdict says what would decide it (`to_decide`): the paired seeds that detect every undecided
 point's difference, were it as large as observed, with 80% power (`crossed.seeds_for_power`), and their run time at
 the suite's measured time per seed. Each tuned arm's selection is named interior or at its grid's edge
 (`selection`), since a claim read at the edge of a grid may move with a wider one.
@@ -117,6 +118,7 @@ class Verdict:
     world_gap: str = ""
     beyond: str = ""                    # "c - d": the claim is that compare's difference exceeds this one's
     to_decide: str = ""                 # inconclusive: the seeds (and run time) that would decide it
+    also_at_kl: str = ""                # matched_budget: the deciding settings' KLs and the matched-KL reading
     selection: list[str] = field(default_factory=list)  # each tuned arm's selected setting: interior or at an edge
 
     def to_dict(self) -> dict[str, Any]:
@@ -401,6 +403,36 @@ def _fmt(x: float) -> str:
     return f"{x:+.3f}" if math.isfinite(x) else "–"
 
 
+def _aggregate(points: list[Point], sign: int) -> tuple[str, Point]:
+    """The verdict over matched points and the point that decides it: a contradiction anywhere decides (the
+    largest); reproduced needs every point (the weakest decides); else the first inconclusive one."""
+    contra = [p for p in points if p.reading == "contradicted"]
+    if contra:
+        return "contradicted", max(contra, key=lambda p: abs(p.difference))
+    if all(p.reading == "reproduced" for p in points):
+        return "reproduced", min(points, key=lambda p: sign * (p.lo if sign > 0 else p.hi))
+    return "inconclusive", next(p for p in points if p.reading == "inconclusive")
+
+
+def _also_at_kl(runs, unc, a: Arm, b: Arm, metric: str, sign: int, deciding: Point, tolerance: float) -> str:
+    """A matched-budget verdict read at matched KL as well (a ranking at equal compute may be a ranking of how far
+    each moved): the deciding settings' KLs, and the matched-KL reading over both arms' settings (`_kl_points`)."""
+    kl_a, kl_b = (unc.interval(s, "kl").mean for s in (deciding.a, deciding.b))
+    text = (f"the deciding settings sit at KL {kl_a:.2f} ({deciding.a}) and {kl_b:.2f} ({deciding.b})"
+            if math.isfinite(kl_a) and math.isfinite(kl_b) else "")
+    if a.label == b.label:  # one setting under two conditions (budgets): the KL gap is part of the effect
+        return text
+    points, why = _kl_points(runs, unc, a, b, metric, sign, tolerance)
+    if points:
+        reading, p = _aggregate(points, sign)
+        ci = f"[{_fmt(p.lo)}, {_fmt(p.hi)}]" if math.isfinite(p.lo) else "(one seed)"
+        at_kl = (f"at matched KL (within {tolerance:.0%}) {reading} over {len(points)} pair"
+                 f"{'s' if len(points) != 1 else ''}: {p.a} − {p.b} = {_fmt(p.difference)} {ci} ({p.condition})")
+    else:
+        at_kl = f"no reading at matched KL: {why}"
+    return f"{text}; {at_kl}" if text else at_kl
+
+
 def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[str] | None = None) -> Verdict:
     """The verdict of a replication suite from its runs (`frame`: the summary frame; `unc`: its Uncertainty;
     `swept`: the suite-level axes the suite sweeps, suite.json's "axes" names)."""
@@ -422,14 +454,7 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[st
     if not points:
         return Verdict("inconclusive", headline=f"inconclusive: {why}", reason=why,
                        selection=_selection(runs, (a, b, *(beyond or ())), at), **base)
-    contra = [p for p in points if p.reading == "contradicted"]
-    if contra:
-        verdict, deciding = "contradicted", max(contra, key=lambda p: abs(p.difference))
-    elif all(p.reading == "reproduced" for p in points):
-        verdict, deciding = "reproduced", min(points, key=lambda p: sign * (p.lo if sign > 0 else p.hi))
-    else:
-        verdict = "inconclusive"
-        deciding = next(p for p in points if p.reading == "inconclusive")
+    verdict, deciding = _aggregate(points, sign)
     seeds = f"{deciding.seeds} paired seed{'s' if deciding.seeds != 1 else ''}"
     ci = f"[{_fmt(deciding.lo)}, {_fmt(deciding.hi)}]" if math.isfinite(deciding.lo) else "(no interval: one seed)"
     headline = (f"{verdict}: {metric} {deciding.a} − {deciding.b} = {_fmt(deciding.difference)} {ci} {where}"
@@ -442,13 +467,15 @@ def decide(replication: dict[str, Any], frame: pd.DataFrame, unc, swept: list[st
         reason = ("the interval includes 0" if math.isfinite(deciding.lo) else "one paired seed gives no interval") \
             + (f"; {why}" if why else "")
     to_decide = _to_decide(runs, points, deciding) if verdict == "inconclusive" else ""
+    also = (_also_at_kl(runs, unc, a, b, metric, sign, deciding, float(rep.get("kl_tolerance", 0.25)))
+            if at == "matched_budget" and not beyond else "")
     mechanism = ""
     if verdict == "contradicted":
         measured = "; ".join(_diagnostics(runs, s) for s in (deciding.settings or (deciding.a, deciding.b)))
         mechanism = (rep.get("mechanism", "").strip() + " " if rep.get("mechanism") else "") + f"Measured: {measured}."
     return Verdict(verdict, headline=headline, reason=reason, mechanism=mechanism, deciding=deciding,
                    points=points, to_decide=to_decide, selection=_selection(runs, (a, b, *(beyond or ())), at),
-                   **base)
+                   also_at_kl=also, **base)
 
 
 def swept_axes(suite: dict[str, Any]) -> list[str] | None:

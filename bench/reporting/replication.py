@@ -44,7 +44,7 @@ def section(suite: dict[str, Any], frame, unc) -> dict[str, Any] | None:
     v = decide(rep, frame, unc, swept_axes(suite))
     return {"verdict": v.verdict, "headline": v.headline, "claim": v.claim, "citation": v.citation,
             "stands_in_for": v.stands_in_for, "world_gap": v.world_gap, "mechanism": v.mechanism,
-            "reason": v.reason, "to_decide": v.to_decide, "selection": v.selection, "rerun": rerun_command(suite), "has_where": any(p.condition for p in v.points),
+            "reason": v.reason, "to_decide": v.to_decide, "selection": v.selection, "also_at_kl": v.also_at_kl, "rerun": rerun_command(suite), "has_where": any(p.condition for p in v.points),
             "points": [{"a": p.a, "b": p.b, "d": _num(p.difference),
                         "ci": f"[{_num(p.lo)}, {_num(p.hi)}]" if math.isfinite(p.lo) else "one seed: no interval",
                         "seeds": p.seeds, "reading": p.reading, "condition": p.condition,
