@@ -216,3 +216,11 @@ def test_readme_front_page_is_short_and_has_what_a_new_user_needs():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     command = re.search(r"```bash\n(python -m pytest[^\n]*)\n```", text).group(1)
     assert command in ci, "CI must run the README's test command"
+
+
+def test_replication_tables_are_the_baselines():
+    """docs/replications.md's table and README's compact one are what benchmarks/replications.py makes of the
+    committed replication baselines."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "replications.py"), "--check"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
