@@ -270,15 +270,15 @@ def test_frontier_reads_each_setting_against_the_other_arms_interpolated_frontie
     # two worlds (a swept world seed): each setting outside is named with the other arm's range in its own world
     import unittest.mock as mock
 
-    from bench.evaluation import replication as r
+    from bench.evaluation import replication_points as r
 
     arm_a, arm_b = r.parse_arms("dpo - ppo")
     settings = {arm_a: {"dpo (beta=0.1)": ("0",), "dpo (w1)": ("1",)},
                 arm_b: {"ppo (kl_coef=0.1)": ("0",), "ppo (kl_coef=2)": ("0",), "ppo (w1 a)": ("1",),
                         "ppo (w1 b)": ("1",)}}
     kls = {**kl, "dpo (w1)": 5.0, "ppo (w1 a)": 0.1, "ppo (w1 b)": 0.3}
-    with mock.patch.object(r, "_settings_with_kl", lambda *args: (settings, kls)):
-        _points, why = r._frontier_points(frame, Unc(), arm_a, arm_b, "gold_reward", 1)
+    with mock.patch.object(r, "settings_with_kl", lambda *args: (settings, kls)):
+        _points, why = r.frontier_points(frame, Unc(), arm_a, arm_b, "gold_reward", 1)
     assert "outside ppo's KL range in the same world" in why
     assert "dpo (beta=0.1) (KL 9.00; ppo there: 0.25–2.00)" in why and "dpo (w1) (KL 5.00; ppo there: 0.10–0.30)" in why
     gold["dpo (beta=1)"] = -2.0  # below ppo's frontier at its KL: a contradiction decides
