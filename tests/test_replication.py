@@ -383,3 +383,13 @@ def test_a_matched_budget_verdict_is_read_at_matched_kl_as_well(results):
                      r"hi − lo \(beta=0\.1\) = [+-]\d\.\d{3} \[", wide.also_at_kl), wide.also_at_kl
     assert wide.verdict == v.verdict  # the verdict stays the budget reading the claim names
     assert not _decide(results, at="matched_kl", kl_tolerance=0.5).also_at_kl
+
+
+def test_the_rerun_command_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from bench.reporting.replication import rerun_command
+
+    monkeypatch.chdir(tmp_path)
+    inside = tmp_path / "suites" / "replications" / "x.toml"
+    assert rerun_command({"path": str(inside)}) == "bench run suites/replications/x.toml"
+    assert rerun_command({"path": "/elsewhere/x.toml"}) == "bench run /elsewhere/x.toml"
+    assert rerun_command({"name": "y"}) == "bench run suites/replications/y.toml"

@@ -28,7 +28,13 @@ def verdict_of(results_dir: Path) -> Verdict | None:
 
 
 def rerun_command(suite: dict[str, Any]) -> str:
+    """`bench run <suite path>`, relative to the working directory when the suite was run by an absolute path
+    inside it (the command a reader of the report types from the repository)."""
     path = suite.get("path") or f"suites/replications/{suite.get('name', '<suite>')}.toml"
+    try:
+        path = str(Path(path).relative_to(Path.cwd())) if Path(path).is_absolute() else path
+    except ValueError:
+        pass
     return f"bench run {path}"
 
 
