@@ -119,13 +119,20 @@ class Samples:
 
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 1.0,
-           seed: int = 0, batch_size: int = 256) -> Samples:
-    """Ancestral samples y ~ π(·|x), one per prompt (repeat prompts for more). Deterministic for a seed."""
+           seed: int = 0, batch_size: int = 256, cut_at_pad: bool = False) -> Samples:
+    """Ancestral samples y ~ π(·|x), one per prompt (repeat prompts for more). Deterministic for a seed.
+
+    `cut_at_pad`: the sampler's first behaviour, kept for the data cached beside a world (its pairs and evaluation
+    prompts' draws, π_ref's reference draws, best-of-n, limits): a row ends at its first sampled pad id as if it
+    were padding, without its end token. π_ref samples `<pad>` about once in 2,000 draws on the controlled world,
+    so those stages built by the fixed sampler would differ from every cached world and committed baseline with
+    the same key; the next world format drops it. Policies are always sampled without it."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    eos = tokenizer.eos_token_id
+    ends = end_tokens(model, tokenizer)
+    ends_t = torch.tensor(sorted(ends))
     out_text, out_ids, ended = [], [], []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
@@ -146,8 +153,8 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempera
             nxt = torch.multinomial(probs, 1, generator=gen).squeeze(-1).to(device)
             nxt = torch.where(done, torch.full_like(nxt, tokenizer.pad_token_id), nxt)
             new_tokens.append(nxt)
-            done = done | (nxt == eos)
-            mask = torch.cat([mask, (~done | (nxt == eos)).long().unsqueeze(-1)], dim=-1)
+            mask = torch.cat([mask, (~done).long().unsqueeze(-1)], dim=-1)  # a live row's new token is real
+            done = done | torch.isin(nxt, ends_t.to(nxt.device))
             step_ids = nxt.unsqueeze(-1)
             step_pos = (step_pos[:, -1:] + 1)
             if bool(done.all()):
@@ -159,15 +166,31 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempera
             # first pad id instead let a policy end a response without its end token, with the pad token's
             # log-ratio missing from the KL (a PPO policy learned to: 35 of 128 samples, sampled KL 0.03 against a
             # token-wise 1.76); it is kept and shown in the text, where the judge sees it.
-            toks = row[:row.index(eos) + 1] if eos in row else list(row)
-            is_ended = bool(toks) and toks[-1] == eos
+            stop = next((i for i, t in enumerate(row) if t in ends or (cut_at_pad and t == tokenizer.pad_token_id)),
+                        None)
+            if stop is not None and cut_at_pad and row[stop] == tokenizer.pad_token_id:
+                stop -= 1  # the pad id is dropped, as it was: the row keeps the tokens before it
+            toks = list(row) if stop is None else row[:stop + 1]
+            is_ended = bool(toks) and toks[-1] in ends
             text_ids = toks[:-1] if is_ended else toks
-            out_text.append(tokenizer.decode(text_ids, skip_special_tokens=False))
+            out_text.append(tokenizer.decode(text_ids, skip_special_tokens=cut_at_pad))
             out_ids.append(toks)
             ended.append(is_ended)
     if was_training:
         model.train()
     return Samples(list(prompts), out_text, out_ids, ended)
+
+
+def end_tokens(model, tokenizer) -> set[int]:
+    """The ids that end a sample: the tokenizer's end token and every end token of the model's generation config
+    (Qwen2.5-Instruct stops at <|im_end|> and <|endoftext|>, its pad token), never the pad token otherwise."""
+    ends = {tokenizer.eos_token_id}
+    config = getattr(model, "generation_config", None)
+    extra = getattr(config, "eos_token_id", None) if config is not None else None
+    for t in (extra if isinstance(extra, (list, tuple)) else [extra]):
+        if isinstance(t, int):
+            ends.add(t)
+    return {t for t in ends if t is not None}
 
 
 def rows_per_batch(requested: int, width: int, vocab: int, budget: int = 2**27) -> int:

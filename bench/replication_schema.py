@@ -107,6 +107,12 @@ class ReplicationConfig:
             elif self.at != "matched_budget":
                 out.append(("beyond", f"reads a difference of differences at matched budget only, not at "
                                       f"{self.at!r}; set at = \"matched_budget\" or leave `beyond` out"))
+            elif parse_arms(self.compare) and {str(x) for x in pair} == {str(x) for x in parse_arms(self.compare)}:
+                out.append(("beyond", f"{self.beyond!r} is `compare` itself (or reversed): the contrast would be 0 "
+                                      "or twice compare; name the second effect's two labels"))
+            elif any(x.axis and x.axis not in AXIS_COLUMNS for x in pair):
+                out.append(("beyond", f"{self.beyond!r}: an arm's axis is not a suite-level axis; use one of "
+                                      f"{', '.join(AXIS_COLUMNS)}"))
         metrics = decidable_metrics()
         if self.metric not in metrics:
             from bench.errors import did_you_mean

@@ -227,11 +227,12 @@ def main() -> None:
     runs = sorted_runs(frame)
     off_ids = set(runs.loc[off_language(runs), "run_id"])
     failure_aware = {}
+    fa_rng = np.random.default_rng(1934)  # its own stream: the other studies' subsets stay as committed
     for a, s in settings.items():
         rids = [r for r in unc.settings[s] if unc.runs[r]["metrics"].get("status") == "finished"]
 
         off = {seed_key(unc.runs[r]["config"]): r in off_ids for r in rids}
-        failure_aware[a] = {m: failure_aware_study(unc.seed_matrices(s, m), off, rng) for m in METRICS
+        failure_aware[a] = {m: failure_aware_study(unc.seed_matrices(s, m), off, fa_rng) for m in METRICS
                             if len(unc.seed_matrices(s, m)) >= 6}
     if args.failure_aware_into:
         committed = json.loads(args.failure_aware_into.read_text())

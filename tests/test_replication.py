@@ -353,11 +353,16 @@ def test_beyond_reads_a_difference_of_differences():
     rep = {"compare": "dpo - dpo_rm", "beyond": "cdpo - ipo", "metric": "gold_reward", "at": "matched_budget",
            "claim": "c", "citation": "x"}
     v = decide(rep, frame, Unc(), swept=[])
-    assert asked[-1] == {"dpo": 1.0, "dpo_rm": -1.0, "cdpo": -1.0, "ipo": 1.0}
+    assert {"dpo": 1.0, "dpo_rm": -1.0, "cdpo": -1.0, "ipo": 1.0} in asked
     assert v.deciding.difference == pytest.approx((-0.4 + 1.4) - (-0.3 + 0.6))  # 1.0 − 0.3
     assert v.verdict == "reproduced" and v.beyond == "cdpo - ipo"
     assert v.headline.startswith("reproduced: gold_reward (dpo − dpo_rm) − (cdpo − ipo) = +0.700 [+0.200, +1.200]")
     assert v.deciding.settings == ["dpo", "dpo_rm", "cdpo", "ipo"]
+    assert "a − b +1.000 [+0.500, +1.500], c − d +0.300 [-0.200, +0.800]" in v.headline  # both effects shown
+    gold["ipo"] = -0.1  # the algorithm gap reverses (c − d < 0): the signed contrast compares no sizes
+    flipped = decide(rep, frame, Unc(), swept=[])
+    assert flipped.verdict == "inconclusive" and "the contrast compares no sizes" in flipped.headline
+    gold["ipo"] = -0.6
     gold["cdpo"] = 1.0  # the algorithm gap now exceeds the labels': contradicted, diagnostics name all four
     v = decide({**rep, "mechanism": "m."}, frame, Unc(), swept=[])
     assert v.verdict == "contradicted" and all(f"{s}: " in v.mechanism for s in gold), v.mechanism
@@ -367,6 +372,7 @@ def test_beyond_reads_a_difference_of_differences():
     ('"hi - nope"', "matched_budget", "[replication].beyond: 'nope' is not an [algorithms] label"),
     ('"hi - hi"', "matched_budget", "[replication].beyond: compares hi with itself"),
     ('"lo - hi"', "frontier", "[replication].beyond: reads a difference of differences at matched budget only"),
+    ('"lo - hi"', "matched_budget", "[replication].beyond: 'lo - hi' is `compare` itself (or reversed)"),
 ])
 def test_a_bad_beyond_is_one_line_naming_it(tmp_path, beyond, at, words):
     text = SUITE.replace('at = "matched_budget"', f'at = "{at}"\nbeyond = {beyond}')
@@ -393,3 +399,16 @@ def test_the_rerun_command_is_relative_to_the_working_directory(tmp_path, monkey
     assert rerun_command({"path": str(inside)}) == "bench run suites/replications/x.toml"
     assert rerun_command({"path": "/elsewhere/x.toml"}) == "bench run /elsewhere/x.toml"
     assert rerun_command({"name": "y"}) == "bench run suites/replications/y.toml"
+
+
+def test_a_categorical_grid_has_no_edges():
+    import pandas as pd
+
+    from bench.evaluation.replication import _selection
+    from bench.evaluation.replication_points import parse_arms
+
+    frame = pd.DataFrame([{"run_id": f"d{i}", "label": "dpo", "algorithm": "dpo", "seed": 0, "status": "finished",
+                           "loss_type": lt, "best": "best" if lt == "ipo" else ""}
+                          for i, lt in enumerate(("hinge", "ipo", "sigmoid"))])
+    a, b = parse_arms("dpo - ppo")
+    assert _selection(frame, (a,)) == ["dpo: loss_type=ipo (of hinge, ipo, sigmoid)"]

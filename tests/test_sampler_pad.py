@@ -54,3 +54,32 @@ def test_rows_after_their_end_token_and_rows_cut_at_the_cap_are_unchanged():
     assert ended.completions == ["great"]
     capped = sample(Scripted([word], len(tok)), tok, ["the acting looked"], max_new_tokens=3)
     assert capped.completion_ids == [[word] * 3] and capped.ended == [False]
+
+
+def test_every_end_token_of_the_model_ends_a_row():
+    """A model whose generation config names a second end token (Qwen2.5-Instruct: <|im_end|> and <|endoftext|>)
+    stops at either; the end token is the row's last id and is not in the text."""
+    from bench.modeling import end_tokens, sample
+
+    tok = build_tokenizer()
+    word = tok.convert_tokens_to_ids(tok.tokenize("great")[0])
+    unk = tok.convert_tokens_to_ids(tok.unk_token)
+    model = Scripted([word, unk, word], len(tok))
+    model.generation_config = SimpleNamespace(eos_token_id=[tok.eos_token_id, unk])
+    assert end_tokens(model, tok) == {tok.eos_token_id, unk}
+    s = sample(model, tok, ["the acting looked"], max_new_tokens=8)
+    assert s.completion_ids == [[word, unk]] and s.ended == [True] and s.completions == ["great"]
+    assert end_tokens(Scripted([word], len(tok)), tok) == {tok.eos_token_id}  # no config: the tokenizer's
+
+
+def test_the_world_stages_keep_the_first_behaviour():
+    """`cut_at_pad=True` (the world's pairs, reference draws, best-of-n, limits: data cached beside a world) keeps
+    the sampler's first behaviour, so a world and its stages built before the fix are what a fresh build makes."""
+    from bench.modeling import sample
+
+    tok = build_tokenizer()
+    word = tok.convert_tokens_to_ids(tok.tokenize("great")[0])
+    other = tok.convert_tokens_to_ids(tok.tokenize("while")[0])
+    script = [word, tok.pad_token_id, other, tok.eos_token_id]
+    s = sample(Scripted(script, len(tok)), tok, ["the acting looked"], max_new_tokens=8, cut_at_pad=True)
+    assert s.completion_ids == [[word]] and s.ended == [False] and s.completions == ["great"]

@@ -23,7 +23,7 @@ def best_of_n_metrics(ctx, n: int):
     prompts = eval_prompts(stages, ev.prompts)
     repeated = [p for p in prompts for _ in range(n)]
     s = sample(reference_model(stages), tok, repeated, max_new_tokens=ev.max_new_tokens,
-               temperature=ev.temperature, seed=20_011 * (ctx.spec.seed + 1))
+               temperature=ev.temperature, seed=20_011 * (ctx.spec.seed + 1), cut_at_pad=True)
     scores = judge_for_world(world).score(repeated, s.completions).reshape(len(prompts), n)
     best = scores.argmax(axis=1)
     pick = [i * n + int(j) for i, j in enumerate(best)]

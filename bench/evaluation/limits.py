@@ -94,7 +94,8 @@ def _compute_limits(stages, world, ev, n_prompts: int, m: int) -> dict:
     model = reference_model(stages)
     prompts = list(world.eval_prompts)[:n_prompts]
     repeated = [p for p in prompts for _ in range(m)]
-    s = sample(model, tok, repeated, max_new_tokens=ev.max_new_tokens, temperature=ev.temperature, seed=777)
+    s = sample(model, tok, repeated, max_new_tokens=ev.max_new_tokens, temperature=ev.temperature, seed=777,
+               cut_at_pad=True)
     gold = judge_for_world(world).score(repeated, s.completions)
     rewards = gold.reshape(len(prompts), m)
     best_of_n, optimum = limit_rows(rewards)

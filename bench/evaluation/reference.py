@@ -68,7 +68,7 @@ def reference_samples(stages, n: int, max_new_tokens: int, temperature: float, o
         prompts = eval_prompts(stages, size, start)
         repeated = [p for p in prompts for _ in range(k)]
         s = sample(reference_model(stages), tok, repeated, max_new_tokens=max_new_tokens, temperature=temperature,
-                   seed=REFERENCE_SEED + start)
+                   seed=REFERENCE_SEED + start, cut_at_pad=True)
         scores = judge_for_world(world).score(repeated, s.completions).reshape(len(prompts), k)
         completions = [s.completions[i * k:(i + 1) * k] for i in range(len(prompts))]
         from bench import distributed as dist
@@ -92,7 +92,7 @@ def control_set(stages, n: int, max_new_tokens: int, temperature: float) -> dict
         tok = load_tokenizer(world.tokenizer_dir)
         prompts = eval_prompts(stages, n)
         s = sample(reference_model(stages), tok, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                   seed=CONTROL_SEED)
+                   seed=CONTROL_SEED, cut_at_pad=True)
         completions = list(s.completions)  # scored with the end token appended, as the pairs are
         lp, lens = sequence_logps(reference_model(stages), tok, prompts, completions)
         return {"prompt": prompts, "completion": completions, "ref_logp": np.asarray(lp, dtype=np.float64),

@@ -110,9 +110,9 @@ def _to_decide(runs: pd.DataFrame, points: list[Point], deciding: Point) -> str:
         return ""
     need = [p.seeds_to_decide for p in open_points]
     if all(n is None for n in need):
-        return (f"no seed count decides it at these prompts: the shared variance of the prompts and reference draws "
-                f"alone is wider than the observed difference ({_fmt(deciding.difference)}); only more evaluation "
-                "prompts could, if the difference is real")
+        return (f"more than 1,000 paired seeds, or none at these prompts: the observed difference "
+                f"({_fmt(deciding.difference)}) is too small for the seeds' spread, or for the prompts' and reference "
+                "draws' shared variance, which more seeds do not shrink")
     n = max(x for x in need if x is not None)
     done = runs[runs["status"] == "finished"]
     wall = pd.to_numeric(done["wall_s"], errors="coerce").sum() if "wall_s" in done else math.nan
@@ -121,10 +121,10 @@ def _to_decide(runs: pd.DataFrame, points: list[Point], deciding: Point) -> str:
     cost = (f"; ≈ {_hours(more * per_seed)} more run time at this suite's {_hours(per_seed)} per seed "
             f"(≈ {_hours(more * per_seed / 2)} on 2 parallel workers)" if more and math.isfinite(per_seed) else "")
     unreachable = sum(x is None for x in need)
-    return (f"telling the sign at 80% power, if every undecided difference is as large as observed, takes "
+    return (f"telling each undecided point's sign at 80% power, if its difference is as large as observed, takes "
             f"{n} paired seeds (this run: {deciding.seeds}){cost}"
-            + (f"; {unreachable} matched point(s) no seed count decides (their prompts' shared variance is wider "
-               "than their difference)" if unreachable else ""))
+            + (f"; {unreachable} matched point(s) need more than 1,000 seeds or more prompts (a difference near 0)"
+               if unreachable else ""))
 
 
 def _selection(runs: pd.DataFrame, arms: tuple[Arm, Arm], at: str = "matched_budget") -> list[str]:
@@ -162,6 +162,9 @@ def _selection(runs: pd.DataFrame, arms: tuple[Arm, Arm], at: str = "matched_bud
             for k in keys:
                 values = sorted(group[k].dropna().unique(), key=lambda v: (float(v) if _number(v) else math.inf, str(v)))
                 v = chosen[k].iloc[0]
+                if not all(_number(x) for x in values) or not _number(v):  # a categorical grid has no edges
+                    parts.append(f"{k}={format_param(v)} (of {', '.join(format_param(x) for x in values)})")
+                    continue
                 place = ("the grid's lowest" if v == values[0] else "the grid's highest" if v == values[-1]
                          else "interior")
                 parts.append(f"{k}={format_param(v)} ({place} of {', '.join(format_param(x) for x in values)})")

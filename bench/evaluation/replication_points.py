@@ -156,12 +156,20 @@ def budget_points(runs, unc, a: Arm, b: Arm, metric: str, sign: int, swept: list
                        "select (validation prompts)")
                 continue
             if any(n == "" for n in others):
-                why = f"{' and '.join(str(x) for x in extra)} never ran under the conditions {a} and {b} share"
+                missing = [str(arm) for arm, n in zip(extra, others) if n == ""]
+                why = f"{' and '.join(missing)} never ran under the conditions {a} and {b} share"
                 continue
             text = ", ".join(f"{ax}={v}" for ax, v in zip(axes, cond) if v and v != "both" and ax in varying)
             if extra:
                 iv = unc.contrast([(name_a, 1.0), (name_b, -1.0), (others[0], -1.0), (others[1], 1.0)], metric)
-                point = _point(f"({name_a} − {name_b})", f"({others[0]} − {others[1]})", iv, sign, text)
+                ab, cd = unc.difference(name_a, name_b, metric), unc.difference(others[0], others[1], metric)
+                parts = (f"a − b {ab.mean:+.3f} [{ab.lo:+.3f}, {ab.hi:+.3f}], c − d {cd.mean:+.3f} "
+                         f"[{cd.lo:+.3f}, {cd.hi:+.3f}]")
+                point = _point(f"({name_a} − {name_b})", f"({others[0]} − {others[1]})", iv, sign,
+                               f"{text}; {parts}" if text else parts)
+                if sign * cd.mean < 0 or sign * ab.mean < 0:  # a signed contrast compares sizes only when both
+                    point.reading = "inconclusive"            # differences have the claimed sign
+                    point.condition += "; a difference has the other sign: the contrast compares no sizes"
                 point.settings = names
                 points.append(point)
             else:

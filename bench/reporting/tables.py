@@ -210,7 +210,7 @@ def seed_flags(runs: pd.DataFrame, unc=None) -> dict[str, str]:
                          for _, r in rows.iterrows())
         if unc is not None and setting in unc.settings:
             f = failure_aware(unc, setting, set(off["run_id"]))
-            pct = lambda v: f"{v:.1%}" if 0 < v < 0.01 else f"{v:.0%}"  # noqa: E731  (0.2% is not 0%)
+            pct = lambda v: f"{v:.1%}" if 0 < v < 0.01 or 0.99 < v < 1 else f"{v:.0%}"  # noqa: E731  (not 0%, 100%)
             text += (f" — {f['off']} of {f['seeds']} seeds left the language, a failure rate with 95% interval "
                      f"[{pct(f['rate_lo'])}, {pct(f['rate_hi'])}] (Clopper–Pearson)")
             if f["stayed"] >= 2 and math.isfinite(f["lo"]):

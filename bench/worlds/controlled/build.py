@@ -137,7 +137,8 @@ def _build_into(cfg: ControlledWorldConfig, root: Path, progress) -> dict:
         for name, model in (("weak", weak), ("base", base)):
             idx = [i for i, p in enumerate(doubled) if sources[i // 2] == name]
             if idx:
-                s = sample(model, tok, [doubled[i] for i in idx], max_new_tokens=cfg.max_new_tokens, seed=seed)
+                s = sample(model, tok, [doubled[i] for i in idx], max_new_tokens=cfg.max_new_tokens, seed=seed,
+                           cut_at_pad=True)  # the world's data: the sampler's first behaviour (bench.modeling.sample)
                 for i, text in zip(idx, s.completions):
                     completions[i] = text
             done += len(idx)
@@ -159,7 +160,7 @@ def _build_into(cfg: ControlledWorldConfig, root: Path, progress) -> dict:
 
     # 5. what the base policy's own samples look like (its reward spread is what alignment can improve on)
     t3 = time.perf_counter()
-    s = sample(base, tok, eval_prompts, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + 3)
+    s = sample(base, tok, eval_prompts, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + 3, cut_at_pad=True)
     rewards = [gold_reward(c, p) for p, c in zip(eval_prompts, s.completions)]
     from bench.worlds.controlled.language import gold_reward_bound, sentiment_reward
 
