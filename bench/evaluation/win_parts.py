@@ -58,12 +58,29 @@ def length_controlled(wins: np.ndarray, policy_len: np.ndarray, ref_len: np.ndar
     t = y.ravel()
     n = t.size
     theta, phi = math.log(mean / (1 - mean)), 0.0
-    for _ in range(iterations):  # Newton's method on the (concave) penalised log-likelihood
+
+    def loglik(th: float, ph: float) -> float:  # the penalised log-likelihood Newton climbs
+        z = np.clip(th + ph * x, -50.0, 50.0)
+        return float(np.sum(t * z - np.logaddexp(0.0, z)) - 0.5 * RIDGE * n * ph * ph)
+
+    for _ in range(iterations):  # Newton's method on the (concave) penalised log-likelihood, with step halving
         p = _sigmoid(theta + phi * x)
         v = p * (1 - p)
         g = np.array([np.sum(t - p), np.sum((t - p) * x) - RIDGE * n * phi])
         h = np.array([[np.sum(v), np.sum(v * x)], [np.sum(v * x), np.sum(v * x * x) + RIDGE * n]])
-        step = np.linalg.solve(h, g)
+        try:
+            step = np.linalg.solve(h, g)
+        except np.linalg.LinAlgError:  # a saturated fit: v underflows where every comparison is lost or won
+            step = np.linalg.lstsq(h, g, rcond=None)[0]
+        if not np.isfinite(step).all():
+            break
+        # a full Newton step can overshoot on nearly separated data (a collapsed policy): take it only where it
+        # does not lower the likelihood, else halve it (a well-behaved fit accepts every full step, as before)
+        here = loglik(theta, phi)
+        for _halving in range(40):
+            if loglik(theta + step[0], phi + step[1]) >= here - 1e-12 * max(1.0, abs(here)):
+                break
+            step = step / 2
         theta, phi = theta + step[0], phi + step[1]
         if np.abs(step).max() < 1e-10:
             break
