@@ -172,13 +172,9 @@ def failure_aware_study(matrices: dict[tuple, np.ndarray], off: dict[tuple, bool
             rate_hits.append(lo <= truth_rate <= hi)
             kept = [i for i in sub if not flags[i]]
             if len(kept) >= 2 and n_total - n_off > len(kept):
-                c = crossed_components(x_all[kept])
-                fpc = math.sqrt(1 - len(kept) / (n_total - n_off))
-                t_seed = _t_ppf(0.975, c.seed_df)
-                t_shared = _t_ppf(0.975, c.shared_df) if c.shared_var > 0 else 0.0
-                hw = math.sqrt(t_seed ** 2 * fpc ** 2 * c.seed_var + t_shared ** 2 * c.shared_var)
-                stayed_hits.append(abs(c.mean - truth_stayed) <= hw)
-                widths.append(math.sqrt(t_seed ** 2 * c.seed_var + t_shared ** 2 * c.shared_var))
+                mean, reported, corrected, _ = half_widths(x_all[kept], math.sqrt(1 - len(kept) / (n_total - n_off)))
+                stayed_hits.append(abs(mean - truth_stayed) <= corrected)
+                widths.append(reported)
         out[f"n{n}"] = {"rate_coverage": float(np.mean(rate_hits)), "subsets": len(rate_hits),
                         "stayed_coverage": float(np.mean(stayed_hits)) if stayed_hits else math.nan,
                         "stayed_subsets": len(stayed_hits),

@@ -286,8 +286,8 @@ def context(res: Results, link_base: str | None = None) -> dict[str, Any]:
     flags = tables.seed_flags(runs)  # the leaderboard's ⚠: which seeds; the caveats: with the failure-aware reading
     caveat_flags = tables.seed_flags(runs, unc)
     for setting, text in tables.transient_flags(res.curves, runs).items():  # both kinds: one line each
-        flags[setting] = f"{flags[setting]}; {text}" if setting in flags else text
-        caveat_flags[setting] = f"{caveat_flags[setting]}; {text}" if setting in caveat_flags else text
+        for kept in (flags, caveat_flags):
+            kept[setting] = f"{kept[setting]}; {text}" if setting in kept else text
     board_rows = [{**row, "anchor": f"run-{first_run[setting]}" if setting in first_run else "",
                    "flag": flags.get(setting, "")}
                   for row, setting in zip(tables.leaderboard_view(board, marks), board["setting"])]
