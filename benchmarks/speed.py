@@ -3,7 +3,7 @@ not a test).
 
     PYTHONPATH=. python benchmarks/speed.py [--rev 1521b1f] [--suite suites/controlled.toml] [--seeds 0]
                                             [--subset sft,finish_clause,dpo,simpo,online_dpo,ppo] [--repeats 1]
-                                            [--full] [--work COMMIT] [--no-warm] [--keep DIR]
+                                            [--full] [--work COMMIT] [--no-warm] [--keep DIR] [--rev-python PY]
                                             [--out benchmarks/results/speed.json]
 
 The revision is checked out with `git worktree add --detach` into a temporary folder and removed at the end; each
@@ -51,10 +51,11 @@ def labels_in(suite_file: Path) -> list[str]:
     return list(tomllib.loads(suite_file.read_text(encoding="utf-8")).get("algorithms", {}))
 
 
-def bench_run(tree: Path, suite: str, extra: list[str], results: Path, cache: str) -> tuple[float, str]:
+def bench_run(tree: Path, suite: str, extra: list[str], results: Path, cache: str,
+              python: str = sys.executable) -> tuple[float, str]:
     env = {**os.environ, "BENCH_QUIET": "1", "BENCH_CACHE": cache, "PYTHONPATH": str(tree)}
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "bench.cli", "run", suite, "--results", str(results), "--no-report",
+    out = subprocess.run([python, "-m", "bench.cli", "run", suite, "--results", str(results), "--no-report",
                           *extra], env=env, capture_output=True, text=True, cwd=tree)
     wall = time.perf_counter() - t
     if out.returncode != 0:
@@ -99,6 +100,14 @@ def readings(results: Path) -> dict[tuple, dict[str, str]]:
                 for r in csv.DictReader(f)}
 
 
+def _versions(python: str) -> dict[str, str]:
+    """The interpreter and the torch / transformers / trl versions each side ran with."""
+    code = ("import importlib.metadata as m, sys; print(sys.executable); "
+            "[print(p, m.version(p)) for p in ('torch', 'transformers', 'trl')]")
+    lines = subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.split("\n")
+    return {"python": lines[0], **dict(line.split(" ", 1) for line in lines[1:] if " " in line)}
+
+
 def family(label: str) -> str:
     return FAMILY.get(label, label)
 
@@ -120,6 +129,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--full", action="store_true", help="also time the whole default suite per tree")
+    ap.add_argument("--rev-python", default=sys.executable,
+                    help="the interpreter of an environment that can run --rev (1521b1f's PPO needs trl<1.13, "
+                         "deleted from the current release: a venv with that revision's own pins)")
     ap.add_argument("--cache", default=os.environ.get("BENCH_CACHE") or str(Path.home() / ".cache" / "daa-bench"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
     args = ap.parse_args()
@@ -144,10 +156,11 @@ def main() -> None:
             dirty = False
         try:
             trees = {"work": work, "rev": base}
+            python = {"work": sys.executable, "rev": args.rev_python}
             only = {k: [x for x in wanted if x in labels_in(t / args.suite)] for k, t in trees.items()}
             for k, t in ([] if args.no_warm else trees.items()):  # the worlds and their limits, untimed
                 bench_run(t, args.suite, ["--only", "sft", "--seeds", args.seeds.split(",")[0], "--launcher",
-                                          "sequential"], Path(tmp) / f"warm-{k}", args.cache)
+                                          "sequential"], Path(tmp) / f"warm-{k}", args.cache, python[k])
             runs: dict[str, list[dict]] = {k: [] for k in trees}
             walls: dict[str, list[float]] = {k: [] for k in trees}
             utilisation: dict[str, list] = {k: [] for k in trees}
@@ -157,7 +170,8 @@ def main() -> None:
                 for k in (["rev", "work"] if rep % 2 == 0 else ["work", "rev"]):
                     results = Path(tmp) / f"{k}-{rep}"
                     wall, _ = bench_run(trees[k], args.suite, ["--only", ",".join(only[k]), "--seeds", args.seeds,
-                                                               "--launcher", "sequential"], results, args.cache)
+                                                               "--launcher", "sequential"], results, args.cache,
+                                        python[k])
                     walls[k].append(wall)
                     utilisation[k].append(read_utilisation(results))
                     got = per_run(results)
@@ -172,7 +186,7 @@ def main() -> None:
             full = {}
             if args.full:
                 for k in ["rev", "work"]:
-                    wall, out = bench_run(trees[k], args.suite, [], Path(tmp) / f"full-{k}", args.cache)
+                    wall, out = bench_run(trees[k], args.suite, [], Path(tmp) / f"full-{k}", args.cache, python[k])
                     full[k] = {"wall_s": wall, "closing_lines": out.splitlines()[-3:],
                                "utilisation": read_utilisation(Path(tmp) / f"full-{k}")}
                     print(f"full {k}: {wall:.1f} s  {out.splitlines()[-1] if out else ''}", flush=True)
@@ -200,6 +214,7 @@ def main() -> None:
              for k in trees}
     record = {"rev": rev, "work_head": head + ("+dirty" if dirty else ""), "suite": args.suite, "seeds": args.seeds,
               "repeats": args.repeats, "host": platform.node(), "cpus": os.cpu_count(),
+              "python": {k: _versions(v) for k, v in python.items()},
               "load_before": os.getloadavg(), "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "subset": {"work": only["work"], "rev": only["rev"]}, "invocation_walls_s": walls,
               "invocation_utilisation": utilisation,

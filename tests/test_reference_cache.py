@@ -116,3 +116,20 @@ def test_a_seconds_budget_runs_the_reference_in_every_step():
     from bench.algorithms import reference_cache
 
     assert not reference_cache.applies({"precompute_ref_log_probs": False}, ref=object(), budget_kind="seconds")
+
+
+def test_rows_put_in_order_are_the_same_rows_in_the_same_format():
+    """reference_cache._in_order: the trainer's dataset without its index mapping (Arrow take instead of
+    flatten_indices' row-by-row map) has the same rows, in the same order, formatted the same way."""
+    from datasets import Dataset
+
+    from bench.algorithms.reference_cache import _in_order
+
+    ds = Dataset.from_dict({"prompt": [f"p{i}" for i in range(50)], "prompt_ids": [[i, i + 1][: 1 + i % 2]
+                                                                                   for i in range(50)]})
+    ds = ds.shuffle(seed=3).select(range(40)).with_format("torch", columns=["prompt_ids"], output_all_columns=True)
+    flat = _in_order(ds)
+    assert flat._indices is None and len(flat) == len(ds) == 40
+    assert flat.format == ds.format and flat.features == ds.features
+    for i in range(len(ds)):
+        assert flat[i]["prompt"] == ds[i]["prompt"] and flat[i]["prompt_ids"].tolist() == ds[i]["prompt_ids"].tolist()

@@ -49,25 +49,42 @@ def serve(ctx, trainer, ref, policy) -> None:
     chosen, rejected = np.asarray(kept["chosen"], dtype=np.float64), np.asarray(kept["rejected"], dtype=np.float64)
     if len(chosen) != len(dataset):
         raise RuntimeError(f"kept π_ref log-probs hold {len(chosen)} pairs, the trainer's dataset {len(dataset)}")
+    if getattr(dataset, "_indices", None) is not None:
+        dataset = _in_order(dataset)
     trainer.train_dataset = (dataset.add_column("ref_chosen_logps", chosen.astype(np.float32).tolist())
                              .add_column("ref_rejected_logps", rejected.astype(np.float32).tolist()))
     trainer.precompute_ref_logps = True
     ctx.meter.attach_alongside(policy, "reference", n_params=sum(p.numel() for p in ref.parameters()))
 
 
+def _in_order(dataset):
+    """The same rows in the same order, without an index mapping. `add_column` would flatten the mapping itself
+    with `flatten_indices`, a row-by-row map (0.85 s of a 30 s DPO run); Arrow's `take` of the rows is the same
+    table in 0.04 s. The dataset's features, split and output format are kept."""
+    from datasets import Dataset
+
+    flat = Dataset(dataset.with_format("arrow")[:], info=dataset.info.copy(), split=dataset.split)
+    fmt = dataset.format
+    flat.set_format(type=fmt["type"], columns=fmt["columns"], output_all_columns=fmt["output_all_columns"],
+                    **fmt["format_kwargs"])
+    return flat
+
+
 def cache_key(trainer) -> dict[str, Any]:
     """What the kept sums depend on besides the world and the process (which `kept` adds)."""
     from bench.hashing import stable_hash
 
+    columns = ("prompt_ids", "chosen_ids", "rejected_ids")
     dataset = trainer.train_dataset
-    # every token of every pair (as plain lists: a datasets Column's text shows only its first rows) and what the
+    # every token of every pair, as plain int lists read from Arrow in one pass (format 2 iterated the trainer's
+    # torch-formatted rows: 1.1 s of a 40 s DPO run, and hashed each id as the text of a 0-d tensor), and what the
     # collator does to them (truncation, padding multiple), so two datasets or layouts never share values
-    content = stable_hash({"rows": len(dataset), **{c: [list(x) for x in dataset[c]]
-                                                   for c in ("prompt_ids", "chosen_ids", "rejected_ids")}})
+    plain = dataset.with_format(None).select_columns(list(columns)).to_dict()
+    content = stable_hash({"rows": len(dataset), **{c: plain[c] for c in columns}})
     collator = trainer.data_collator
     layout = {k: getattr(collator, k, None) for k in ("max_length", "truncation_mode", "pad_to_multiple_of")}
     return {"pairs": content, "batch_size": trainer.args.per_device_train_batch_size, "collator": layout,
-            "padding_free": bool(getattr(trainer.args, "padding_free", False)), "format": 2}
+            "padding_free": bool(getattr(trainer.args, "padding_free", False)), "format": 3}
 
 
 def _compute(trainer, ref) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bench.evaluation.estimators import kl_exact_tokenwise, kl_mc
-from bench.modeling import rows_per_batch, sample, sequence_logps
+from bench.modeling import rows_per_batch, sample, sequence_logps, text_ids
 
 
 def pair_logps(model, tokenizer, pairs: dict[str, list], batch_size: int = 128) -> dict[str, np.ndarray]:
@@ -61,7 +61,7 @@ def sample_metrics(policy, ref, tokenizer, judge, prompts: list[str], *, max_new
     device = next(policy.parameters()).device
     policy.eval()
     ref.eval()
-    prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    prompt_ids = [text_ids(tokenizer, p) for p in prompts]
     k1, tokenwise, logp, ref_logp, entropy = [], [], [], [], []
     vocab = policy.get_output_embeddings().weight.shape[0]
     width = max(len(p) for p in prompt_ids) + max(len(c) for c in s.completion_ids) + 1
