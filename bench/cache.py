@@ -58,6 +58,13 @@ def _stats(root: Path, files: dict[str, list]) -> tuple:
     return tuple(out)
 
 
+def content_fingerprint(manifest: dict[str, list] | None) -> str | None:
+    """A short name for what a stage holds (the sha256 of its file manifest), or None without one."""
+    from bench.hashing import stable_hash
+
+    return stable_hash(manifest)[:16] if manifest else None
+
+
 def verify(root: Path, marker: str = "world.json", required: tuple[str, ...] = ()) -> tuple[dict | None, str]:
     """(record, "") for a complete stage, else (None, why it is not: one phrase naming the file)."""
     root = Path(root)

@@ -21,8 +21,11 @@ a test alone flags tiny effects):
      the baseline mean; override a metric's absolute floor in the suite's [check] table, e.g. `win_rate = 0.08`),
   2. the move beyond that floor is significant: the moderated one-sided t-test of (current − baseline) against the
      floor, with Holm's step-down correction over every row that can vary (Holm 1979; a deterministic reading —
-     no seed spread on either side — is compared exactly and left out of the family, Tarone 1990), so that a
-     rerun of an unchanged suite with other seeds fails with probability <= `alpha` (default 0.05) as a whole.
+     no seed spread on either side and no shared part — is compared exactly and left out of the family, Tarone
+     1990), so that a rerun of an unchanged suite with other seeds fails with probability <= `alpha` (default
+     0.05) as a whole. A reading with no seed spread but measured over units (a reward model's accuracy on the
+     held-out pairs), and every row where the two sides' worlds were built to different content (another CPU),
+     add the shared parts to the standard error (bench/check_stats.py says why).
 The smallest move a row can flag is its `margin` (floor + the critical value × the moderated standard error): the
 tolerance, derived from the seeds' own spread, its metric's other rows and the metric's scale. What this buys at
 3 seeds on the default suite's gold-v4 baseline: DPO's KL 0.43 → 1.24 is flagged (Welch's t alone, p = 0.03 before
@@ -52,8 +55,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline import METRICS, collect, load_baseline
+from bench.check_stats import margin_of, p_worse, row_variance, shared_allowance, world_content_differs
 from bench.errors import UserError
-from bench.evaluation.moderated import NO_PRIOR, Prior, fit_prior, pooled_variance
+from bench.evaluation.moderated import Prior, fit_prior
 from bench.io import write_json_atomic, write_text_atomic
 
 
@@ -72,65 +76,6 @@ def floor_of(metric: str, baseline_mean: float, absolute: float | None = None) -
     """The metric-scale part of the tolerance (FLOORS; `absolute` overrides the absolute part)."""
     abs_floor, rel = FLOORS[METRICS[metric][1]]
     return (abs_floor if absolute is None else absolute) + rel * abs(baseline_mean)
-
-
-def _sides(current: list[float], baseline: list[float]) -> tuple[list[float], list[float]] | None:
-    a = [v for v in current if v is not None]
-    b = [v for v in baseline if v is not None]
-    return (a, b) if len(a) >= 2 and len(b) >= 2 else None
-
-
-def row_variance(current: list[float], baseline: list[float]) -> tuple[float, int] | None:
-    """The row's pooled seed variance and its degrees of freedom; None if n < 2 on a side."""
-    sides = _sides(current, baseline)
-    return pooled_variance(*sides) if sides else None
-
-
-def _moderated_se(a: list[float], b: list[float], prior: Prior) -> tuple[float, float]:
-    """(standard error of mean(a) − mean(b), its degrees of freedom) from the moderated pooled variance; SE 0 for
-    a deterministic reading (no spread on either side)."""
-    s2, d = pooled_variance(a, b)
-    if s2 == 0:
-        return 0.0, float(d)
-    var, df = prior.moderate(s2, d)
-    return math.sqrt(var * (1 / len(a) + 1 / len(b))), df
-
-
-def p_worse(current: list[float], baseline: list[float], direction: int, floor: float = 0.0,
-            prior: Prior = NO_PRIOR) -> float | None:
-    """One-sided p-value that `current` is worse than `baseline` by more than `floor`: the moderated t-test
-    (bench/evaluation/moderated.py; with NO_PRIOR, the pooled two-sample t) of the shifted hypothesis
-    H0: bad move <= floor; None if n < 2 on a side.
-
-    direction +1: worse = lower; -1: worse = higher; 0: either way (twice the smaller one-sided p, capped at 1).
-    """
-    from scipy import stats
-
-    sides = _sides(current, baseline)
-    if sides is None:
-        return None
-    if direction == 0:
-        return min(1.0, 2 * min(p_worse(current, baseline, +1, floor, prior),
-                                p_worse(current, baseline, -1, floor, prior)))
-    a, b = sides
-    ma, mb = sum(a) / len(a), sum(b) / len(b)
-    bad = (mb - ma) if direction > 0 else (ma - mb)  # the move in the bad direction
-    se, df = _moderated_se(a, b, prior)
-    if se == 0:  # a deterministic reading: the test is degenerate, the move decides
-        return 0.0 if bad > floor else 1.0
-    return float(stats.t.sf((bad - floor) / se, df))
-
-
-def margin_of(current: list[float], baseline: list[float], floor: float, level: float,
-              prior: Prior = NO_PRIOR) -> float | None:
-    """The smallest bad move that would read significant at one-sided `level`: floor + t_{1−level}·SE."""
-    from scipy import stats
-
-    sides = _sides(current, baseline)
-    if sides is None:
-        return None
-    se, df = _moderated_se(*sides, prior)
-    return floor if se == 0 else floor + float(stats.t.isf(level, df)) * se
 
 
 @dataclass
@@ -267,12 +212,18 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], *, tolerances: di
             floor = floor_of(metric, b["mean"], tolerances.get(metric))
             rows.append(Row(key, metric, b["mean"], c["mean"], delta, floor, None, "ok"))
     priors = metric_priors(current, baseline, rows)
-    for r in rows:
+    differ = world_content_differs(current, baseline)
+    extras: dict[int, tuple[float, float]] = {}
+    for i, r in enumerate(rows):
         if r.metric in METRICS:
-            b, c = (x["settings"][r.setting]["metrics"][r.metric]["values"] for x in (baseline, current))
-            r.p_value = p_worse(c, b, METRICS[r.metric][0], r.tolerance, priors[r.metric])
-            v = row_variance(c, b)
-            r.exact = v is not None and v[0] == 0
+            be, ce = (x["settings"][r.setting]["metrics"][r.metric] for x in (baseline, current))
+            v = row_variance(ce["values"], be["values"])
+            extras[i] = shared_allowance(ce, be, v is not None and v[0] == 0, differ)  # bench/check_stats.py
+            r.p_value = p_worse(ce["values"], be["values"], METRICS[r.metric][0], r.tolerance, priors[r.metric],
+                                extras[i])
+            r.exact = v is not None and v[0] == 0 and extras[i][0] == 0
+            if v is not None and v[0] == 0 and extras[i][0] > 0:
+                r.note = "no seed spread: a shared-stage reading, within its precision over its units"
     significant = _holm(rows, alpha)
     n_tested = sum(r.p_value is not None and not r.exact for r in rows)
     for i, r in enumerate(rows):
@@ -284,7 +235,7 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], *, tolerances: di
         base_v = baseline["settings"][r.setting]["metrics"][r.metric]["values"]
         cur_v = current["settings"][r.setting]["metrics"][r.metric]["values"]
         r.margin = margin_of(cur_v, base_v, r.tolerance, alpha / max(n_tested, 1) / (2 if direction == 0 else 1),
-                             priors[r.metric])
+                             priors[r.metric], extras.get(i, (0.0, math.inf)))
         if bad > r.tolerance and (r.p_value is None or r.exact or i in significant):
             r.status = "regression"
         elif direction and good > (r.margin if r.margin is not None else r.tolerance):
@@ -385,6 +336,10 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
     few = sorted({r.setting for r in rows if r.p_value is None and r.metric in METRICS})
     if few:
         notes.append("fewer than 2 seeds on a side: the floor alone decides for " + ", ".join(few))
+    if world_content_differs(current, baseline):
+        notes.append(f"world built differently (content {current['world_content']} here, "
+                     f"{baseline['world_content']} in the baseline: another CPU or kernel library): its prompts, "
+                     "pairs and draws no longer cancel, so both sides' shared parts are added to every row")
     new = [r.setting for r in rows if r.status == "new"]
     if new:
         notes.append("not in the baseline (unchecked): " + ", ".join(new))

@@ -427,3 +427,59 @@ def test_rerun_with_other_seeds_passes_at_the_nominal_rate_when_spreads_differ_b
                           **{n: _setting(n, v, seeds=[3, 4, 5]) for n, v in fixed.items()}})
         fails += bool(_failures(cur, base))
     assert fails / reps <= 0.05 + 2.5 * (0.05 * 0.95 / reps) ** 0.5, fails
+
+
+def _with_shared(setting: dict, metric: str, shared_var: float, units: int = 255) -> dict:
+    setting["metrics"][metric].update({"shared_var": shared_var, "units": units})
+    return setting
+
+
+def test_a_shared_stage_reading_is_judged_by_its_precision_over_its_units():
+    """PPO's preference accuracy is its reward model's, the same for every seed. Checked on another CPU the world and
+    the reward model are rebuilt with other bits (0.689 → 0.651 on 254 / 255 held-out pairs, seen on an AMD VM): not
+    a regression within the two measurements' precision, sqrt(2 · 0.00085) = 0.041. A collapse is still one, and a
+    reading with no such part (an analytic KL) is still compared exactly."""
+    from bench.check import compare
+
+    def ppo(acc: float, kl: float = 1.8351) -> dict:
+        s = _setting("ppo", {**DPO, "pref_accuracy": [acc] * 3, "kl": [kl] * 3})
+        _with_shared(s, "kl", 3e-33, 256)  # best-of-n's analytic KL: rounding, not a measurement
+        return _with_shared(s, "pref_accuracy", 0.00085)
+
+    base = _collected({"ppo": ppo(0.689)})
+    rows = {r.metric: r for r in compare(_collected({"ppo": ppo(0.651)}), base)}
+    assert rows["pref_accuracy"].status == "ok" and not rows["pref_accuracy"].exact
+    assert "shared-stage" in rows["pref_accuracy"].note
+    assert 0.02 < rows["pref_accuracy"].margin < 0.2  # floor + t · 0.041
+    assert {r.metric for r in _failures(_collected({"ppo": ppo(0.52)}), base)} == {"pref_accuracy"}
+    exact = {r.metric: r for r in compare(_collected({"ppo": ppo(0.689, kl=2.3)}), base)}["kl"]
+    assert exact.exact and exact.status == "regression"
+    assert _failures(base, base) == []
+
+
+def test_worlds_built_differently_add_their_shared_parts_to_every_row():
+    """Where both sides name their world's content and the names differ (another CPU rebuilt it), the prompts and
+    draws no longer cancel: a move that the paired test flags but the two worlds' own precision explains passes,
+    and the check says why."""
+    from bench.check import compare
+
+    def dpo(win: list[float]) -> dict:
+        return _with_shared(_setting("dpo", {**DPO, "win_rate": win}), "win_rate", 0.0004, 256)
+
+    base = _collected({"dpo": dpo([0.620, 0.622, 0.624])})
+    cur = _collected({"dpo": dpo([0.575, 0.577, 0.579])})
+    assert [r.metric for r in _failures(cur, base)] == ["win_rate"]  # same world: a resolved drop of 0.045
+    differ = ({**cur, "world_content": "a" * 16}, {**base, "world_content": "b" * 16})
+    assert _failures(*differ) == []
+    same = ({**cur, "world_content": "a" * 16}, {**base, "world_content": "a" * 16})
+    assert [r.metric for r in _failures(*same)] == ["win_rate"]
+    margin = {r.metric: r for r in compare(*differ)}["win_rate"].margin
+    assert margin > 0.045
+
+
+def test_a_world_build_names_its_content():
+    from bench.cache import content_fingerprint
+
+    a = content_fingerprint({"base/model.safetensors": [10, "ab"], "pairs.arrow": [5, "cd"]})
+    b = content_fingerprint({"base/model.safetensors": [10, "ef"], "pairs.arrow": [5, "cd"]})
+    assert a and b and a != b and len(a) == 16 and content_fingerprint(None) is None

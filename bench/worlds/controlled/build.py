@@ -60,12 +60,13 @@ def build_world(cfg: ControlledWorldConfig, cache_dir: Path, progress=None) -> W
     Concurrent callers build once (a file lock); a build goes into a unique temporary folder renamed into place;
     every load verifies the manifest of files recorded in world.json and rebuilds a damaged world (one line).
     """
-    from bench.cache import load_or_build
+    from bench.cache import content_fingerprint, load_or_build
 
     root = world_dir(cfg, cache_dir)
     info, hit = load_or_build(root, lambda tmp: _build_into(cfg, tmp, progress), marker="world.json",
                               what="controlled world", required=REQUIRED)
-    info.pop("manifest", None)
+    # what was built, not how it was asked for: the same key on another CPU builds other bits (bench/check_stats.py)
+    info["content"] = content_fingerprint(info.pop("manifest", None))
     info["cache_hit"] = hit
     return _world(cfg, root, info)
 

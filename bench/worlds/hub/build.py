@@ -69,7 +69,7 @@ def resolve(cfg: HubWorldConfig) -> tuple[Source, Source, Source, dict]:
 
 def build_hub_world(cfg: HubWorldConfig, cache_dir: Path, progress=None) -> World:
     """Return the world for `cfg`, building it on a cache miss. `progress(stage, done, total)` is optional."""
-    from bench.cache import load_or_build
+    from bench.cache import content_fingerprint, load_or_build
 
     model, data, judge, judge_info = resolve(cfg)
     key = world_key(cfg, model, data, judge)
@@ -77,7 +77,8 @@ def build_hub_world(cfg: HubWorldConfig, cache_dir: Path, progress=None) -> Worl
     info, hit = load_or_build(
         root, lambda tmp: _build_into(cfg, tmp, key, model, data, judge, judge_info, progress), marker="world.json",
         what="hub world", required=REQUIRED)
-    info.pop("manifest", None)
+    # what was built, not how it was asked for: the same key on another CPU builds other bits (bench/check_stats.py)
+    info["content"] = content_fingerprint(info.pop("manifest", None))
     info["cache_hit"] = hit
     return _world(root, key, model, info)
 
