@@ -55,7 +55,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline import METRICS, collect, load_baseline
-from bench.check_stats import margin_of, p_worse, row_variance, shared_allowance, world_content_differs
+from bench.check_stats import (margin_of, p_worse, row_variance, shared_allowance, world_content_differs,
+                                world_content_same)
 from bench.errors import UserError
 from bench.evaluation.moderated import Prior, fit_prior
 from bench.io import write_json_atomic, write_text_atomic
@@ -212,13 +213,13 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], *, tolerances: di
             floor = floor_of(metric, b["mean"], tolerances.get(metric))
             rows.append(Row(key, metric, b["mean"], c["mean"], delta, floor, None, "ok"))
     priors = metric_priors(current, baseline, rows)
-    differ = world_content_differs(current, baseline)
+    differ, same = world_content_differs(current, baseline), world_content_same(current, baseline)
     extras: dict[int, tuple[float, float]] = {}
     for i, r in enumerate(rows):
         if r.metric in METRICS:
             be, ce = (x["settings"][r.setting]["metrics"][r.metric] for x in (baseline, current))
             v = row_variance(ce["values"], be["values"])
-            extras[i] = shared_allowance(ce, be, v is not None and v[0] == 0, differ)  # bench/check_stats.py
+            extras[i] = shared_allowance(ce, be, v is not None and v[0] == 0, differ, same)  # check_stats.py
             r.p_value = p_worse(ce["values"], be["values"], METRICS[r.metric][0], r.tolerance, priors[r.metric],
                                 extras[i])
             r.exact = v is not None and v[0] == 0 and extras[i][0] == 0
@@ -338,8 +339,9 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
         notes.append("fewer than 2 seeds on a side: the floor alone decides for " + ", ".join(few))
     if world_content_differs(current, baseline):
         notes.append(f"world built differently (content {current['world_content']} here, "
-                     f"{baseline['world_content']} in the baseline: another CPU or kernel library): its prompts, "
-                     "pairs and draws no longer cancel, so both sides' shared parts are added to every row")
+                     f"{baseline['world_content']} in the baseline: another CPU, kernel library or package "
+                     "version): its pairs, draws and models no longer cancel, so both sides' shared parts are added "
+                     "to every row")
     new = [r.setting for r in rows if r.status == "new"]
     if new:
         notes.append("not in the baseline (unchecked): " + ", ".join(new))

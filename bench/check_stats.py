@@ -9,16 +9,21 @@ another base model, other pairs, other reference draws and another reward model.
 made on one 2-core VM, checked on an AMD EPYC VM: sft's win rate per seed 0.496 / 0.512 / 0.512 against 0.514 /
 0.510 / 0.514, 254 held-out pairs against 255, and PPO's preference accuracy (its reward model's, the same for
 every seed) 0.689 against 0.651, flagged as a regression by a test that took a reading with no seed spread for
-an exact one. Two fixes, both using the shared part the baseline already stores (`shared_var`: the variance of the
-mean that the prompts / pairs / draws contribute):
+an exact one. Each world build records its content fingerprint (a hash of its file manifest) and each baseline stores it
+(`world_content`). Two rules, both using the shared part the baseline already stores (`shared_var`: the variance
+of the mean that the prompts / pairs / draws contribute):
+  - where the fingerprints differ, every row adds both sides' shared parts to its standard error, with
+    Welch–Satterthwaite degrees of freedom, and the check says so: the pairs, the reference draws and the models
+    no longer cancel (the prompts themselves come from a pure-Python generator and are the same on every CPU, so
+    this over-counts their part: conservative);
   - a reading with no seed spread on either side that is measured over units (shared_var > 0: a reward model's
-    accuracy over the held-out pairs) is a product of the shared stages alone; it is compared exactly only where
-    it has no such part (sft's KL of 0, best-of-n's analytic KL) and otherwise with the standard error of two
-    independent measurements over their units, sqrt(shared_b + shared_c). A rerun on the same machine reproduces
-    it exactly (Δ 0: passes); a real change larger than that precision still fails;
-  - where both sides record the world's content fingerprint (a hash of the built world's file manifest) and the
-    fingerprints differ, every row adds both sides' shared parts to its standard error (the prompts and draws no
-    longer cancel), with Welch–Satterthwaite degrees of freedom, and the check says so.
+    accuracy over the held-out pairs) is a product of the shared stages alone. Where both sides name the same
+    content it is compared exactly, as before; where they differ or either side does not say (baselines made
+    before the fingerprint), with the standard error of two independent measurements over their units,
+    sqrt(shared_b + shared_c); with no shared part (sft's KL of 0, best-of-n's analytic KL) always exactly.
+What neither rule holds: the variance of the world itself (another base model and reward model move every seed
+and unit together), which one baseline cannot estimate; a suite that sweeps `world.seed` measures it. A package
+upgrade that rewrites a model file's recorded version also changes the fingerprint (a version note says so).
 """
 
 from __future__ import annotations
@@ -43,17 +48,40 @@ def world_content_differs(current: dict[str, Any], baseline: dict[str, Any]) -> 
     return bool(a and b and a != b)
 
 
+def world_content_same(current: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    """Both sides name their world's content and it is the same: a paired comparison, nothing added."""
+    a, b = current.get("world_content"), baseline.get("world_content")
+    return bool(a and b and a == b)
+
+
+def _shared_part(entry: dict[str, Any]) -> tuple[float, int] | None:
+    """(shared_var, units) of one side's entry, or None where it holds no usable one (absent, NaN, negative)."""
+    v = entry.get("shared_var")
+    try:
+        v = float(v)
+        units = int(entry.get("units") or 0)
+    except (TypeError, ValueError):
+        return None
+    return (v, units) if math.isfinite(v) and v >= 0 else None
+
+
 def shared_allowance(current_entry: dict[str, Any], baseline_entry: dict[str, Any], seed_invariant: bool,
-                     worlds_differ: bool) -> tuple[float, float]:
+                     worlds_differ: bool, worlds_same: bool = False) -> tuple[float, float]:
     """(variance added to the difference of means, its degrees of freedom): both sides' shared parts where the
-    worlds differ or the reading has no seed spread (see the module docstring); (0, inf) otherwise."""
-    if not (worlds_differ or seed_invariant):
+    worlds differ, or where the reading has no seed spread and the worlds are not known to be the same (see the
+    module docstring); (0, inf) otherwise. A side without a usable shared part counts as the other side's twin."""
+    if not (worlds_differ or (seed_invariant and not worlds_same)):
         return 0.0, math.inf
-    extra = sum(float(e.get("shared_var") or 0.0) for e in (current_entry, baseline_entry))
+    parts = [p for p in (_shared_part(current_entry), _shared_part(baseline_entry)) if p is not None]
+    if not parts:
+        return 0.0, math.inf
+    if len(parts) == 1:
+        parts = parts * 2
+    extra = sum(v for v, _ in parts)
     if extra <= NEGLIGIBLE:
         return 0.0, math.inf
-    units = [int(e["units"]) for e in (current_entry, baseline_entry) if e.get("units")]
-    return extra, float(max(min(units) - 1, 1)) if units else math.inf
+    denominator = sum(v ** 2 / (u - 1) for v, u in parts if u > 1)  # Welch–Satterthwaite over the two parts
+    return extra, (extra ** 2 / denominator if denominator > 0 else math.inf)
 
 
 def _sides(current: list[float], baseline: list[float]) -> tuple[list[float], list[float]] | None:
@@ -79,6 +107,8 @@ def _moderated_se(a: list[float], b: list[float], prior: Prior,
         var, seed_df = prior.moderate(s2, d)
         seed_part = var * (1 / len(a) + 1 / len(b))
     ev, edf = extra
+    if ev == 0:  # nothing added: exactly the moderated seed-only test
+        return (math.sqrt(seed_part), seed_df) if seed_part > 0 else (0.0, float(d))
     total = seed_part + ev
     if total == 0:
         return 0.0, float(d)

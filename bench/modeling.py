@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,8 +174,8 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempera
                 stop -= 1  # the pad id is dropped, as it was: the row keeps the tokens before it
             toks = list(row) if stop is None else row[:stop + 1]
             is_ended = bool(toks) and toks[-1] in ends
-            text_ids = toks[:-1] if is_ended else toks
-            out_text.append(tokenizer.decode(text_ids, skip_special_tokens=cut_at_pad))
+            shown = toks[:-1] if is_ended else toks
+            out_text.append(tokenizer.decode(shown, skip_special_tokens=cut_at_pad))
             out_ids.append(toks)
             ended.append(is_ended)
     if was_training:
@@ -200,8 +201,9 @@ def rows_per_batch(requested: int, width: int, vocab: int, budget: int = 2**27) 
     return max(1, min(requested, budget // max(1, width * vocab)))
 
 
-_IDS_MEMO: "weakref.WeakKeyDictionary[Any, dict[str, tuple[int, ...]]]" = weakref.WeakKeyDictionary()
-_IDS_MEMO_MAX = 200_000  # texts per tokenizer (a few tens of MB at the controlled world's lengths)
+_IDS_MEMO: "weakref.WeakKeyDictionary[Any, dict[str, array]]" = weakref.WeakKeyDictionary()
+_IDS_MEMO_MAX = 4_000_000  # token ids kept per tokenizer (16 MB as int32), whatever the vocabulary or text length
+_IDS_MEMO_SIZE: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
 
 
 def text_ids(tokenizer, text: str) -> list[int]:
@@ -211,16 +213,25 @@ def text_ids(tokenizer, text: str) -> list[int]:
     calls per pair and point: 11 points × 2 × 256 pairs in a default DPO run) and the test prompts at every point,
     each through the tokenizer's Python wrapper (~0.1 ms a call: 2 s of a 40 s run in the profile). The ids of a text
     depend on the text and the tokenizer only, so reading them back is exact. Per tokenizer object (a weak key: a run
-    that loads its tokenizer again starts afresh), bounded (cleared when full)."""
-    memo = _IDS_MEMO.get(tokenizer)
-    if memo is None:
-        memo = _IDS_MEMO[tokenizer] = {}
+    that loads its tokenizer again starts afresh), kept as int32 arrays and bounded by the number of ids held
+    (cleared when full), so a 150k-token vocabulary and long texts cost what short ones do; a tokenizer that cannot
+    be a weak key is simply called."""
+    try:
+        memo = _IDS_MEMO.get(tokenizer)
+        if memo is None:
+            memo = _IDS_MEMO[tokenizer] = {}
+            _IDS_MEMO_SIZE[tokenizer] = 0
+    except TypeError:  # not weak-referenceable (a raw tokenizers.Tokenizer wrapper, ...)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
     ids = memo.get(text)
     if ids is None:
-        if len(memo) >= _IDS_MEMO_MAX:
+        ids = array("i", tokenizer(text, add_special_tokens=False)["input_ids"])
+        if _IDS_MEMO_SIZE[tokenizer] + len(ids) > _IDS_MEMO_MAX:
             memo.clear()
-        ids = memo[text] = tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return list(ids)
+            _IDS_MEMO_SIZE[tokenizer] = 0
+        memo[text] = ids
+        _IDS_MEMO_SIZE[tokenizer] += len(ids)
+    return ids.tolist()
 
 
 def completion_batch(tokenizer, prompts: list[str], completions: list[str], *, add_eos: bool = True,

@@ -20,3 +20,11 @@ def test_remembered_token_ids_are_the_tokenizers_own():
     other = build_tokenizer()
     assert modeling.text_ids(other, PROMPTS[0]) == modeling.text_ids(tok, PROMPTS[0])
     assert modeling._IDS_MEMO[other] is not modeling._IDS_MEMO[tok]
+
+
+def test_the_memo_is_bounded_by_the_ids_it_holds(monkeypatch):
+    tok = build_tokenizer()
+    monkeypatch.setattr(modeling, "_IDS_MEMO_MAX", 12)
+    for text in PROMPTS * 3:
+        assert modeling.text_ids(tok, text) == tok(text, add_special_tokens=False)["input_ids"]
+        assert modeling._IDS_MEMO_SIZE[tok] <= 12
