@@ -46,7 +46,6 @@ def _setting_key(label: str, params: dict[str, Any]) -> str:
 def collect(results_dir: Path) -> dict[str, Any]:
     """Per setting: per-seed values of every checked metric, mean and interval (with its variance parts); plus
     identity and failures."""
-    from bench.check_stats import world_content
     from bench.results import from_results
     from bench.results import load_runs, param_columns, summary_frame
 
@@ -91,7 +90,7 @@ def collect(results_dir: Path) -> dict[str, Any]:
     runs = load_runs(results_dir)
     provenance = runs[0]["config"].get("provenance", {}) if runs else {}
     out = {"suite": suite.get("name", results_dir.name), "suite_hash": suite.get("hash"),
-            "world_key": world.get("key"), "world_content": world_content(world), "world": suite.get("world"),
+            "world_key": world.get("key"), "world_content": world.get("content"), "world": suite.get("world"),
             "check": suite.get("check", {}),
             "provenance": {"git": provenance.get("git"), "packages": provenance.get("packages")},
             "settings": settings}

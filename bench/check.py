@@ -55,8 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline import METRICS, collect, load_baseline
-from bench.check_stats import (margin_of, p_worse, row_variance, shared_allowance, world_content_differs,
-                                world_content_same)
+from bench.check_stats import margin_of, p_worse, row_variance, same_world, shared_allowance
 from bench.errors import UserError
 from bench.evaluation.moderated import Prior, fit_prior
 from bench.io import write_json_atomic, write_text_atomic
@@ -213,17 +212,18 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], *, tolerances: di
             floor = floor_of(metric, b["mean"], tolerances.get(metric))
             rows.append(Row(key, metric, b["mean"], c["mean"], delta, floor, None, "ok"))
     priors = metric_priors(current, baseline, rows)
-    differ, same = world_content_differs(current, baseline), world_content_same(current, baseline)
+    same = same_world(current, baseline)
     extras: dict[int, tuple[float, float]] = {}
     for i, r in enumerate(rows):
         if r.metric in METRICS:
             be, ce = (x["settings"][r.setting]["metrics"][r.metric] for x in (baseline, current))
             v = row_variance(ce["values"], be["values"])
-            extras[i] = shared_allowance(ce, be, v is not None and v[0] == 0, differ, same)  # check_stats.py
+            invariant = v is not None and v[0] == 0  # no seed spread on either side
+            extras[i] = shared_allowance(ce, be, invariant, same)  # bench/check_stats.py
             r.p_value = p_worse(ce["values"], be["values"], METRICS[r.metric][0], r.tolerance, priors[r.metric],
                                 extras[i])
-            r.exact = v is not None and v[0] == 0 and extras[i][0] == 0
-            if v is not None and v[0] == 0 and extras[i][0] > 0:
+            r.exact = invariant and extras[i][0] == 0
+            if invariant and extras[i][0] > 0:
                 r.note = "no seed spread: a shared-stage reading, within its precision over its units"
     significant = _holm(rows, alpha)
     n_tested = sum(r.p_value is not None and not r.exact for r in rows)
@@ -337,7 +337,7 @@ def run_check(results_dir: Path, baseline_path: Path, *, allow_config_change: bo
     few = sorted({r.setting for r in rows if r.p_value is None and r.metric in METRICS})
     if few:
         notes.append("fewer than 2 seeds on a side: the floor alone decides for " + ", ".join(few))
-    if world_content_differs(current, baseline):
+    if same_world(current, baseline) is False:
         notes.append(f"world built differently (content {current['world_content']} here, "
                      f"{baseline['world_content']} in the baseline: another CPU, kernel library or package "
                      "version): its pairs, draws and models no longer cancel, so both sides' shared parts are added "

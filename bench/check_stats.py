@@ -36,22 +36,11 @@ from bench.evaluation.moderated import NO_PRIOR, Prior, pooled_variance
 NEGLIGIBLE = 1e-20  # a shared part below this is rounding (best-of-n's analytic KL: 3e-33), not a measurement
 
 
-def world_content(world: dict[str, Any]) -> str | None:
-    """The built world's content fingerprint as its build record names it (bench.cache.content_fingerprint of its
-    file manifest), or None for a record without one. Two builds with the same key on different machines differ."""
-    return (world or {}).get("content") or None
-
-
-def world_content_differs(current: dict[str, Any], baseline: dict[str, Any]) -> bool:
-    """Both sides name their world's content and the names differ (unknown on either side: not known to differ)."""
+def same_world(current: dict[str, Any], baseline: dict[str, Any]) -> bool | None:
+    """True / False where both sides name their world's content (`world_content`: bench.cache.content_fingerprint
+    of the build's file manifest) and it is / is not the same; None where either side does not say."""
     a, b = current.get("world_content"), baseline.get("world_content")
-    return bool(a and b and a != b)
-
-
-def world_content_same(current: dict[str, Any], baseline: dict[str, Any]) -> bool:
-    """Both sides name their world's content and it is the same: a paired comparison, nothing added."""
-    a, b = current.get("world_content"), baseline.get("world_content")
-    return bool(a and b and a == b)
+    return (a == b) if a and b else None
 
 
 def _shared_part(entry: dict[str, Any]) -> tuple[float, int] | None:
@@ -66,11 +55,11 @@ def _shared_part(entry: dict[str, Any]) -> tuple[float, int] | None:
 
 
 def shared_allowance(current_entry: dict[str, Any], baseline_entry: dict[str, Any], seed_invariant: bool,
-                     worlds_differ: bool, worlds_same: bool = False) -> tuple[float, float]:
+                     same: bool | None) -> tuple[float, float]:
     """(variance added to the difference of means, its degrees of freedom): both sides' shared parts where the
     worlds differ, or where the reading has no seed spread and the worlds are not known to be the same (see the
     module docstring); (0, inf) otherwise. A side without a usable shared part counts as the other side's twin."""
-    if not (worlds_differ or (seed_invariant and not worlds_same)):
+    if not (same is False or (seed_invariant and same is not True)):
         return 0.0, math.inf
     parts = [p for p in (_shared_part(current_entry), _shared_part(baseline_entry)) if p is not None]
     if not parts:
@@ -110,8 +99,6 @@ def _moderated_se(a: list[float], b: list[float], prior: Prior,
     if ev == 0:  # nothing added: exactly the moderated seed-only test
         return (math.sqrt(seed_part), seed_df) if seed_part > 0 else (0.0, float(d))
     total = seed_part + ev
-    if total == 0:
-        return 0.0, float(d)
     denominator = sum(v ** 2 / df for v, df in ((seed_part, seed_df), (ev, edf)) if v > 0)  # v²/inf = 0
     return math.sqrt(total), (total ** 2 / denominator if denominator > 0 else math.inf)
 
@@ -151,5 +138,3 @@ def margin_of(current: list[float], baseline: list[float], floor: float, level: 
         return None
     se, df = _moderated_se(*sides, prior, extra)
     return floor if se == 0 else floor + float(stats.t.isf(level, df)) * se
-
-

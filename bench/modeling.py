@@ -201,9 +201,14 @@ def rows_per_batch(requested: int, width: int, vocab: int, budget: int = 2**27) 
     return max(1, min(requested, budget // max(1, width * vocab)))
 
 
-_IDS_MEMO: "weakref.WeakKeyDictionary[Any, dict[str, array]]" = weakref.WeakKeyDictionary()
+_IDS_MEMO: "weakref.WeakKeyDictionary[Any, _IdsMemo]" = weakref.WeakKeyDictionary()
 _IDS_MEMO_MAX = 4_000_000  # token ids kept per tokenizer (16 MB as int32), whatever the vocabulary or text length
-_IDS_MEMO_SIZE: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class _IdsMemo:
+    ids: dict[str, array]
+    held: int = 0  # token ids held across `ids`
 
 
 def text_ids(tokenizer, text: str) -> list[int]:
@@ -217,20 +222,17 @@ def text_ids(tokenizer, text: str) -> list[int]:
     (cleared when full), so a 150k-token vocabulary and long texts cost what short ones do; a tokenizer that cannot
     be a weak key is simply called."""
     try:
-        memo = _IDS_MEMO.get(tokenizer)
-        if memo is None:
-            memo = _IDS_MEMO[tokenizer] = {}
-            _IDS_MEMO_SIZE[tokenizer] = 0
+        memo = _IDS_MEMO.get(tokenizer) or _IDS_MEMO.setdefault(tokenizer, _IdsMemo({}))
     except TypeError:  # not weak-referenceable (a raw tokenizers.Tokenizer wrapper, ...)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    ids = memo.get(text)
+    ids = memo.ids.get(text)
     if ids is None:
         ids = array("i", tokenizer(text, add_special_tokens=False)["input_ids"])
-        if _IDS_MEMO_SIZE[tokenizer] + len(ids) > _IDS_MEMO_MAX:
-            memo.clear()
-            _IDS_MEMO_SIZE[tokenizer] = 0
-        memo[text] = ids
-        _IDS_MEMO_SIZE[tokenizer] += len(ids)
+        if memo.held + len(ids) > _IDS_MEMO_MAX:
+            memo.ids.clear()
+            memo.held = 0
+        memo.ids[text] = ids
+        memo.held += len(ids)
     return ids.tolist()
 
 

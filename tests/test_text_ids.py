@@ -27,4 +27,4 @@ def test_the_memo_is_bounded_by_the_ids_it_holds(monkeypatch):
     monkeypatch.setattr(modeling, "_IDS_MEMO_MAX", 12)
     for text in PROMPTS * 3:
         assert modeling.text_ids(tok, text) == tok(text, add_special_tokens=False)["input_ids"]
-        assert modeling._IDS_MEMO_SIZE[tok] <= 12
+        assert modeling._IDS_MEMO[tok].held <= 12
