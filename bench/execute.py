@@ -54,12 +54,18 @@ def failure_hint(exc: BaseException) -> str:
     return ""
 
 
+def run_device(cls, stages):
+    """The device a run trains on: the stages' pick for a torch run, "cpu" for a torch-free one (asking the stages
+    would import torch and transformers, ~5 s of a run that computes nothing with them)."""
+    return stages.device if stages is not None and cls.needs_torch else "cpu"
+
+
 def write_config(spec: RunSpec, path: Path, stages) -> None:
     """config.json: the resolved spec, its hash and provenance (git commit, packages, device)."""
     from bench.provenance import provenance
 
     cls = get_algorithm(spec.algorithm)
-    device = stages.device if stages is not None else "cpu"
+    device = run_device(cls, stages)
     path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path / "config.json", {
         "run_id": spec.run_id, "config_hash": spec.config_hash, "suite": spec.suite, "label": spec.label,
@@ -152,7 +158,7 @@ def execute_run(spec: RunSpec, results_dir: Path, stages, progress=None) -> tupl
 
     path = run_dir(results_dir, spec.run_id)
     cls = get_algorithm(spec.algorithm)
-    device = stages.device if stages is not None else "cpu"
+    device = run_device(cls, stages)
     if not dist.is_main():
         error = _follow_run(spec, path, stages, progress)
         return ("finished", "") if error is None else ("failed", error)

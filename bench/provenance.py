@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,15 +41,12 @@ def package_versions() -> dict[str, str | None]:
 def device_info(device: object = None) -> dict[str, object]:
     info: dict[str, object] = {"device": str(device) if device is not None else "cpu", "platform": platform.platform(),
                                "python": platform.python_version(), "machine": platform.machine()}
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # a process that computes with torch has imported it; a torch-free run has not,
+    if torch is not None:             # and importing it only to record its thread count would cost ~3 s
         info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["cuda_device"] = torch.cuda.get_device_name(0)
             info["cuda_count"] = torch.cuda.device_count()
-    except ImportError:
-        pass
     return info
 
 
