@@ -83,7 +83,7 @@ class Algorithm:
     trains: ClassVar[bool] = True            # False: training-free reference (sft, best_of_n)
     uses_reference: ClassVar[bool] = True    # needs π_ref during training (DPO family, PPO, Online DPO)
     uses_reward_model: ClassVar[bool] = False  # needs the shared Bradley–Terry reward model (PPO, Online DPO)
-    needs_torch: ClassVar[bool] = True
+    needs_torch: ClassVar[bool] = True       # False: trains on the string device "cpu", no world, no CUDA peak
     supports_peft: ClassVar[bool] = False    # trains a LoRA adapter when the suite sets [train] peft
     trl_config: ClassVar[str] = ""           # "module:Class" of the TRL config its trainer takes: the fields a
                                              # suite may pass through in [algorithms.<label>.trl] (trl_passthrough)
