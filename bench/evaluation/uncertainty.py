@@ -105,6 +105,7 @@ class Uncertainty:
     settings: dict[str, list[str]]
     alpha: float = 0.05
     _tables: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _unit_arrays: dict[tuple[str, str], Any] = field(default_factory=dict)  # (run, metric) -> `_units`, read once
 
     def _table(self, run_id: str, file: str):
         key = (run_id, file)
@@ -120,7 +121,18 @@ class Uncertainty:
         return self._tables[key]
 
     def _units(self, run_id: str, metric: str) -> np.ndarray | None:
-        """[units, draws] of a run for a metric, or [1, 1] from its scalar, or None."""
+        """[units, draws] of a run for a metric, or [1, 1] from its scalar, or None. Read once per (run, metric)
+        and kept read-only: a report asks for the same run's units hundreds of times (pandas column selection was
+        ~1 s of `bench report` on the default suite)."""
+        key = (run_id, metric)
+        if key not in self._unit_arrays:
+            x = self._read_units(run_id, metric)
+            if x is not None:
+                x.flags.writeable = False
+            self._unit_arrays[key] = x
+        return self._unit_arrays[key]
+
+    def _read_units(self, run_id: str, metric: str) -> np.ndarray | None:
         run = self.runs[run_id]
         if metric in UNITS:
             file, col, _ = UNITS[metric]
@@ -159,7 +171,7 @@ class Uncertainty:
 
     def subset(self, settings: dict[str, list[str]]) -> Uncertainty:
         """The same runs (and already-read per-unit files) grouped into other settings, e.g. a subset of seeds."""
-        return Uncertainty(self.runs, settings, alpha=self.alpha, _tables=self._tables)
+        return Uncertainty(self.runs, settings, alpha=self.alpha, _tables=self._tables, _unit_arrays=self._unit_arrays)
 
     def interval(self, setting: str, metric: str) -> Interval:
         by_seed, _ = self._matrix(self._finished(setting), metric)
