@@ -193,12 +193,10 @@ def cmd_run(args) -> int:
         except ValueError:
             raise UserError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
     only = _split(args.only) or None
+    from bench.machine import check_device
     from bench.suite import unset_learning_rates
 
-    if args.device not in (None, "", "auto"):  # bench.modeling imports torch and transformers (~5 s): only to refuse
-        from bench.modeling import check_device  # a device this machine cannot give
-
-        check_device(args.device)
+    check_device(args.device)
     unset = unset_learning_rates(suite)
     if unset:
         from bench.io import warn

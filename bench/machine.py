@@ -35,6 +35,36 @@ def cuda_devices() -> list[str]:
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
 
 
+def check_device(preference: str) -> None:
+    """Refuse, before anything trains, a device this machine cannot give (one line, exit 2 through UserError):
+    `cuda` on a CPU-only torch, `cuda:K` past the last GPU, `mps` without Metal, or a name torch cannot parse.
+    Without this check every run fails alike and the suite ends with the runs-failed exit. Here, not in
+    bench.modeling, so that `bench run` with the default `auto` imports no torch."""
+    if preference in (None, "", "auto"):  # nothing to refuse: and no torch import (~3 s) for a torch-free suite
+        return
+    import torch
+
+    from bench.errors import UserError
+
+    try:
+        device = torch.device(preference)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"--device {preference!r}: not a device name; use auto, cpu, cuda or cuda:K") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            cuda = torch.version.cuda
+            build = "a CPU-only build of torch" if cuda is None else f"torch built for CUDA {cuda}"
+            raise UserError(f"--device {preference}: no CUDA device here ({build}, torch {torch.__version__}); "
+                            "use --device cpu (or auto), or install a CUDA build of torch (docs/gpu.md)")
+        if device.index is not None and device.index >= count:
+            raise UserError(f"--device {preference}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError(f"--device {preference}: Metal (mps) is not available here; use --device cpu or auto")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {preference}: daa-bench runs on cpu, cuda or mps, not {device.type}")
+
+
 def measure_matmul_peak(device: str = "cpu", threads: int | None = None, seconds: float = 1.0, n: int = 1024) -> float:
     """FLOP/s of fp32 n×n matmuls on `device` with `threads` intra-op threads (torch's current count if None)."""
     import torch

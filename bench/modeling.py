@@ -57,33 +57,6 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
-def check_device(preference: str) -> None:
-    """Refuse, before anything trains, a device this machine cannot give (one line, exit 2 through UserError):
-    `cuda` on a CPU-only torch, `cuda:K` past the last GPU, `mps` without Metal, or a name torch cannot parse.
-    Without this check every run fails alike and the suite ends with the runs-failed exit."""
-    from bench.errors import UserError
-
-    if preference in (None, "", "auto"):
-        return
-    try:
-        device = torch.device(preference)
-    except (RuntimeError, TypeError, ValueError):
-        raise UserError(f"--device {preference!r}: not a device name; use auto, cpu, cuda or cuda:K") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            cuda = torch.version.cuda
-            build = "a CPU-only build of torch" if cuda is None else f"torch built for CUDA {cuda}"
-            raise UserError(f"--device {preference}: no CUDA device here ({build}, torch {torch.__version__}); "
-                            "use --device cpu (or auto), or install a CUDA build of torch (docs/gpu.md)")
-        if device.index is not None and device.index >= count:
-            raise UserError(f"--device {preference}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
-    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UserError(f"--device {preference}: Metal (mps) is not available here; use --device cpu or auto")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise UserError(f"--device {preference}: daa-bench runs on cpu, cuda or mps, not {device.type}")
-
-
 def load_causal_lm(path: Any, device: torch.device | str = "cpu", dtype: torch.dtype | None = None):
     """Float32 weights by default: transformers 5 otherwise loads a checkpoint in its saved dtype (bf16 for most
     Hub models), and bf16 master weights barely move at DPO's 5e-7-class learning rates. TRL's `bf16 = true`
