@@ -41,18 +41,11 @@ import numpy as np
 from scipy import stats
 
 from bench.evaluation.moderated import fit_prior
+from coverage import failure_aware_study, subsets  # benchmarks/coverage.py (this script's folder leads sys.path)
 
 METRICS = ("win_rate", "gold_reward", "kl")
 SIZES = (3, 5, 7)
 THRESHOLDS = (0.80, 0.85, 0.88, 0.90)
-MAX_SUBSETS = 2000
-
-
-def subsets(n_total: int, n: int, rng) -> list[tuple[int, ...]]:
-    every = list(itertools.combinations(range(n_total), n))
-    if len(every) <= MAX_SUBSETS:
-        return every
-    return [every[i] for i in sorted(rng.choice(len(every), MAX_SUBSETS, replace=False))]
 
 
 def seed_matrix(report: dict, metric: str) -> tuple[list[str], list, np.ndarray]:
@@ -90,22 +83,13 @@ def plain_and_moderated(rows: dict[str, np.ndarray], n: int, rng) -> dict[str, d
     return {k: {name: round(float(np.mean(h[name])), 4) for name in h} for k, h in hits.items()}
 
 
-def threshold_coverage(values: np.ndarray, keep: np.ndarray, n: int, rng) -> float:
-    """The failure-aware reading's coverage as benchmarks/coverage.py scores it: n seeds drawn from all N, the m that
-    pass the floor kept (m >= 2), the plain interval over them, shrunk by sqrt(1 − m/K) (K: the N seeds that pass),
-    against the mean of those K."""
-    n_total, n_kept = len(values), int(keep.sum())
-    truth = float(values[keep].mean()) if n_kept else math.nan
-    hits = []
-    for sub in subsets(n_total, n, rng):
-        kept = [i for i in sub if keep[i]]
-        m = len(kept)
-        if m < 2 or m >= n_kept:
-            continue
-        x = values[kept]
-        hw = float(stats.t.ppf(0.975, m - 1)) * math.sqrt(1 - m / n_kept) * float(x.std(ddof=1)) / math.sqrt(m)
-        hits.append(abs(float(x.mean()) - truth) <= hw)
-    return round(float(np.mean(hits)), 4) if hits else None
+def threshold_coverage(values: np.ndarray, keep: np.ndarray, seed: int) -> dict[str, float | None]:
+    """n3 / n5 coverage of the failure-aware reading with this floor (`keep`: the seeds above it), scored by
+    coverage.py's own `failure_aware_study` on the seed values (one unit each: the seed-path interval)."""
+    matrices = {(i,): np.array([[v]]) for i, v in enumerate(values)}
+    study = failure_aware_study(matrices, {(i,): not k for i, k in enumerate(keep)}, np.random.default_rng(seed))
+    cells = {f"n{n}": study[f"n{n}"]["stayed_coverage"] for n in (3, 5)}
+    return {k: round(c, 4) if math.isfinite(c) else None for k, c in cells.items()}
 
 
 def shape(values: np.ndarray) -> dict:
@@ -137,9 +121,7 @@ def main() -> None:
         for a, v in zip(algorithms, values):
             g = np.array([grammatical[a][str(i)] for i in ids])
             block["shape"][a] = shape(v)
-            block["threshold"][a] = {f"{t:.2f}": {"set_aside": int((g < t).sum()),
-                                                   **{f"n{n}": threshold_coverage(v, g >= t, n, np.random.default_rng(n))
-                                                      for n in (3, 5)}}
+            block["threshold"][a] = {f"{t:.2f}": {"set_aside": int((g < t).sum()), **threshold_coverage(v, g >= t, 5)}
                                      for t in THRESHOLDS}
         cells = [c for key in ("settings", "differences") for by in block[key].values()
                  for n, c in by.items() if n in ("n3", "n5")]
