@@ -1,7 +1,9 @@
 """Equal compute: a meter that counts every model pass an algorithm makes, and the callback that stops training.
 
 Accounting (Kaplan et al. 2020, "Scaling Laws", Sec. 2.1): a forward pass costs 2·N·tokens FLOPs and a
-backward pass 4·N·tokens, with N the model's parameter count and tokens the non-padding tokens processed. The
+backward pass 4·N·tokens, with N the model's parameter count and tokens the non-padding tokens processed (in
+generation, the positions of rows still live: a row is charged up to and including the end token it feeds, whichever
+sampler runs it; `LiveRows`). The
 meter hooks the forward of every model a run uses — policy, reference, reward model, value model — so
 generation (one token at a time with a KV cache), reference passes, reward scoring and value passes are all
 counted, each under its component name. A forward made with gradients enabled on a model with trainable
@@ -72,6 +74,52 @@ def count_tokens(args: tuple, kwargs: dict) -> int:
     if mask is not None and mask.dim() == 2:
         return int(mask[:, -shape[1]:].sum())
     return shape[0] * shape[1]
+
+
+def end_token_ids(model) -> frozenset:
+    """The ids that end a sample for `model`: its generation config's and its config's `eos_token_id` (an int or a
+    list). What `transformers`' `generate` stops a row at, so what `LiveRows` reads as a row's end."""
+    ids = set()
+    for config in (getattr(model, "generation_config", None), getattr(model, "config", None)):
+        value = getattr(config, "eos_token_id", None) if config is not None else None
+        for t in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(t, int):
+                ids.add(t)
+    return frozenset(ids)
+
+
+class LiveRows:
+    """Tokens of one forward under the meter's one convention: a position is charged while its row is live.
+
+    A decode step of cached generation (one new position per row, the mask longer than the input) charges each row
+    whose mask says the position is real *and* that has not yet fed an end token: a row feeds its end token once
+    (that position is computed, as any other) and is over after it. Our sampler (`bench.modeling.sample`) already
+    writes 0 into the mask of an ended row, so it is charged exactly as before; `transformers`' `generate` (TRL's
+    Online DPO, RLOO, GRPO) keeps 1 there and feeds the pad token to ended rows until the longest row ends: those
+    positions were charged until 2026-12 (~10% of Online DPO's post-reward-model budget), now they are not, so
+    every sampler is charged for the same positions. Any other forward (training, scoring, a prompt's first pass:
+    mask as wide as the input) is charged by `count_tokens` and starts a new generation."""
+
+    def __init__(self, ends: frozenset):
+        self.ends = ends
+        self.ended = None  # bool per row of the generation in progress
+
+    def tokens(self, args: tuple, kwargs: dict) -> int:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        mask = kwargs.get("attention_mask")
+        decoding = (ids is not None and ids.dim() == 2 and ids.shape[1] == 1 and mask is not None
+                    and mask.dim() == 2 and mask.shape[1] > 1 and mask.shape[0] == ids.shape[0])
+        if not decoding:
+            self.ended = None
+            return count_tokens(args, kwargs)
+        import torch
+
+        if self.ended is None or self.ended.shape[0] != ids.shape[0] or self.ended.device != ids.device:
+            self.ended = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+        live = mask[:, -1].bool() & ~self.ended
+        if self.ends:
+            self.ended = self.ended | torch.isin(ids[:, 0], torch.tensor(sorted(self.ends), device=ids.device))
+        return int(live.sum())
 
 
 LOSS_EXPLOSION_FACTOR = 1000.0
@@ -172,13 +220,15 @@ class ComputeMeter:
         own = sum(p.numel() for p in model.parameters())
         if n_params is None:
             n_params = own
+        rows = LiveRows(end_token_ids(model))
 
         def hook(module, args, kwargs):
             if self.paused_depth:
+                rows.ended = None
                 return
             import torch
 
-            tokens = count_tokens(args, kwargs)
+            tokens = rows.tokens(args, kwargs)
             params = list(module.parameters())
             total = sum(p.numel() for p in params)
             n = n_params + max(total - own, 0)  # + adapters injected since attach (LoRA)
