@@ -76,15 +76,21 @@ def count_tokens(args: tuple, kwargs: dict) -> int:
     return shape[0] * shape[1]
 
 
-def end_token_ids(model) -> frozenset:
-    """The ids that end a sample for `model`: its generation config's and its config's `eos_token_id` (an int or a
-    list). What `transformers`' `generate` stops a row at, so what `LiveRows` reads as a row's end."""
+def end_token_ids(model, tokenizer=None) -> frozenset:
+    """The ids a row of `model` ends at: the tokenizer's end token and every `eos_token_id` of the model's generation
+    config (or of its config, where it has no generation config). What both samplers stop at: ours
+    (`bench.modeling.end_tokens`) and TRL's Online DPO, RLOO and GRPO, which hand `generate` the tokenizer's end
+    token plus the generation config's. `config.eos_token_id` beside a generation config is not read: `generate`
+    ignores it, so a row would be taken as ended while it is still sampled."""
     ids = set()
-    for config in (getattr(model, "generation_config", None), getattr(model, "config", None)):
-        value = getattr(config, "eos_token_id", None) if config is not None else None
-        for t in (value if isinstance(value, (list, tuple)) else [value]):
-            if isinstance(t, int):
-                ids.add(t)
+    source = getattr(model, "generation_config", None) or getattr(model, "config", None)
+    value = getattr(source, "eos_token_id", None) if source is not None else None
+    for t in (value if isinstance(value, (list, tuple)) else [value]):
+        if isinstance(t, int):
+            ids.add(t)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
     return frozenset(ids)
 
 
@@ -103,6 +109,7 @@ class LiveRows:
     def __init__(self, ends: frozenset):
         self.ends = ends
         self.ended = None  # bool per row of the generation in progress
+        self._ends_t = None
 
     def tokens(self, args: tuple, kwargs: dict) -> int:
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -118,7 +125,9 @@ class LiveRows:
             self.ended = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         live = mask[:, -1].bool() & ~self.ended
         if self.ends:
-            self.ended = self.ended | torch.isin(ids[:, 0], torch.tensor(sorted(self.ends), device=ids.device))
+            if self._ends_t is None or self._ends_t.device != ids.device:
+                self._ends_t = torch.tensor(sorted(self.ends), device=ids.device)
+            self.ended = self.ended | torch.isin(ids[:, 0], self._ends_t)
         return int(live.sum())
 
 
@@ -212,15 +221,16 @@ class ComputeMeter:
     guard: DivergenceGuard = field(default_factory=DivergenceGuard)
 
     # -- counting
-    def attach(self, model, component: str, n_params: int | None = None) -> None:
+    def attach(self, model, component: str, n_params: int | None = None, ends: frozenset | None = None) -> None:
         """Count every forward of `model` (and its backward when gradients flow) under `component`.
 
         `n_params` defaults to the module's own parameter count (pass the whole model's when hooking a backbone).
+        `ends`: the ids a generated row ends at (`end_token_ids(model, tokenizer)`; default: the model's own).
         """
         own = sum(p.numel() for p in model.parameters())
         if n_params is None:
             n_params = own
-        rows = LiveRows(end_token_ids(model))
+        rows = LiveRows(frozenset(ends) if ends is not None else end_token_ids(model))
 
         def hook(module, args, kwargs):
             if self.paused_depth:

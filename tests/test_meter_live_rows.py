@@ -42,37 +42,53 @@ def test_live_rows_charges_our_sampler_as_its_mask_does():
     assert [rows.tokens(*s) for s in seq] == [count_tokens(*s) for s in seq] == [5, 2, 1, 1]
 
 
-def test_end_token_ids_reads_both_configs():
+class _Tok:
+    eos_token_id = 5
+
+
+def test_end_token_ids_are_what_the_samplers_stop_at():
+    """The tokenizer's end token and the generation config's (what TRL hands `generate`, and what
+    bench.modeling.end_tokens stops at); never the model config's, which `generate` ignores beside a generation
+    config."""
     from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
 
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=20, n_positions=16,
-                                       eos_token_id=EOS, pad_token_id=PAD))
+                                       eos_token_id=3, pad_token_id=PAD))
     model.generation_config = GenerationConfig(eos_token_id=[EOS, 7], pad_token_id=PAD)
     assert end_token_ids(model) == {EOS, 7}
+    assert end_token_ids(model, _Tok()) == {EOS, 7, 5}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_generate_is_charged_only_for_live_positions(seed):
+@pytest.mark.parametrize("mismatch", [False, True])
+def test_generate_is_charged_only_for_live_positions(seed, mismatch):
     """The meter on a real `generate`: prompt tokens + each row's generated tokens it fed before and including its
     end token (the last sampled column is never fed), never the pad tokens fed to rows that ended."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
+    from bench.algorithms import trl_common
+
+    # mismatch: the model's config names another end token (3) than the generation config and the tokenizer (2, 5),
+    # as a checkpoint whose tokenizer's end token was switched may; TRL stops `generate` at the latter two
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=8, n_positions=64,
-                                       bos_token_id=1, eos_token_id=EOS, pad_token_id=PAD)).eval()
-    with torch.no_grad():  # make the end token likely, so rows end at different steps
-        model.lm_head.weight[EOS] += 1.5 * model.lm_head.weight.mean(0) + 0.3
+                                       bos_token_id=1, eos_token_id=3 if mismatch else EOS, pad_token_id=PAD)).eval()
+    model.generation_config.eos_token_id = EOS
+    ends = [EOS, 5] if mismatch else [EOS]
+    with torch.no_grad():  # make the end tokens likely, so rows end at different steps
+        for t in ends:
+            model.lm_head.weight[t] += 1.5 * model.lm_head.weight.mean(0) + 0.3
     meter = ComputeMeter()
-    meter.attach(model, "policy")
+    trl_common.attach(meter, model, "policy", tokenizer=_Tok() if mismatch else None)
     prompts = torch.tensor([[PAD, PAD, 5, 6], [PAD, 7, 3, 4], [3, 4, 5, 6], [PAD, PAD, PAD, 7], [5, 5, 6, 6],
                             [PAD, 3, 3, 3]])
     mask = (prompts != PAD).long()
     with torch.no_grad():
         out = model.generate(input_ids=prompts, attention_mask=mask, max_new_tokens=12, do_sample=True,
-                             eos_token_id=EOS, pad_token_id=PAD, temperature=1.0)
+                             eos_token_id=ends, pad_token_id=PAD, temperature=1.0)
     gen = out[:, prompts.shape[1]:].tolist()
     width = len(gen[0])
-    lengths = [row.index(EOS) + 1 if EOS in row else width for row in gen]
+    lengths = [next((i + 1 for i, t in enumerate(row) if t in ends), width) for row in gen]
     assert min(lengths) < max(lengths), "the rows should end at different steps for this test to say anything"
     n = sum(p.numel() for p in model.parameters())
     fed = int(mask.sum()) + sum(min(length, width - 1) for length in lengths)

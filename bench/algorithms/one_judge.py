@@ -230,7 +230,7 @@ class AnnotatorOnlineDPO(OnlineDPO):
         tc.quiet(trainer)
         for model in (policy, ref):
             add_position_ids(model)
-        tc.attach(ctx.meter, policy, "policy")
+        tc.attach(ctx.meter, policy, "policy", tokenizer=tok)
         tc.attach(ctx.meter, ref, "reference")
         trainer.train()
         steps = trainer.state.global_step

@@ -179,7 +179,7 @@ def train_judged(ctx, trainer, j: Judged, budget_cb, epoch_steps: float, saved=N
     policy, reward, tok = j.policy, j.reward, j.tok
     tc.quiet(trainer)
     add_position_ids(policy)
-    tc.attach(ctx.meter, policy, "policy")
+    tc.attach(ctx.meter, policy, "policy", tokenizer=tok)
     ref = getattr(trainer, "ref_model", None)
     if ref is not None:
         add_position_ids(ref)

@@ -130,7 +130,7 @@ class PPO(Algorithm):
         for model in (policy, ref, reward, critic.model):
             if model is not None:
                 disable_dropout(model)
-        tc.attach(ctx.meter, policy, "policy")
+        tc.attach(ctx.meter, policy, "policy", tokenizer=tok)
         if ref is not None:
             tc.attach(ctx.meter, ref, "reference")
         tc.attach(ctx.meter, reward, "reward_model")

@@ -129,7 +129,7 @@ def policy_step_factor(ctx, *, reference: bool) -> int:
     return 2 + backward + (2 if reference else 0)
 
 
-def attach(meter, model, component: str) -> None:
+def attach(meter, model, component: str, tokenizer=None) -> None:
     """Count a model's forwards. Sequence-classification models are called through their backbone by PPO's
     reward/value code, so the hook goes on the backbone when there is one.
 
@@ -137,8 +137,11 @@ def attach(meter, model, component: str) -> None:
     projection, so its embedding tables (token, position) are lookups and leave N; a causal LM keeps them in N (its
     token embedding is usually tied to the output projection, run on every position). Counting the lookups put the
     meter 6.6% above torch's FlopCounterMode over one PPO update of the default world (value and reward passes are
-    half of it); without them it is within 5% (tests/test_ppo.py)."""
+    half of it); without them it is within 5% (tests/test_ppo.py). `tokenizer`: for a policy that generates, so the
+    meter knows every id a row ends at (bench.budget.end_token_ids)."""
     import torch
+
+    from bench.budget import end_token_ids
 
     prefix = getattr(model, "base_model_prefix", "")
     backbone = getattr(model, prefix, None) if prefix and not hasattr(model, "generate") else None
@@ -146,7 +149,7 @@ def attach(meter, model, component: str) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     if backbone is not None:
         n_params -= sum(m.weight.numel() for m in backbone.modules() if isinstance(m, torch.nn.Embedding))
-    meter.attach(target, component, n_params=n_params)
+    meter.attach(target, component, n_params=n_params, ends=end_token_ids(model, tokenizer))
 
 
 def pair_tokens(dataset, tokenizer, limit: int = 512) -> float:
