@@ -76,24 +76,6 @@ def count_tokens(args: tuple, kwargs: dict) -> int:
     return shape[0] * shape[1]
 
 
-def end_token_ids(model, tokenizer=None) -> frozenset:
-    """The ids a row of `model` ends at: the tokenizer's end token and every `eos_token_id` of the model's generation
-    config (or of its config, where it has no generation config). What both samplers stop at: ours
-    (`bench.modeling.end_tokens`) and TRL's Online DPO, RLOO and GRPO, which hand `generate` the tokenizer's end
-    token plus the generation config's. `config.eos_token_id` beside a generation config is not read: `generate`
-    ignores it, so a row would be taken as ended while it is still sampled."""
-    ids = set()
-    source = getattr(model, "generation_config", None) or getattr(model, "config", None)
-    value = getattr(source, "eos_token_id", None) if source is not None else None
-    for t in (value if isinstance(value, (list, tuple)) else [value]):
-        if isinstance(t, int):
-            ids.add(t)
-    eos = getattr(tokenizer, "eos_token_id", None)
-    if isinstance(eos, int):
-        ids.add(eos)
-    return frozenset(ids)
-
-
 class LiveRows:
     """Tokens of one forward under the meter's one convention: a position is charged while its row is live.
 
@@ -225,12 +207,17 @@ class ComputeMeter:
         """Count every forward of `model` (and its backward when gradients flow) under `component`.
 
         `n_params` defaults to the module's own parameter count (pass the whole model's when hooking a backbone).
-        `ends`: the ids a generated row ends at (`end_token_ids(model, tokenizer)`; default: the model's own).
+        `ends`: the ids a generated row ends at (`bench.modeling.end_tokens(model, tokenizer)`; default: the model's
+        generation config's).
         """
         own = sum(p.numel() for p in model.parameters())
         if n_params is None:
             n_params = own
-        rows = LiveRows(frozenset(ends) if ends is not None else end_token_ids(model))
+        if ends is None:
+            from bench.modeling import end_tokens  # a metered model's process has torch and transformers already
+
+            ends = end_tokens(model)
+        rows = LiveRows(frozenset(ends))
 
         def hook(module, args, kwargs):
             if self.paused_depth:

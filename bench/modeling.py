@@ -156,10 +156,12 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempera
     return Samples(list(prompts), out_text, out_ids, ended)
 
 
-def end_tokens(model, tokenizer) -> set[int]:
+def end_tokens(model, tokenizer=None) -> set[int]:
     """The ids that end a sample: the tokenizer's end token and every end token of the model's generation config
-    (Qwen2.5-Instruct stops at <|im_end|> and <|endoftext|>, its pad token), never the pad token otherwise."""
-    ends = {tokenizer.eos_token_id}
+    (Qwen2.5-Instruct stops at <|im_end|> and <|endoftext|>, its pad token), never the pad token otherwise. TRL's
+    Online DPO, RLOO and GRPO hand `generate` the same set, so the FLOP meter reads a row's end from it
+    (bench.budget.LiveRows); without a tokenizer, the generation config's alone."""
+    ends = {getattr(tokenizer, "eos_token_id", None)}
     config = getattr(model, "generation_config", None)
     extra = getattr(config, "eos_token_id", None) if config is not None else None
     for t in (extra if isinstance(extra, (list, tuple)) else [extra]):

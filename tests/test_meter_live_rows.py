@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.budget import ComputeMeter, LiveRows, count_tokens, end_token_ids
+from bench.budget import ComputeMeter, LiveRows, count_tokens
+from bench.modeling import end_tokens
 
 PAD, EOS = 0, 2
 
@@ -46,7 +47,7 @@ class _Tok:
     eos_token_id = 5
 
 
-def test_end_token_ids_are_what_the_samplers_stop_at():
+def test_end_tokens_are_what_the_samplers_stop_at():
     """The tokenizer's end token and the generation config's (what TRL hands `generate`, and what
     bench.modeling.end_tokens stops at); never the model config's, which `generate` ignores beside a generation
     config."""
@@ -55,8 +56,8 @@ def test_end_token_ids_are_what_the_samplers_stop_at():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=20, n_positions=16,
                                        eos_token_id=3, pad_token_id=PAD))
     model.generation_config = GenerationConfig(eos_token_id=[EOS, 7], pad_token_id=PAD)
-    assert end_token_ids(model) == {EOS, 7}
-    assert end_token_ids(model, _Tok()) == {EOS, 7, 5}
+    assert end_tokens(model) == {EOS, 7}
+    assert end_tokens(model, _Tok()) == {EOS, 7, 5}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -138,10 +138,10 @@ def attach(meter, model, component: str, tokenizer=None) -> None:
     token embedding is usually tied to the output projection, run on every position). Counting the lookups put the
     meter 6.6% above torch's FlopCounterMode over one PPO update of the default world (value and reward passes are
     half of it); without them it is within 5% (tests/test_ppo.py). `tokenizer`: for a policy that generates, so the
-    meter knows every id a row ends at (bench.budget.end_token_ids)."""
+    meter knows every id a row ends at (bench.modeling.end_tokens)."""
     import torch
 
-    from bench.budget import end_token_ids
+    from bench.modeling import end_tokens
 
     prefix = getattr(model, "base_model_prefix", "")
     backbone = getattr(model, prefix, None) if prefix and not hasattr(model, "generate") else None
@@ -149,7 +149,7 @@ def attach(meter, model, component: str, tokenizer=None) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     if backbone is not None:
         n_params -= sum(m.weight.numel() for m in backbone.modules() if isinstance(m, torch.nn.Embedding))
-    meter.attach(target, component, n_params=n_params, ends=end_token_ids(model, tokenizer))
+    meter.attach(target, component, n_params=n_params, ends=end_tokens(model, tokenizer))
 
 
 def pair_tokens(dataset, tokenizer, limit: int = 512) -> float:
